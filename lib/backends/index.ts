@@ -1,0 +1,55 @@
+/** The backend registry: `auto` picks the first available of the preference order for the device. */
+import type { ClipArchitecture } from '../architecture.js';
+import { ClipError } from '../errors.js';
+import type { TensorManifest } from '../manifest.js';
+import { nativeBackend } from './native.js';
+import type { Backend, BackendLoadOptions, BackendModel, BackendName, Device } from './types.js';
+
+const registry = new Map<BackendName, Backend>([[nativeBackend.name, nativeBackend]]);
+
+export const BACKEND_NAMES: readonly BackendName[] = ['native', 'wasm', 'torch'];
+
+/** Adds or replaces a backend (used by optional builds and by tests). */
+export function registerBackend(backend: Backend): void {
+  registry.set(backend.name, backend);
+}
+
+export function getBackend(name: BackendName): Backend | undefined {
+  return registry.get(name);
+}
+
+function preference(device: Device): BackendName[] {
+  return device === 'cuda' ? ['torch'] : ['native', 'torch', 'wasm'];
+}
+
+/** Loads with the named backend, or with `auto` tries each in order; one error says why each failed. */
+export async function loadWithBackend(
+  requested: BackendName | 'auto',
+  arch: ClipArchitecture,
+  manifest: TensorManifest,
+  options: BackendLoadOptions,
+): Promise<BackendModel> {
+  const candidates = requested === 'auto' ? preference(options.device) : [requested];
+  const failures: string[] = [];
+  for (const name of candidates) {
+    const backend = registry.get(name);
+    if (!backend) {
+      failures.push(`${name}: not part of this build`);
+      continue;
+    }
+    const status = backend.available();
+    if (!status.ok) {
+      failures.push(`${name}: ${status.reason}`);
+      continue;
+    }
+    if (requested !== 'auto') return backend.load(arch, manifest, options);
+    try {
+      return await backend.load(arch, manifest, options);
+    } catch (err) {
+      // A broken checkpoint fails the same way everywhere: report it rather than trying the next backend.
+      if (err instanceof ClipError && err.code !== 'E_BACKEND_UNAVAILABLE') throw err;
+      failures.push(`${name}: ${(err as Error).message}`);
+    }
+  }
+  throw new ClipError('E_BACKEND_UNAVAILABLE', `no backend could run on ${options.device}: ${failures.join('; ')}`);
+}

@@ -1,0 +1,61 @@
+/** Row-major [rows, dim] float32 matrices and the vector math CLIP needs. */
+import { ClipError } from './errors.js';
+
+export class Embeddings {
+  constructor(
+    readonly data: Float32Array,
+    readonly rows: number,
+    readonly dim: number,
+  ) {
+    if (data.length !== rows * dim) throw new ClipError('E_INVALID_ARGUMENT', `embedding data has ${data.length} values, expected ${rows} x ${dim}`);
+  }
+
+  row(i: number): Float32Array {
+    if (!Number.isInteger(i) || i < 0 || i >= this.rows) throw new ClipError('E_INVALID_ARGUMENT', `row ${i} out of range 0..${this.rows - 1}`);
+    return this.data.subarray(i * this.dim, (i + 1) * this.dim);
+  }
+
+  toArray(): number[][] {
+    return Array.from({ length: this.rows }, (_, i) => Array.from(this.row(i)));
+  }
+
+  /** A copy with every row scaled to unit L2 norm (a zero row stays zero). */
+  normalized(): Embeddings {
+    const out = new Float32Array(this.data);
+    for (let r = 0; r < this.rows; r++) normalizeInPlace(out.subarray(r * this.dim, (r + 1) * this.dim));
+    return new Embeddings(out, this.rows, this.dim);
+  }
+}
+
+export function normalizeInPlace(v: Float32Array): Float32Array {
+  let sum = 0;
+  for (let i = 0; i < v.length; i++) sum += v[i] * v[i];
+  const scale = sum > 0 ? 1 / Math.sqrt(sum) : 0;
+  for (let i = 0; i < v.length; i++) v[i] *= scale;
+  return v;
+}
+
+/** a [n, d] . b [m, d]^T -> [n, m] */
+export function matmulTransposed(a: Embeddings, b: Embeddings): Float32Array {
+  if (a.dim !== b.dim) throw new ClipError('E_INVALID_ARGUMENT', `dimension mismatch: ${a.dim} vs ${b.dim}`);
+  const out = new Float32Array(a.rows * b.rows);
+  for (let i = 0; i < a.rows; i++) {
+    const x = a.row(i);
+    for (let j = 0; j < b.rows; j++) {
+      const y = b.row(j);
+      let s = 0;
+      for (let k = 0; k < a.dim; k++) s += x[k] * y[k];
+      out[i * b.rows + j] = s;
+    }
+  }
+  return out;
+}
+
+export function softmaxInPlace(v: Float32Array): Float32Array {
+  let max = -Infinity;
+  for (const x of v) max = Math.max(max, x);
+  let sum = 0;
+  for (let i = 0; i < v.length; i++) sum += v[i] = Math.exp(v[i] - max);
+  for (let i = 0; i < v.length; i++) v[i] /= sum;
+  return v;
+}

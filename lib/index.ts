@@ -1,0 +1,10 @@
+export { Clip, DEFAULT_TEMPLATES, type ClipLoadOptions, type EmbedOptions, type ImageInput, type LabelScore, type PixelTensor, type ZeroShotClassifier } from './clip.js';
+export { Embeddings } from './embeddings.js';
+export { ClipError, isClipError, type ClipErrorCode } from './errors.js';
+export { type ClipArchitecture, parseModelConfig, expectedTensors, parameterCount } from './architecture.js';
+export { describeModel, resolveModelFiles, readModelConfig, type ModelPaths, type PreprocessConfig } from './model-dir.js';
+export { readManifest, readTensor } from './checkpoint/index.js';
+export type { TensorEntry, TensorManifest, TensorDType } from './manifest.js';
+export { ClipTokenizer } from './tokenizer/index.js';
+export { registerBackend, getBackend, BACKEND_NAMES } from './backends/index.js';
+export type { Backend, BackendModel, BackendName, Device, Precision, LoadProgress } from './backends/types.js';

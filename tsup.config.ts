@@ -1,0 +1,11 @@
+import { defineConfig } from 'tsup';
+
+export default defineConfig({
+  entry: { index: 'lib/index.ts', cli: 'lib/cli.ts' },
+  format: ['esm', 'cjs'],
+  dts: { entry: { index: 'lib/index.ts' } },
+  shims: true,
+  clean: true,
+  target: 'node20',
+  sourcemap: true,
+});
