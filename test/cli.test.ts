@@ -1,0 +1,59 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import test from 'tape';
+import { fixture, projectRoot } from './helpers/fixtures.js';
+
+const run = promisify(execFile);
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'lib', 'cli.ts'), ...args], { cwd: projectRoot });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+test('cli tokenize prints padded rows identical to the fixtures', async (t) => {
+  const { code, stdout } = await cli('tokenize', '--vocab', fixture('models', 'xxlarge-tiny'), '--json', 'a photo of a cat.', 'an astronaut');
+  t.equal(code, 0);
+  const { ids } = JSON.parse(stdout) as { ids: number[][] };
+  t.equal(ids.length, 2);
+  t.equal(ids[0].length, 77);
+  t.deepEqual(ids[0].slice(0, 7), [49406, 320, 1125, 539, 320, 2368, 269]);
+  t.equal(ids[0][7], 49407);
+  t.ok(ids[0].slice(8).every((x) => x === 0), 'padded with 0');
+  const short = JSON.parse((await cli('tokenize', '--vocab', fixture('vocab', 'bpe_simple_vocab_16e6.txt.gz'), '--context-length', '4', '--json', 'a photo of a cat.')).stdout);
+  t.deepEqual(short.ids, [[49406, 320, 1125, 49407]], 'truncated with the end token last');
+});
+
+test('cli info describes a fixture model', async (t) => {
+  const { code, stdout } = await cli('info', '--model', fixture('models', 'large-d-tiny'), '--json');
+  t.equal(code, 0);
+  const info = JSON.parse(stdout);
+  t.equal(info.architecture.vision.proj, 'mlp');
+  t.equal(info.architecture.vision.normEps, 1e-6);
+  t.ok(info.parameters > 0);
+  t.deepEqual(Object.keys(info.dtypes), ['F32']);
+  const text = await cli('info', '--model', fixture('models', 'xxlarge-tiny'));
+  t.match(text.stdout, /convnext_xxlarge depths \[2,2,6,2\]/);
+});
+
+test('cli errors: non-zero exit, message on stderr, help exits 0', async (t) => {
+  const missing = await cli('info', '--model', '/nonexistent');
+  t.notEqual(missing.code, 0);
+  t.match(missing.stderr, /does not exist.*\[E_NOT_FOUND\]/s);
+  const noVocab = await cli('tokenize', 'hello');
+  t.notEqual(noVocab.code, 0);
+  t.match(noVocab.stderr, /--vocab is required/);
+  const badOption = await cli('tokenize', '--context-length', 'x', 'hi');
+  t.notEqual(badOption.code, 0);
+  const help = await cli('--help');
+  t.equal(help.code, 0);
+  t.match(help.stdout, /tokenize/);
+  const sub = await cli('embed', '--help');
+  t.equal(sub.code, 0);
+  t.match(sub.stdout, /--precision/);
+});
