@@ -3,8 +3,8 @@
  * then the data. We validate the header fully (size bound, known dtypes, sizes that match shapes, offsets
  * inside the file, no overlaps) and return a manifest; tensor bytes are never read here.
  */
-import { open } from 'node:fs/promises';
 import { ClipError } from '../errors.js';
+import { openFile, readExact } from './io.js';
 import { DTYPE_BYTES, type TensorDType, type TensorEntry, type TensorManifest, contiguousStrides, numel } from '../manifest.js';
 
 /** A header larger than this is refused (the real XXLarge header is about 100 KB). */
@@ -15,26 +15,16 @@ function corrupt(file: string, why: string): ClipError {
 }
 
 export async function readSafetensorsManifest(file: string): Promise<TensorManifest> {
-  let handle;
+  const { handle, size } = await openFile(file);
   try {
-    handle = await open(file, 'r');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ClipError(code === 'ENOENT' ? 'E_NOT_FOUND' : 'E_IO', `cannot open ${file}: ${(err as Error).message}`, { subject: file, cause: err });
-  }
-  try {
-    const { size } = await handle.stat();
     if (size < 8) throw corrupt(file, `file is ${size} bytes, shorter than the 8-byte header length`);
-    const lengthBytes = Buffer.alloc(8);
-    await handle.read(lengthBytes, 0, 8, 0);
-    const headerLength = lengthBytes.readBigUInt64LE(0);
+    const headerLength = (await readExact(handle, file, 0, 8, 'header length')).readBigUInt64LE(0);
     if (headerLength < 2n || headerLength > BigInt(MAX_SAFETENSORS_HEADER)) {
       throw corrupt(file, `header length ${headerLength} is outside 2..${MAX_SAFETENSORS_HEADER}`);
     }
     const n = Number(headerLength);
     if (8 + n > size) throw corrupt(file, `header of ${n} bytes runs past the end of the ${size}-byte file (truncated?)`);
-    const headerBytes = Buffer.alloc(n);
-    await handle.read(headerBytes, 0, n, 8);
+    const headerBytes = await readExact(handle, file, 8, n, 'header');
     let header: unknown;
     try {
       header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
@@ -55,7 +45,7 @@ function parseHeader(file: string, header: unknown, dataStart: number, fileSize:
     if (name === '__metadata__') continue;
     if (typeof info !== 'object' || info === null) throw corrupt(file, `entry ${JSON.stringify(name)} is not an object`);
     const { dtype, shape, data_offsets: offsets } = info as Record<string, unknown>;
-    if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) throw corrupt(file, `tensor ${name} has unknown dtype ${JSON.stringify(dtype)}`);
+    if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype)) throw corrupt(file, `tensor ${name} has unknown dtype ${JSON.stringify(dtype)}`);
     if (!Array.isArray(shape) || shape.length > 8 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw corrupt(file, `tensor ${name} has an invalid shape ${JSON.stringify(shape)}`);
     }

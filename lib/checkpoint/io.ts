@@ -1,0 +1,87 @@
+/** Small file helpers shared by the checkpoint readers: typed open errors and exact positional reads. */
+import { open, type FileHandle } from 'node:fs/promises';
+import { ClipError } from '../errors.js';
+
+export function corrupt(file: string, why: string, cause?: unknown): ClipError {
+  return new ClipError('E_CHECKPOINT_CORRUPT', `${file}: ${why}`, { subject: file, cause });
+}
+
+/** Opens a regular file for reading; a missing file is E_NOT_FOUND, anything else E_IO. */
+export async function openFile(file: string): Promise<{ handle: FileHandle; size: number }> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ClipError(code === 'ENOENT' || code === 'ENOTDIR' ? 'E_NOT_FOUND' : 'E_IO', `cannot open ${file}: ${(err as Error).message}`, {
+      subject: file,
+      cause: err,
+    });
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw new ClipError('E_IO', `${file} is not a regular file`, { subject: file });
+    return { handle, size: st.size };
+  } catch (err) {
+    await handle.close();
+    throw err instanceof ClipError ? err : ioError(file, err);
+  }
+}
+
+export function ioError(file: string, err: unknown): ClipError {
+  return new ClipError('E_IO', `cannot read ${file}: ${(err as Error).message}`, { subject: file, cause: err });
+}
+
+/** Reads exactly `length` bytes at `position`; a short read (file ended) is E_CHECKPOINT_CORRUPT. */
+export async function readExact(handle: FileHandle, file: string, position: number, length: number, what: string): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let done = 0;
+  while (done < length) {
+    let n: number;
+    try {
+      ({ bytesRead: n } = await handle.read(buf, done, length - done, position + done));
+    } catch (err) {
+      throw ioError(file, err);
+    }
+    if (n === 0) throw corrupt(file, `${what} at byte ${position} runs past the end of the file (truncated?)`);
+    done += n;
+  }
+  return buf;
+}
+
+/** Runs `fn` over items with at most `limit` in flight, keeping order of results. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const i = next++;
+      try {
+        out[i] = await fn(items[i]);
+      } catch (err) {
+        failed = true; // stop the other workers from starting more reads
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+let crcTable: Uint32Array | undefined;
+
+/** CRC-32 (the zip polynomial). */
+export function crc32(data: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let c = 0xffffffff;
+  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
