@@ -1,0 +1,161 @@
+#include "convnext.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace cclip {
+
+namespace {
+
+LinearLayer load_linear(WeightLoader& loader, const std::string& weight_name, const std::string& bias_name, int n,
+                        int k, Precision precision) {
+  LinearLayer layer;
+  std::vector<float> w = loader.read(weight_name);
+  layer.weight = pack_weight(w.data(), n, k, precision);
+  if (!bias_name.empty()) layer.bias = loader.read(bias_name);
+  return layer;
+}
+
+// Hidden-activation rows per MLP chunk: bounds the [rows, 4C] scratch to about 32 MB.
+int mlp_chunk_rows(int64_t rows, int hidden) {
+  return static_cast<int>(std::min<int64_t>(rows, std::max<int64_t>(64, (8 << 20) / hidden)));
+}
+
+}  // namespace
+
+void VisionTower::load(const VisionConfig& config, int embed_dim, WeightLoader& loader, Precision precision) {
+  config_ = config;
+  embed_dim_ = embed_dim;
+  const std::string trunk = "visual.trunk";
+  const int c0 = config.dims[0];
+  stem_ = load_linear(loader, trunk + ".stem.0.weight", trunk + ".stem.0.bias", c0, 48, precision);
+  stem_norm_weight_ = loader.read(trunk + ".stem.1.weight");
+  stem_norm_bias_ = loader.read(trunk + ".stem.1.bias");
+  for (int s = 0; s < 4; ++s) {
+    const int dim = config.dims[s];
+    const std::string stage = trunk + ".stages." + std::to_string(s);
+    ConvNeXtStage& st = stages_[s];
+    if (s > 0) {
+      const int prev = config.dims[s - 1];
+      st.downsample_norm_weight = loader.read(stage + ".downsample.0.weight");
+      st.downsample_norm_bias = loader.read(stage + ".downsample.0.bias");
+      const std::vector<float> w = loader.read(stage + ".downsample.1.weight");  // [dim, prev, 2, 2]
+      std::vector<float> permuted(w.size());                                      // [dim, 2, 2, prev]
+      for (int o = 0; o < dim; ++o)
+        for (int i = 0; i < prev; ++i)
+          for (int t = 0; t < 4; ++t)
+            permuted[(static_cast<size_t>(o) * 4 + t) * prev + i] = w[(static_cast<size_t>(o) * prev + i) * 4 + t];
+      st.downsample.weight = pack_weight(permuted.data(), dim, 4 * prev, precision);
+      st.downsample.bias = loader.read(stage + ".downsample.1.bias");
+    }
+    st.blocks.resize(config.depths[s]);
+    for (int b = 0; b < config.depths[s]; ++b) {
+      const std::string name = stage + ".blocks." + std::to_string(b);
+      ConvNeXtBlock& block = st.blocks[b];
+      const std::vector<float> dw = loader.read(name + ".conv_dw.weight");  // [dim, 1, 7, 7]
+      block.dw_weight.resize(dw.size());                                    // [7, 7, dim]
+      for (int ch = 0; ch < dim; ++ch)
+        for (int t = 0; t < 49; ++t) block.dw_weight[static_cast<size_t>(t) * dim + ch] = dw[static_cast<size_t>(ch) * 49 + t];
+      block.dw_bias = loader.read(name + ".conv_dw.bias");
+      block.norm_weight = loader.read(name + ".norm.weight");
+      block.norm_bias = loader.read(name + ".norm.bias");
+      block.fc1 = load_linear(loader, name + ".mlp.fc1.weight", name + ".mlp.fc1.bias", 4 * dim, dim, precision);
+      block.fc2 = load_linear(loader, name + ".mlp.fc2.weight", name + ".mlp.fc2.bias", dim, 4 * dim, precision);
+      block.gamma = loader.read(name + ".gamma");
+    }
+  }
+  head_norm_weight_ = loader.read(trunk + ".head.norm.weight");
+  head_norm_bias_ = loader.read(trunk + ".head.norm.bias");
+  const int features = config.dims[3];
+  if (!config.proj_mlp) {
+    proj_ = load_linear(loader, "visual.head.proj.weight", config.proj_bias ? "visual.head.proj.bias" : "", embed_dim,
+                        features, precision);
+  } else {
+    proj_ = load_linear(loader, "visual.head.mlp.fc1.weight", "visual.head.mlp.fc1.bias", 2 * embed_dim, features,
+                        precision);
+    proj_fc2_ = load_linear(loader, "visual.head.mlp.fc2.weight", config.proj_bias ? "visual.head.mlp.fc2.bias" : "",
+                            embed_dim, 2 * embed_dim, precision);
+  }
+}
+
+size_t VisionTower::bytes() const {
+  size_t total = stem_.bytes() + proj_.bytes() + proj_fc2_.bytes();
+  for (const ConvNeXtStage& st : stages_) {
+    total += st.downsample.bytes();
+    for (const ConvNeXtBlock& b : st.blocks) total += b.fc1.bytes() + b.fc2.bytes() + b.dw_weight.size() * 4;
+  }
+  return total;
+}
+
+void VisionTower::encode(const float* pixels, int n, float* features, Captures* captures, ThreadPool& pool) const {
+  const float eps = config_.norm_eps;
+  int h = config_.image_size / 4, w = h, c = config_.dims[0];
+  int64_t rows = static_cast<int64_t>(n) * h * w;
+
+  // Stem: [n, 3, S, S] -> patches [rows, 48] -> x [n, h, w, C0] -> LayerNorm.
+  std::vector<float> x(static_cast<size_t>(rows) * c);
+  {
+    std::vector<float> patches(static_cast<size_t>(rows) * 48);
+    stem_patchify(pixels, n, config_.image_size, patches.data(), pool);
+    apply_linear(stem_, patches.data(), static_cast<int>(rows), x.data(), {}, pool);
+  }
+  layer_norm_rows(x.data(), rows, c, stem_norm_weight_.data(), stem_norm_bias_.data(), eps, x.data(), pool);
+  if (captures) captures->emplace_back("image0.stem", channels_last_to_first(x.data(), h * w, c));
+
+  std::vector<float> normed, hidden;
+  for (int s = 0; s < 4; ++s) {
+    const ConvNeXtStage& stage = stages_[s];
+    if (s > 0) {
+      // LayerNorm + 2x2/s2 conv: x [n, h, w, C] -> [n, h/2, w/2, C_next]
+      const int next_c = config_.dims[s];
+      const int64_t next_rows = rows / 4;
+      std::vector<float> patches(static_cast<size_t>(next_rows) * 4 * c);
+      downsample_patchify_layer_norm(x.data(), n, h, w, c, stage.downsample_norm_weight.data(),
+                                     stage.downsample_norm_bias.data(), eps, patches.data(), pool);
+      x.assign(static_cast<size_t>(next_rows) * next_c, 0.f);
+      apply_linear(stage.downsample, patches.data(), static_cast<int>(next_rows), x.data(), {}, pool);
+      h /= 2;
+      w /= 2;
+      c = next_c;
+      rows = next_rows;
+    }
+    normed.resize(static_cast<size_t>(rows) * c);
+    const int chunk = mlp_chunk_rows(rows, 4 * c);
+    hidden.resize(static_cast<size_t>(chunk) * 4 * c);
+    for (const ConvNeXtBlock& block : stage.blocks) {
+      // normed [rows, C] = LayerNorm(dwconv7x7(x) + b)
+      depthwise_conv7_layer_norm(x.data(), n, h, w, c, block.dw_weight.data(), block.dw_bias.data(),
+                                 block.norm_weight.data(), block.norm_bias.data(), eps, normed.data(), pool);
+      // x += gamma * fc2(GELU(fc1(normed))), in row chunks of [chunk, 4C] hidden activations
+      for (int64_t r = 0; r < rows; r += chunk) {
+        const int m = static_cast<int>(std::min<int64_t>(chunk, rows - r));
+        Epilogue gelu;
+        gelu.gelu = true;
+        apply_linear(block.fc1, normed.data() + r * c, m, hidden.data(), gelu, pool);
+        Epilogue scale_residual;
+        scale_residual.scale = block.gamma.data();
+        scale_residual.residual = x.data() + r * c;
+        apply_linear(block.fc2, hidden.data(), m, x.data() + r * c, scale_residual, pool);
+      }
+    }
+    if (captures) captures->emplace_back("image0.stage" + std::to_string(s), channels_last_to_first(x.data(), h * w, c));
+  }
+
+  // Head: mean over h*w -> LayerNorm -> projection.
+  std::vector<float> pooled(static_cast<size_t>(n) * c);
+  global_average_pool(x.data(), n, h * w, c, pooled.data());
+  layer_norm_rows(pooled.data(), n, c, head_norm_weight_.data(), head_norm_bias_.data(), eps, pooled.data(), pool);
+  if (captures) captures->emplace_back("image0.pooled", std::vector<float>(pooled.begin(), pooled.begin() + c));
+  if (!config_.proj_mlp) {
+    apply_linear(proj_, pooled.data(), n, features, {}, pool);
+  } else {
+    std::vector<float> head_hidden(static_cast<size_t>(n) * proj_.out_features());
+    Epilogue gelu;
+    gelu.gelu = true;
+    apply_linear(proj_, pooled.data(), n, head_hidden.data(), gelu, pool);
+    apply_linear(proj_fc2_, head_hidden.data(), n, features, {}, pool);
+  }
+}
+
+}  // namespace cclip

@@ -1,0 +1,190 @@
+#include "ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+namespace cclip {
+
+namespace {
+
+// Sum with 8 independent accumulators so the compiler vectorises it without -ffast-math.
+inline float sum_lanes(const float* __restrict x, int n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += x[i + j];
+  float total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) total += x[i];
+  return total;
+}
+
+inline float sum_squared_deviation(const float* __restrict x, int n, float mean) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) {
+      const float d = x[i + j] - mean;
+      acc[j] += d * d;
+    }
+  float total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) total += (x[i] - mean) * (x[i] - mean);
+  return total;
+}
+
+// Rows per parallel chunk so each chunk does at least ~16K floats of work.
+inline int64_t row_grain(int64_t row_floats) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_floats)); }
+
+}  // namespace
+
+void apply_linear(const LinearLayer& layer, const float* x, int m, float* y, const Epilogue& epilogue,
+                  ThreadPool& pool) {
+  linear(x, m, layer.weight, layer.bias.empty() ? nullptr : layer.bias.data(), y, epilogue, pool);
+}
+
+void layer_norm_row(const float* x, int dim, const float* gamma, const float* beta, float eps, float* y) {
+  const float mean = sum_lanes(x, dim) / static_cast<float>(dim);
+  const float variance = sum_squared_deviation(x, dim, mean) / static_cast<float>(dim);
+  const float inv_std = 1.0f / std::sqrt(variance + eps);
+  for (int i = 0; i < dim; ++i) y[i] = (x[i] - mean) * inv_std * gamma[i] + beta[i];
+}
+
+void layer_norm_rows(const float* x, int64_t rows, int dim, const float* gamma, const float* beta, float eps, float* y,
+                     ThreadPool& pool) {
+  pool.parallel_for(rows, row_grain(dim), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) layer_norm_row(x + r * dim, dim, gamma, beta, eps, y + r * dim);
+  });
+}
+
+void depthwise_conv7_layer_norm(const float* x, int n, int h, int w, int c, const float* weight,
+                                const float* conv_bias, const float* norm_gamma, const float* norm_beta, float eps,
+                                float* y, ThreadPool& pool) {
+  // One task = one output row of one image: [w, c].
+  pool.parallel_for(static_cast<int64_t>(n) * h, row_grain(static_cast<int64_t>(w) * c * 49),
+                    [&](int64_t begin, int64_t end) {
+    std::vector<float> acc_buffer(c);
+    float* __restrict acc = acc_buffer.data();
+    for (int64_t task = begin; task < end; ++task) {
+      const int image = static_cast<int>(task / h), oy = static_cast<int>(task % h);
+      const float* image_in = x + static_cast<int64_t>(image) * h * w * c;
+      float* row_out = y + (static_cast<int64_t>(image) * h + oy) * w * c;
+      const int ky_begin = std::max(0, 3 - oy), ky_end = std::min(7, h + 3 - oy);
+      for (int ox = 0; ox < w; ++ox) {
+        std::memcpy(acc, conv_bias, sizeof(float) * c);
+        const int kx_begin = std::max(0, 3 - ox), kx_end = std::min(7, w + 3 - ox);
+        for (int ky = ky_begin; ky < ky_end; ++ky) {
+          const float* in_row = image_in + static_cast<int64_t>(oy + ky - 3) * w * c;
+          for (int kx = kx_begin; kx < kx_end; ++kx) {
+            const float* __restrict in_px = in_row + static_cast<int64_t>(ox + kx - 3) * c;
+            const float* __restrict tap = weight + (ky * 7 + kx) * c;
+            for (int ch = 0; ch < c; ++ch) acc[ch] += in_px[ch] * tap[ch];
+          }
+        }
+        layer_norm_row(acc, c, norm_gamma, norm_beta, eps, row_out + static_cast<int64_t>(ox) * c);
+      }
+    }
+  });
+}
+
+void stem_patchify(const float* pixels, int n, int size, float* patches, ThreadPool& pool) {
+  const int out = size / 4;
+  pool.parallel_for(static_cast<int64_t>(n) * out, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int image = static_cast<int>(task / out), oy = static_cast<int>(task % out);
+      for (int ox = 0; ox < out; ++ox) {
+        float* patch = patches + ((task * out) + ox) * 48;  // [3, 4, 4]
+        for (int ch = 0; ch < 3; ++ch) {
+          const float* plane = pixels + (static_cast<int64_t>(image) * 3 + ch) * size * size;
+          for (int ky = 0; ky < 4; ++ky) {
+            const float* src = plane + static_cast<int64_t>(oy * 4 + ky) * size + ox * 4;
+            std::memcpy(patch + ch * 16 + ky * 4, src, 4 * sizeof(float));
+          }
+        }
+      }
+    }
+  });
+}
+
+void downsample_patchify_layer_norm(const float* x, int n, int h, int w, int c, const float* gamma,
+                                    const float* beta, float eps, float* patches, ThreadPool& pool) {
+  const int oh = h / 2, ow = w / 2;
+  const int64_t patch_len = 4 * static_cast<int64_t>(c);
+  pool.parallel_for(static_cast<int64_t>(n) * oh, row_grain(ow * patch_len), [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int image = static_cast<int>(task / oh), oy = static_cast<int>(task % oh);
+      for (int ox = 0; ox < ow; ++ox) {
+        float* patch = patches + (task * ow + ox) * patch_len;  // [2, 2, c]
+        for (int ky = 0; ky < 2; ++ky)
+          for (int kx = 0; kx < 2; ++kx) {
+            const float* px = x + ((static_cast<int64_t>(image) * h + oy * 2 + ky) * w + ox * 2 + kx) * c;
+            layer_norm_row(px, c, gamma, beta, eps, patch + (ky * 2 + kx) * c);
+          }
+      }
+    }
+  });
+}
+
+void global_average_pool(const float* x, int n, int hw, int c, float* y) {
+  for (int image = 0; image < n; ++image) {
+    float* out = y + static_cast<int64_t>(image) * c;
+    std::fill(out, out + c, 0.f);
+    const float* in = x + static_cast<int64_t>(image) * hw * c;
+    for (int p = 0; p < hw; ++p)
+      for (int ch = 0; ch < c; ++ch) out[ch] += in[static_cast<int64_t>(p) * c + ch];
+    const float inv = 1.0f / static_cast<float>(hw);
+    for (int ch = 0; ch < c; ++ch) out[ch] *= inv;
+  }
+}
+
+void causal_attention(const float* qkv, int n, int len, int width, int heads, float* out, ThreadPool& pool) {
+  const int head_dim = width / heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const int64_t row = 3 * static_cast<int64_t>(width);
+  pool.parallel_for(static_cast<int64_t>(n) * heads, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(len), query(head_dim), acc(head_dim);
+    for (int64_t task = begin; task < end; ++task) {
+      const int seq = static_cast<int>(task / heads), head = static_cast<int>(task % heads);
+      const float* base = qkv + static_cast<int64_t>(seq) * len * row + static_cast<int64_t>(head) * head_dim;
+      for (int i = 0; i < len; ++i) {
+        const float* q = base + i * row;
+        for (int d = 0; d < head_dim; ++d) query[d] = q[d] * scale;
+        float max_score = -INFINITY;
+        for (int j = 0; j <= i; ++j) {  // causal: keys 0..i
+          const float* __restrict k = base + j * row + width;
+          float dot[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+          int d = 0;
+          for (; d + 8 <= head_dim; d += 8)
+            for (int t = 0; t < 8; ++t) dot[t] += query[d + t] * k[d + t];
+          float s = ((dot[0] + dot[1]) + (dot[2] + dot[3])) + ((dot[4] + dot[5]) + (dot[6] + dot[7]));
+          for (; d < head_dim; ++d) s += query[d] * k[d];
+          scores[j] = s;
+          max_score = std::max(max_score, s);
+        }
+        float total = 0.f;
+        for (int j = 0; j <= i; ++j) {
+          scores[j] = std::exp(scores[j] - max_score);
+          total += scores[j];
+        }
+        const float inv_total = 1.0f / total;
+        std::fill(acc.begin(), acc.end(), 0.f);
+        for (int j = 0; j <= i; ++j) {
+          const float* __restrict v = base + j * row + 2 * width;
+          const float p = scores[j] * inv_total;
+          for (int d = 0; d < head_dim; ++d) acc[d] += p * v[d];
+        }
+        float* o = out + (static_cast<int64_t>(seq) * len + i) * width + static_cast<int64_t>(head) * head_dim;
+        std::memcpy(o, acc.data(), sizeof(float) * head_dim);
+      }
+    }
+  });
+}
+
+std::vector<float> channels_last_to_first(const float* x, int hw, int c) {
+  std::vector<float> out(static_cast<size_t>(hw) * c);
+  for (int p = 0; p < hw; ++p)
+    for (int ch = 0; ch < c; ++ch) out[static_cast<size_t>(ch) * hw + p] = x[static_cast<size_t>(p) * c + ch];
+  return out;
+}
+
+}  // namespace cclip

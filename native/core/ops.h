@@ -1,0 +1,55 @@
+// Non-GEMM operators of the two towers. Activations are channels-last (NHWC / [rows, features]) fp32.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "gemm.h"
+#include "threadpool.h"
+
+namespace cclip {
+
+// A linear layer: packed W[N, K] and an optional fp32 bias[N].
+struct LinearLayer {
+  PackedWeight weight;
+  std::vector<float> bias;
+  int in_features() const { return weight.k; }
+  int out_features() const { return weight.n; }
+  size_t bytes() const { return weight.bytes() + bias.size() * sizeof(float); }
+};
+
+// y[M, N] = epilogue(x[M, K] . W^T + b)
+void apply_linear(const LinearLayer& layer, const float* x, int m, float* y, const Epilogue& epilogue, ThreadPool& pool);
+
+// y[dim] = LayerNorm(x[dim]) * gamma + beta (statistics in fp32, two-pass). y may alias x.
+void layer_norm_row(const float* x, int dim, const float* gamma, const float* beta, float eps, float* y);
+
+// Row-wise LayerNorm of x[rows, dim] into y[rows, dim] (may alias), rows spread over the pool.
+void layer_norm_rows(const float* x, int64_t rows, int dim, const float* gamma, const float* beta, float eps, float* y,
+                     ThreadPool& pool);
+
+// Fused ConvNeXt block front: y = LayerNorm(depthwise_conv7x7(x) + conv_bias) per pixel.
+// x, y: [n, h, w, c] (distinct buffers); weight: [7, 7, c] (tap-major, channels innermost); conv_bias: [c].
+void depthwise_conv7_layer_norm(const float* x, int n, int h, int w, int c, const float* weight,
+                                const float* conv_bias, const float* norm_gamma, const float* norm_beta, float eps,
+                                float* y, ThreadPool& pool);
+
+// Stem patches: pixels [n, 3, s, s] NCHW -> patches [n * (s/4) * (s/4), 3 * 4 * 4] in (channel, ky, kx) order,
+// which is the PyTorch conv weight's own [C_out, 3, 4, 4] layout.
+void stem_patchify(const float* pixels, int n, int size, float* patches, ThreadPool& pool);
+
+// Downsample patches with the preceding LayerNorm fused: x [n, h, w, c] -> patches [n * h/2 * w/2, 2 * 2 * c]
+// in (ky, kx, channel) order, each pixel's c values layer-normed.
+void downsample_patchify_layer_norm(const float* x, int n, int h, int w, int c, const float* gamma,
+                                    const float* beta, float eps, float* patches, ThreadPool& pool);
+
+// Global average pool: x [n, hw, c] -> y [n, c].
+void global_average_pool(const float* x, int n, int hw, int c, float* y);
+
+// Causal multi-head self-attention. qkv: [n, len, 3 * width] (q | k | v, heads contiguous within each);
+// out: [n, len, width]. Softmax in fp32, scores scaled by 1 / sqrt(head_dim).
+void causal_attention(const float* qkv, int n, int len, int width, int heads, float* out, ThreadPool& pool);
+
+// [hw, c] channels-last -> [c, hw] (for captures in PyTorch's [C, H, W] layout).
+std::vector<float> channels_last_to_first(const float* x, int hw, int c);
+
+}  // namespace cclip

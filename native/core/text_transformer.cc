@@ -1,0 +1,144 @@
+#include "text_transformer.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace cclip {
+
+namespace {
+
+constexpr float kTextNormEps = 1e-5f;  // nn.LayerNorm default in the OpenCLIP text transformer
+
+LinearLayer load_linear(WeightLoader& loader, const std::string& weight_name, const std::string& bias_name, int n,
+                        int k, Precision precision) {
+  LinearLayer layer;
+  const std::vector<float> w = loader.read(weight_name);
+  layer.weight = pack_weight(w.data(), n, k, precision);
+  layer.bias = loader.read(bias_name);
+  return layer;
+}
+
+}  // namespace
+
+void EmbeddingTable::set(const std::vector<float>& values, int r, int c, Precision precision) {
+  rows = r;
+  cols = c;
+  f32.clear();
+  bf16.clear();
+  if (precision == Precision::F32) {
+    f32 = values;
+  } else {
+    bf16.resize(values.size());
+    for (size_t i = 0; i < values.size(); ++i) bf16[i] = float_to_bf16(values[i]);
+  }
+}
+
+void EmbeddingTable::add_row_to(int row, float* out) const {
+  const size_t base = static_cast<size_t>(row) * cols;
+  if (!f32.empty()) {
+    for (int i = 0; i < cols; ++i) out[i] += f32[base + i];
+  } else {
+    for (int i = 0; i < cols; ++i) out[i] += bf16_to_float(bf16[base + i]);
+  }
+}
+
+void TextTower::load(const TextConfig& config, int embed_dim, WeightLoader& loader, Precision precision) {
+  config_ = config;
+  embed_dim_ = embed_dim;
+  const int width = config.width;
+  token_embedding_.set(loader.read("token_embedding.weight"), config.vocab_size, width, precision);
+  positional_embedding_.set(loader.read("positional_embedding"), config.context_length, width, Precision::F32);
+  blocks_.resize(config.layers);
+  for (int l = 0; l < config.layers; ++l) {
+    const std::string name = "transformer.resblocks." + std::to_string(l);
+    TransformerBlock& b = blocks_[l];
+    b.ln1_weight = loader.read(name + ".ln_1.weight");
+    b.ln1_bias = loader.read(name + ".ln_1.bias");
+    b.in_proj = load_linear(loader, name + ".attn.in_proj_weight", name + ".attn.in_proj_bias", 3 * width, width, precision);
+    b.out_proj = load_linear(loader, name + ".attn.out_proj.weight", name + ".attn.out_proj.bias", width, width, precision);
+    b.ln2_weight = loader.read(name + ".ln_2.weight");
+    b.ln2_bias = loader.read(name + ".ln_2.bias");
+    b.c_fc = load_linear(loader, name + ".mlp.c_fc.weight", name + ".mlp.c_fc.bias", 4 * width, width, precision);
+    b.c_proj = load_linear(loader, name + ".mlp.c_proj.weight", name + ".mlp.c_proj.bias", width, 4 * width, precision);
+  }
+  ln_final_weight_ = loader.read("ln_final.weight");
+  ln_final_bias_ = loader.read("ln_final.bias");
+  const std::vector<float> p = loader.read("text_projection");  // [W, E]; features = x @ P
+  std::vector<float> transposed(p.size());                      // [E, W]
+  for (int i = 0; i < width; ++i)
+    for (int e = 0; e < embed_dim; ++e) transposed[static_cast<size_t>(e) * width + i] = p[static_cast<size_t>(i) * embed_dim + e];
+  projection_.weight = pack_weight(transposed.data(), embed_dim, width, precision);
+}
+
+size_t TextTower::bytes() const {
+  size_t total = token_embedding_.bytes() + positional_embedding_.bytes() + projection_.bytes();
+  for (const TransformerBlock& b : blocks_) total += b.in_proj.bytes() + b.out_proj.bytes() + b.c_fc.bytes() + b.c_proj.bytes();
+  return total;
+}
+
+void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* captures, ThreadPool& pool) const {
+  const int ctx = config_.context_length, width = config_.width;
+  // The end token is the row's largest id (first occurrence); attention is causal, so positions after the
+  // batch's last end token never influence the rows we read: compute only len = max(end) + 1 positions.
+  std::vector<int> end_position(n);
+  int len = 1;
+  for (int s = 0; s < n; ++s) {
+    const int32_t* row = tokens + static_cast<int64_t>(s) * ctx;
+    int best = 0;
+    for (int i = 0; i < ctx; ++i) {
+      if (row[i] < 0 || row[i] >= config_.vocab_size) {
+        throw std::runtime_error("token id " + std::to_string(row[i]) + " at row " + std::to_string(s) + ", position " +
+                                 std::to_string(i) + " is outside the vocabulary [0, " +
+                                 std::to_string(config_.vocab_size) + ")");
+      }
+      if (row[i] > row[best]) best = i;
+    }
+    end_position[s] = best;
+    len = std::max(len, best + 1);
+  }
+  const int64_t rows = static_cast<int64_t>(n) * len;
+
+  // x [n, len, W] = token_embedding[ids] + positional_embedding[:len]
+  std::vector<float> x(static_cast<size_t>(rows) * width, 0.f);
+  for (int s = 0; s < n; ++s)
+    for (int i = 0; i < len; ++i) {
+      float* out = x.data() + (static_cast<int64_t>(s) * len + i) * width;
+      token_embedding_.add_row_to(tokens[static_cast<int64_t>(s) * ctx + i], out);
+      positional_embedding_.add_row_to(i, out);
+    }
+  if (captures) captures->emplace_back("text0.embed", std::vector<float>(x.begin(), x.begin() + static_cast<size_t>(len) * width));
+
+  std::vector<float> normed(static_cast<size_t>(rows) * width), qkv(static_cast<size_t>(rows) * 3 * width),
+      attended(static_cast<size_t>(rows) * width), hidden(static_cast<size_t>(rows) * 4 * width);
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    const TransformerBlock& b = blocks_[l];
+    // x += out_proj(attention(in_proj(ln_1(x))))
+    layer_norm_rows(x.data(), rows, width, b.ln1_weight.data(), b.ln1_bias.data(), kTextNormEps, normed.data(), pool);
+    apply_linear(b.in_proj, normed.data(), static_cast<int>(rows), qkv.data(), {}, pool);
+    causal_attention(qkv.data(), n, len, width, config_.heads, attended.data(), pool);
+    Epilogue residual;
+    residual.residual = x.data();
+    apply_linear(b.out_proj, attended.data(), static_cast<int>(rows), x.data(), residual, pool);
+    // x += c_proj(GELU(c_fc(ln_2(x))))
+    layer_norm_rows(x.data(), rows, width, b.ln2_weight.data(), b.ln2_bias.data(), kTextNormEps, normed.data(), pool);
+    Epilogue gelu;
+    gelu.gelu = true;
+    apply_linear(b.c_fc, normed.data(), static_cast<int>(rows), hidden.data(), gelu, pool);
+    apply_linear(b.c_proj, hidden.data(), static_cast<int>(rows), x.data(), residual, pool);
+    if (captures) {
+      captures->emplace_back("text0.block" + std::to_string(l),
+                             std::vector<float>(x.begin(), x.begin() + static_cast<size_t>(len) * width));
+    }
+  }
+
+  // ln_final on each sequence's end-token row, then features = row @ text_projection.
+  std::vector<float> pooled(static_cast<size_t>(n) * width);
+  for (int s = 0; s < n; ++s) {
+    layer_norm_row(x.data() + (static_cast<int64_t>(s) * len + end_position[s]) * width, width, ln_final_weight_.data(),
+                   ln_final_bias_.data(), kTextNormEps, pooled.data() + static_cast<int64_t>(s) * width);
+  }
+  apply_linear(projection_, pooled.data(), n, features, {}, pool);
+}
+
+}  // namespace cclip

@@ -1,0 +1,218 @@
+#include "weights.h"
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+
+#include "file_reader.h"
+#include "gemm.h"
+
+namespace cclip {
+
+namespace {
+
+constexpr size_t kStagingBytes = 8u << 20;  // bounded read buffer: checkpoints never sit in memory whole
+
+size_t item_size(SourceDType dtype) { return dtype == SourceDType::F32 ? 4 : 2; }
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exponent = (h >> 10) & 0x1fu;
+  uint32_t mantissa = h & 0x3ffu;
+  uint32_t bits;
+  if (exponent == 0) {
+    if (mantissa == 0) {
+      bits = sign;
+    } else {  // subnormal: renormalize
+      int e = -1;
+      do {
+        ++e;
+        mantissa <<= 1;
+      } while ((mantissa & 0x400u) == 0);
+      bits = sign | static_cast<uint32_t>(127 - 15 - e) << 23 | (mantissa & 0x3ffu) << 13;
+    }
+  } else if (exponent == 31) {
+    bits = sign | 0x7f800000u | mantissa << 13;
+  } else {
+    bits = sign | (exponent + 127 - 15) << 23 | mantissa << 13;
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+inline float load_element(const unsigned char* p, SourceDType dtype) {
+  if (dtype == SourceDType::F32) {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return dtype == SourceDType::BF16 ? bf16_to_float(h) : half_to_float(h);
+}
+
+void convert(const unsigned char* src, SourceDType dtype, size_t count, float* out) {
+  if (dtype == SourceDType::F32) {
+    std::memcpy(out, src, count * 4);
+    return;
+  }
+  for (size_t i = 0; i < count; ++i) out[i] = load_element(src + 2 * i, dtype);
+}
+
+int64_t element_count(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+bool is_contiguous(const TensorSource& src) {
+  int64_t expected = 1;
+  for (size_t i = src.shape.size(); i-- > 0;) {
+    if (src.shape[i] != 1 && src.strides[i] != expected) return false;
+    expected *= src.shape[i];
+  }
+  return true;
+}
+
+}  // namespace
+
+SourceDType parse_source_dtype(const std::string& dtype) {
+  if (dtype == "F32") return SourceDType::F32;
+  if (dtype == "F16") return SourceDType::F16;
+  if (dtype == "BF16") return SourceDType::BF16;
+  throw std::runtime_error("unsupported tensor dtype " + dtype + " (expected F32, F16 or BF16)");
+}
+
+WeightLoader::WeightLoader(const std::vector<TensorSource>& sources,
+                           const std::vector<std::pair<std::string, Shape>>& expected, ProgressFn progress)
+    : progress_(std::move(progress)) {
+  std::map<std::string, const TensorSource*> by_name;
+  for (const TensorSource& s : sources) by_name[s.name] = &s;
+  for (const auto& [name, shape] : expected) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) throw std::runtime_error("checkpoint lacks tensor " + name);
+    const TensorSource& src = *it->second;
+    if (src.shape != shape) {
+      throw std::runtime_error("tensor " + name + " has shape " + shape_to_string(src.shape) + ", expected " +
+                               shape_to_string(shape));
+    }
+    if (src.strides.size() != src.shape.size()) throw std::runtime_error("tensor " + name + ": strides do not match its rank");
+    const int64_t count = element_count(src.shape);
+    if (count > 0) {
+      uint64_t last = 0;
+      for (size_t d = 0; d < src.shape.size(); ++d) {
+        if (src.strides[d] < 0) throw std::runtime_error("tensor " + name + " has a negative stride");
+        last += static_cast<uint64_t>(src.shape[d] - 1) * static_cast<uint64_t>(src.strides[d]);
+      }
+      if ((last + 1) * item_size(src.dtype) > src.byte_length) {
+        throw std::runtime_error("tensor " + name + ": its shape and strides reach past its " +
+                                 std::to_string(src.byte_length) + "-byte range");
+      }
+    }
+    const FileReader& f = file(src.file);
+    if (src.offset > f.size() || src.byte_length > f.size() - src.offset) {
+      throw std::runtime_error("tensor " + name + " ends past the end of " + src.file + " (truncated?)");
+    }
+    sources_.emplace(name, src);
+    total_bytes_ += src.byte_length;
+  }
+  staging_.resize(kStagingBytes);
+}
+
+WeightLoader::~WeightLoader() = default;
+
+const FileReader& WeightLoader::file(const std::string& path) {
+  auto it = files_.find(path);
+  if (it == files_.end()) it = files_.emplace(path, std::make_unique<FileReader>(path)).first;
+  return *it->second;
+}
+
+const TensorSource& WeightLoader::source(const std::string& name) const {
+  auto it = sources_.find(name);
+  if (it == sources_.end()) throw std::runtime_error("internal: tensor " + name + " was not declared expected");
+  return it->second;
+}
+
+std::vector<float> WeightLoader::read(const std::string& name) {
+  const TensorSource& src = source(name);
+  std::vector<float> out(static_cast<size_t>(element_count(src.shape)));
+  if (!out.empty()) {
+    if (is_contiguous(src)) {
+      read_contiguous(src, out.data());
+    } else {
+      read_strided(src, out.data());
+    }
+  }
+  advance(0, true);
+  return out;
+}
+
+void WeightLoader::read_contiguous(const TensorSource& src, float* out) {
+  const FileReader& f = file(src.file);
+  const size_t itemsize = item_size(src.dtype);
+  const size_t total = out ? static_cast<size_t>(element_count(src.shape)) : 0;
+  const size_t per_chunk = staging_.size() / itemsize;
+  for (size_t done = 0; done < total;) {
+    const size_t count = std::min(per_chunk, total - done);
+    f.read_at(staging_.data(), count * itemsize, src.offset + done * itemsize);
+    convert(staging_.data(), src.dtype, count, out + done);
+    done += count;
+    advance(count * itemsize, false);
+  }
+  advance(src.byte_length - total * itemsize, false);
+}
+
+// Visits elements in order of increasing file position (dims sorted by stride), reading through a sliding
+// window of the staging buffer; each element lands at its logical row-major index.
+void WeightLoader::read_strided(const TensorSource& src, float* out) {
+  const FileReader& f = file(src.file);
+  const size_t itemsize = item_size(src.dtype);
+  const size_t rank = src.shape.size();
+  std::vector<int64_t> logical_stride(rank);
+  for (int64_t s = 1, d = static_cast<int64_t>(rank) - 1; d >= 0; --d) {
+    logical_stride[d] = s;
+    s *= src.shape[d];
+  }
+  std::vector<size_t> order(rank);  // outermost first in file order
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return src.strides[a] > src.strides[b]; });
+
+  std::vector<int64_t> index(rank, 0);
+  uint64_t window_begin = 0, window_end = 0;  // bytes relative to src.offset
+  const int64_t count = element_count(src.shape);
+  for (int64_t visited = 0; visited < count; ++visited) {
+    uint64_t src_element = 0;
+    int64_t dst = 0;
+    for (size_t d = 0; d < rank; ++d) {
+      src_element += static_cast<uint64_t>(index[d] * src.strides[d]);
+      dst += index[d] * logical_stride[d];
+    }
+    const uint64_t byte = src_element * itemsize;
+    if (byte < window_begin || byte + itemsize > window_end) {
+      window_begin = byte;
+      window_end = std::min<uint64_t>(src.byte_length, byte + staging_.size());
+      f.read_at(staging_.data(), window_end - window_begin, src.offset + window_begin);
+    }
+    out[dst] = load_element(staging_.data() + (byte - window_begin), src.dtype);
+    for (size_t o = rank; o-- > 0;) {  // next index, innermost file dim first
+      const size_t d = order[o];
+      if (++index[d] < src.shape[d]) break;
+      index[d] = 0;
+    }
+  }
+  advance(src.byte_length, false);
+}
+
+void WeightLoader::advance(uint64_t bytes, bool force_report) {
+  loaded_bytes_ += bytes;
+  if (!progress_) return;
+  // Report about every 1% (and at each tensor's end) so the callback stays cheap.
+  if (force_report ? loaded_bytes_ != last_reported_ : loaded_bytes_ - last_reported_ >= total_bytes_ / 100 + 1) {
+    last_reported_ = loaded_bytes_;
+    progress_(loaded_bytes_, total_bytes_);
+  }
+}
+
+}  // namespace cclip

@@ -1,0 +1,61 @@
+// Reads tensors named in a manifest (file, offset, dtype, shape, strides) straight from the checkpoint files,
+// converting F32/F16/BF16 to fp32 through a bounded staging buffer, and reporting bytes loaded.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.h"
+
+namespace cclip {
+
+class FileReader;
+
+enum class SourceDType { F32, F16, BF16 };
+
+// Where one tensor's bytes live (mirrors lib/manifest.ts TensorEntry).
+struct TensorSource {
+  std::string name;
+  SourceDType dtype = SourceDType::F32;
+  Shape shape;
+  Shape strides;  // in elements
+  std::string file;
+  uint64_t offset = 0;       // byte offset of element [0, 0, ...]
+  uint64_t byte_length = 0;  // bytes from offset to one past the last element
+};
+
+SourceDType parse_source_dtype(const std::string& dtype);  // throws for anything but F32, F16, BF16
+
+using ProgressFn = std::function<void(uint64_t loaded_bytes, uint64_t total_bytes)>;
+
+class WeightLoader {
+ public:
+  // Checks that every tensor of `expected` is present with its shape, and that each source's strides and
+  // byte range are consistent, before anything is read.
+  WeightLoader(const std::vector<TensorSource>& sources, const std::vector<std::pair<std::string, Shape>>& expected,
+               ProgressFn progress);
+  ~WeightLoader();
+
+  // The tensor as fp32 in logical row-major order.
+  std::vector<float> read(const std::string& name);
+
+  uint64_t total_bytes() const { return total_bytes_; }
+
+ private:
+  const TensorSource& source(const std::string& name) const;
+  const FileReader& file(const std::string& path);
+  void read_contiguous(const TensorSource& src, float* out);
+  void read_strided(const TensorSource& src, float* out);
+  void advance(uint64_t bytes, bool force_report);
+
+  std::map<std::string, TensorSource> sources_;
+  std::map<std::string, std::unique_ptr<FileReader>> files_;
+  std::vector<unsigned char> staging_;
+  ProgressFn progress_;
+  uint64_t total_bytes_ = 0, loaded_bytes_ = 0, last_reported_ = 0;
+};
+
+}  // namespace cclip
