@@ -1,0 +1,33 @@
+/**
+ * Hub failures are ClipErrors with a finer `reason`. Until errors.ts gains E_NETWORK, E_OFFLINE, E_AUTH and
+ * E_INTEGRITY, each reason maps to the closest existing code.
+ */
+import { ClipError, type ClipErrorCode } from '../errors.js';
+
+export type HubErrorReason = 'network' | 'offline' | 'auth' | 'not-found' | 'integrity' | 'lock-timeout' | 'invalid';
+
+const CODES: Record<HubErrorReason, ClipErrorCode> = {
+  network: 'E_IO',
+  offline: 'E_NOT_FOUND',
+  auth: 'E_NOT_FOUND',
+  'not-found': 'E_NOT_FOUND',
+  integrity: 'E_CHECKPOINT_CORRUPT',
+  'lock-timeout': 'E_IO',
+  invalid: 'E_INVALID_ARGUMENT',
+};
+
+export class HubError extends ClipError {
+  readonly reason: HubErrorReason;
+  /** The HTTP status that caused it, when there was one. */
+  readonly status?: number;
+
+  constructor(reason: HubErrorReason, message: string, options: { subject?: string; cause?: unknown; status?: number } = {}) {
+    super(CODES[reason], message, options);
+    this.reason = reason;
+    this.status = options.status;
+  }
+}
+
+export function isHubError(err: unknown, reason?: HubErrorReason): err is HubError {
+  return err instanceof HubError && (reason === undefined || err.reason === reason);
+}
