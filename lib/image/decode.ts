@@ -1,0 +1,131 @@
+/**
+ * Decoding to the pixels Pillow gives: sharp (libvips) without colour management (Pillow ignores ICC
+ * profiles), without EXIF rotation unless asked, and keeping the image's mode: grayscale stays one channel,
+ * alpha stays, palette and bilevel images are marked so the resize uses NEAREST as Pillow's does.
+ */
+import { readFile } from 'node:fs/promises';
+import sharp, { type SharpOptions } from 'sharp';
+import { ClipError } from '../errors.js';
+import { paletteLookup } from './palette.js';
+import { DEFAULT_MAX_PIXELS, type DecodedImage, type ImageSource, type PixelMode, type RawImage } from './types.js';
+
+/** Formats Pillow reads too; sharp's others (SVG, PDF, raw camera files, ...) are refused. */
+const FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif']);
+
+export interface DecodeOptions {
+  autoOrient?: boolean;
+  maxPixels?: number;
+}
+
+function isRawImage(v: unknown): v is RawImage {
+  return typeof v === 'object' && v !== null && !(v instanceof Uint8Array) && 'data' in v && 'width' in v && 'height' in v;
+}
+
+function tooLarge(label: string, width: number, height: number, maxPixels: number): ClipError {
+  return new ClipError('E_INPUT_TOO_LARGE', `${label}: ${width}x${height} is ${width * height} pixels, more than the limit of ${maxPixels} (option maxPixels)`, { subject: label });
+}
+
+function fromRaw(raw: RawImage, label: string, maxPixels: number): DecodedImage {
+  const { data, width, height, channels } = raw;
+  if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray)) {
+    throw new ClipError('E_INVALID_ARGUMENT', `${label}: raw pixel data must be a Uint8Array (8 bits per sample)`, { subject: label });
+  }
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new ClipError('E_INVALID_ARGUMENT', `${label}: width and height must be positive integers, got ${width}x${height}`, { subject: label });
+  }
+  if (channels !== 1 && channels !== 2 && channels !== 3 && channels !== 4) {
+    throw new ClipError('E_INVALID_ARGUMENT', `${label}: channels must be 1, 2, 3 or 4, got ${channels}`, { subject: label });
+  }
+  if (width * height > maxPixels) throw tooLarge(label, width, height, maxPixels);
+  if (data.length !== width * height * channels) {
+    throw new ClipError('E_INVALID_ARGUMENT', `${label}: ${data.length} bytes of pixels, expected ${width}x${height}x${channels} = ${width * height * channels}`, { subject: label });
+  }
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.length);
+  if (channels === 2) return { data: laToRgba(bytes), width, height, mode: 'RGBA', kind: 'plain' };
+  const mode: PixelMode = channels === 1 ? 'L' : channels === 3 ? 'RGB' : 'RGBA';
+  return { data: bytes, width, height, mode, kind: 'plain' };
+}
+
+/** Pillow resizes LA exactly as RGBA with R = G = B (both premultiplied, per channel). */
+function laToRgba(la: Uint8Array): Uint8Array {
+  const out = new Uint8Array((la.length / 2) * 4);
+  for (let i = 0, o = 0; i < la.length; i += 2, o += 4) {
+    out[o] = out[o + 1] = out[o + 2] = la[i];
+    out[o + 3] = la[i + 1];
+  }
+  return out;
+}
+
+async function readBytes(file: string, label: string): Promise<Uint8Array> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ClipError('E_NOT_FOUND', `${label}: no such file`, { subject: file, cause: err });
+    throw new ClipError('E_IO', `${label}: cannot read the file (${(err as Error).message})`, { subject: file, cause: err });
+  }
+}
+
+function decodeError(err: unknown, label: string, subject: string): ClipError {
+  if (err instanceof ClipError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  if (/pixel limit/i.test(message)) return new ClipError('E_INPUT_TOO_LARGE', `${label}: ${message}`, { subject, cause: err });
+  return new ClipError('E_IMAGE_DECODE', `${label}: cannot decode the image (${message})`, { subject, cause: err });
+}
+
+async function decodeEncoded(bytes: Uint8Array, label: string, subject: string, options: DecodeOptions): Promise<DecodedImage> {
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (bytes.length === 0) throw new ClipError('E_IMAGE_DECODE', `${label}: empty image data`, { subject });
+  const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // ignoreIcc: the raw decoded samples, as Pillow has them. failOn 'error': truncated data fails, harmless warnings don't.
+  const sharpOptions: SharpOptions = { ignoreIcc: true, autoOrient: options.autoOrient === true, limitInputPixels: maxPixels, failOn: 'error', pages: 1, page: 0 };
+  try {
+    const meta = await sharp(input, sharpOptions).metadata();
+    if (!FORMATS.has(meta.format)) throw new ClipError('E_IMAGE_DECODE', `${label}: unsupported image format ${meta.format}`, { subject });
+    if (meta.width * meta.height > maxPixels) throw tooLarge(label, meta.width, meta.height, maxPixels);
+
+    let pipeline = sharp(input, sharpOptions);
+    let kind: DecodedImage['kind'] = 'plain';
+    let paletteColor: DecodedImage['paletteColor'];
+    const gray = (meta.space === 'b-w' || meta.space === 'grey16') && !meta.hasAlpha;
+    if (meta.space === 'cmyk') {
+      pipeline = pipeline.pipelineColourspace('cmyk').toColourspace('cmyk');
+    } else if (meta.isPalette) {
+      kind = 'palette';
+      paletteColor = paletteLookup(bytes);
+    } else if (gray) {
+      pipeline = pipeline.toColourspace('b-w');
+      if (meta.format === 'png' && meta.bitsPerSample === 1) kind = 'bilevel';
+    }
+    const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    const pixels = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const { width, height, channels } = info;
+    if (width * height > maxPixels) throw tooLarge(label, width, height, maxPixels);
+    let mode: PixelMode;
+    let out: Uint8Array = pixels;
+    if (meta.space === 'cmyk' && channels === 4) mode = 'CMYK';
+    else if (channels === 1) mode = 'L';
+    else if (channels === 2) {
+      mode = 'RGBA';
+      out = laToRgba(pixels);
+    }
+    else if (channels === 3) mode = 'RGB';
+    else if (channels === 4) mode = 'RGBA';
+    else throw new ClipError('E_IMAGE_DECODE', `${label}: ${channels} channels are not supported`, { subject });
+    return { data: out, width, height, mode, kind, paletteColor };
+  } catch (err) {
+    throw decodeError(err, label, subject);
+  }
+}
+
+/**
+ * Decodes a file path, encoded bytes or raw pixels. `label` names the input in errors (a path or `input #i`).
+ * Errors: E_NOT_FOUND, E_IO, E_IMAGE_DECODE, E_INPUT_TOO_LARGE, E_INVALID_ARGUMENT.
+ */
+export async function decodeImage(source: ImageSource, label: string, options: DecodeOptions = {}): Promise<DecodedImage> {
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (typeof source === 'string') return decodeEncoded(await readBytes(source, label), label, source, options);
+  if (source instanceof Uint8Array) return decodeEncoded(source, label, label, options);
+  if (isRawImage(source)) return fromRaw(source, label, maxPixels);
+  throw new ClipError('E_INVALID_ARGUMENT', `${label}: expected a file path, a Buffer/Uint8Array of an encoded image or raw pixels {data, width, height, channels}`, { subject: label });
+}
