@@ -10,6 +10,7 @@
 #include "../core/model.h"
 #include "js_convert.h"
 #include "model_wrap.h"
+#include "preprocess_binding.h"
 
 namespace cclip_node {
 
@@ -107,6 +108,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, load_model, "loadModel"));
   exports.Set("NativeModel", NativeModel::define_class(env));
   exports.Set("hardwareThreads", Napi::Number::New(env, std::max(1u, std::thread::hardware_concurrency())));
+  InitPreprocess(env, exports);
   return exports;
 }
 
