@@ -55,7 +55,7 @@ test('missing things are E_NOT_FOUND, misfits are typed errors naming the tensor
     t.throws(() => resolveModelFiles(tmp), (e: unknown) => e instanceof ClipError && e.code === 'E_NOT_FOUND' && /weights/.test(e.message));
 
     // weights of another model: the first tensor that differs is named
-    const other = fixture('models', 'large-d-tiny', 'open_clip_model.safetensors');
+    const other = fixture('models', 'xxlarge-deep256', 'open_clip_model.safetensors');
     await rejectsCode(t, describeModel({ config: path.join(tmp, 'open_clip_config.json'), weights: other }), 'E_TENSOR_SHAPE', 'misshaped tensor');
 
     // a config whose text tower is deeper than the checkpoint: a missing tensor
