@@ -68,7 +68,8 @@ async function readBytes(file: string, label: string): Promise<Uint8Array> {
 
 function decodeError(err: unknown, label: string, subject: string): ClipError {
   if (err instanceof ClipError) return err;
-  const message = err instanceof Error ? err.message : String(err);
+  const lines = (err instanceof Error ? err.message : String(err)).split('\n').map((l) => l.trim());
+  const message = [...new Set(lines.filter((l) => l.length > 0))].join('; ');
   if (/pixel limit/i.test(message)) return new ClipError('E_INPUT_TOO_LARGE', `${label}: ${message}`, { subject, cause: err });
   return new ClipError('E_IMAGE_DECODE', `${label}: cannot decode the image (${message})`, { subject, cause: err });
 }
