@@ -5,10 +5,10 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { DTYPE_BYTES, type TensorEntry, type TensorManifest } from '../manifest.js';
-import { corrupt, mapLimit, openFile } from './io.js';
+import { corrupt, openFile } from './io.js';
 import { PyDict, unpickle } from './pickle.js';
 import { TensorRef, torchHooks } from './torch-pickle.js';
-import { type ZipDirectory, type ZipEntry, entryDataOffset, readZipDirectory, readZipEntry } from './zip.js';
+import { type ZipDirectory, type ZipEntry, entryDataOffsets, readZipDirectory, readZipEntry } from './zip.js';
 
 /** data.pkl larger than this is refused (XXLarge's is ~150 KB; a training checkpoint's a few MB). */
 export const MAX_DATA_PKL = 64 * 1024 * 1024;
@@ -57,20 +57,22 @@ async function resolveTensors(handle: FileHandle, file: string, dir: ZipDirector
     if (typeof name !== 'string') throw corrupt(file, 'a tensor is keyed by something other than a string');
     refs.push([name, value]);
   }
-  // Locate each used storage's data once, a few local-header reads in flight at a time.
-  const keys = [...new Set(refs.map(([, r]) => r.storage.key))];
-  const storages = new Map<string, { entry: ZipEntry; offset: number }>();
-  await mapLimit(keys, 16, async (key) => {
+  // Locate each used storage's data once.
+  const storages = new Map<string, ZipEntry>();
+  for (const [, ref] of refs) {
+    const key = ref.storage.key;
+    if (storages.has(key)) continue;
     const entry = dir.entries.get(`${archive}/data/${key}`);
     if (!entry) throw corrupt(file, `storage ${key} is referenced but ${archive}/data/${key} is missing`);
     if (entry.method !== 0) throw corrupt(file, `storage ${archive}/data/${key} is compressed (method ${entry.method}); tensor data must be stored uncompressed`);
-    storages.set(key, { entry, offset: await entryDataOffset(handle, file, dir, entry) });
-  });
+    storages.set(key, entry);
+  }
+  const offsets = await entryDataOffsets(handle, file, dir, [...storages.values()]);
 
   const tensors = new Map<string, TensorEntry>();
   for (const [name, ref] of refs) {
-    const { entry, offset } = storages.get(ref.storage.key)!;
-    tensors.set(name, tensorEntry(file, name, ref, entry, offset));
+    const entry = storages.get(ref.storage.key)!;
+    tensors.set(name, tensorEntry(file, name, ref, entry, offsets.get(entry.name)!));
   }
   return tensors;
 }
