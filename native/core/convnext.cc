@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "profile.h"
+
 namespace cclip {
 
 namespace {
@@ -89,6 +91,11 @@ size_t VisionTower::bytes() const {
 }
 
 void VisionTower::encode(const float* pixels, int n, float* features, Captures* captures, ThreadPool& pool) const {
+  static const char* const kDwconv[4] = {"dwconv7+ln s0", "dwconv7+ln s1", "dwconv7+ln s2", "dwconv7+ln s3"};
+  static const char* const kFc1[4] = {"fc1+gelu gemm s0", "fc1+gelu gemm s1", "fc1+gelu gemm s2", "fc1+gelu gemm s3"};
+  static const char* const kFc2[4] = {"fc2+res gemm s0", "fc2+res gemm s1", "fc2+res gemm s2", "fc2+res gemm s3"};
+  OpProfile profile;
+  OpProfile* prof = OpProfile::enabled() ? &profile : nullptr;
   const float eps = config_.norm_eps;
   int h = config_.image_size / 4, w = h, c = config_.dims[0];
   int64_t rows = static_cast<int64_t>(n) * h * w;
@@ -97,10 +104,17 @@ void VisionTower::encode(const float* pixels, int n, float* features, Captures* 
   std::vector<float> x(static_cast<size_t>(rows) * c);
   {
     std::vector<float> patches(static_cast<size_t>(rows) * 48);
-    stem_patchify(pixels, n, config_.image_size, patches.data(), pool);
+    {
+      ScopedOpTimer timer(prof, "stem patchify");
+      stem_patchify(pixels, n, config_.image_size, patches.data(), pool);
+    }
+    ScopedOpTimer timer(prof, "stem gemm");
     apply_linear(stem_, patches.data(), static_cast<int>(rows), x.data(), {}, pool);
   }
-  layer_norm_rows(x.data(), rows, c, stem_norm_weight_.data(), stem_norm_bias_.data(), eps, x.data(), pool);
+  {
+    ScopedOpTimer timer(prof, "stem ln");
+    layer_norm_rows(x.data(), rows, c, stem_norm_weight_.data(), stem_norm_bias_.data(), eps, x.data(), pool);
+  }
   if (captures) captures->emplace_back("image0.stem", channels_last_to_first(x.data(), h * w, c));
 
   std::vector<float> normed, hidden;
@@ -111,9 +125,13 @@ void VisionTower::encode(const float* pixels, int n, float* features, Captures* 
       const int next_c = config_.dims[s];
       const int64_t next_rows = rows / 4;
       std::vector<float> patches(static_cast<size_t>(next_rows) * 4 * c);
-      downsample_patchify_layer_norm(x.data(), n, h, w, c, stage.downsample_norm_weight.data(),
-                                     stage.downsample_norm_bias.data(), eps, patches.data(), pool);
-      x.assign(static_cast<size_t>(next_rows) * next_c, 0.f);
+      {
+        ScopedOpTimer timer(prof, "downsample ln+patchify");
+        downsample_patchify_layer_norm(x.data(), n, h, w, c, stage.downsample_norm_weight.data(),
+                                       stage.downsample_norm_bias.data(), eps, patches.data(), pool);
+      }
+      x.resize(static_cast<size_t>(next_rows) * next_c);
+      ScopedOpTimer timer(prof, "downsample gemm");
       apply_linear(stage.downsample, patches.data(), static_cast<int>(next_rows), x.data(), {}, pool);
       h /= 2;
       w /= 2;
@@ -125,17 +143,24 @@ void VisionTower::encode(const float* pixels, int n, float* features, Captures* 
     hidden.resize(static_cast<size_t>(chunk) * 4 * c);
     for (const ConvNeXtBlock& block : stage.blocks) {
       // normed [rows, C] = LayerNorm(dwconv7x7(x) + b)
-      depthwise_conv7_layer_norm(x.data(), n, h, w, c, block.dw_weight.data(), block.dw_bias.data(),
-                                 block.norm_weight.data(), block.norm_bias.data(), eps, normed.data(), pool);
+      {
+        ScopedOpTimer timer(prof, kDwconv[s]);
+        depthwise_conv7_layer_norm(x.data(), n, h, w, c, block.dw_weight.data(), block.dw_bias.data(),
+                                   block.norm_weight.data(), block.norm_bias.data(), eps, normed.data(), pool);
+      }
       // x += gamma * fc2(GELU(fc1(normed))), in row chunks of [chunk, 4C] hidden activations
       for (int64_t r = 0; r < rows; r += chunk) {
         const int m = static_cast<int>(std::min<int64_t>(chunk, rows - r));
         Epilogue gelu;
         gelu.gelu = true;
-        apply_linear(block.fc1, normed.data() + r * c, m, hidden.data(), gelu, pool);
+        {
+          ScopedOpTimer timer(prof, kFc1[s]);
+          apply_linear(block.fc1, normed.data() + r * c, m, hidden.data(), gelu, pool);
+        }
         Epilogue scale_residual;
         scale_residual.scale = block.gamma.data();
         scale_residual.residual = x.data() + r * c;
+        ScopedOpTimer timer(prof, kFc2[s]);
         apply_linear(block.fc2, hidden.data(), m, x.data() + r * c, scale_residual, pool);
       }
     }
@@ -143,19 +168,23 @@ void VisionTower::encode(const float* pixels, int n, float* features, Captures* 
   }
 
   // Head: mean over h*w -> LayerNorm -> projection.
-  std::vector<float> pooled(static_cast<size_t>(n) * c);
-  global_average_pool(x.data(), n, h * w, c, pooled.data());
-  layer_norm_rows(pooled.data(), n, c, head_norm_weight_.data(), head_norm_bias_.data(), eps, pooled.data(), pool);
-  if (captures) captures->emplace_back("image0.pooled", std::vector<float>(pooled.begin(), pooled.begin() + c));
-  if (!config_.proj_mlp) {
-    apply_linear(proj_, pooled.data(), n, features, {}, pool);
-  } else {
-    std::vector<float> head_hidden(static_cast<size_t>(n) * proj_.out_features());
-    Epilogue gelu;
-    gelu.gelu = true;
-    apply_linear(proj_, pooled.data(), n, head_hidden.data(), gelu, pool);
-    apply_linear(proj_fc2_, head_hidden.data(), n, features, {}, pool);
+  {
+    ScopedOpTimer timer(prof, "head pool+ln+proj");
+    std::vector<float> pooled(static_cast<size_t>(n) * c);
+    global_average_pool(x.data(), n, h * w, c, pooled.data());
+    layer_norm_rows(pooled.data(), n, c, head_norm_weight_.data(), head_norm_bias_.data(), eps, pooled.data(), pool);
+    if (captures) captures->emplace_back("image0.pooled", std::vector<float>(pooled.begin(), pooled.begin() + c));
+    if (!config_.proj_mlp) {
+      apply_linear(proj_, pooled.data(), n, features, {}, pool);
+    } else {
+      std::vector<float> head_hidden(static_cast<size_t>(n) * proj_.out_features());
+      Epilogue gelu;
+      gelu.gelu = true;
+      apply_linear(proj_, pooled.data(), n, head_hidden.data(), gelu, pool);
+      apply_linear(proj_fc2_, head_hidden.data(), n, features, {}, pool);
+    }
   }
+  if (prof) prof->print(("image tower, batch " + std::to_string(n)).c_str());
 }
 
 }  // namespace cclip

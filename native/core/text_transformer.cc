@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "profile.h"
+
 namespace cclip {
 
 namespace {
@@ -78,6 +80,8 @@ size_t TextTower::bytes() const {
 }
 
 void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* captures, ThreadPool& pool) const {
+  OpProfile profile;
+  OpProfile* prof = OpProfile::enabled() ? &profile : nullptr;
   const int ctx = config_.context_length, width = config_.width;
   // The end token is the row's largest id (first occurrence); attention is causal, so positions after the
   // batch's last end token never influence the rows we read: compute only len = max(end) + 1 positions.
@@ -114,18 +118,39 @@ void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* 
   for (size_t l = 0; l < blocks_.size(); ++l) {
     const TransformerBlock& b = blocks_[l];
     // x += out_proj(attention(in_proj(ln_1(x))))
-    layer_norm_rows(x.data(), rows, width, b.ln1_weight.data(), b.ln1_bias.data(), kTextNormEps, normed.data(), pool);
-    apply_linear(b.in_proj, normed.data(), static_cast<int>(rows), qkv.data(), {}, pool);
-    causal_attention(qkv.data(), n, len, width, config_.heads, attended.data(), pool);
     Epilogue residual;
     residual.residual = x.data();
-    apply_linear(b.out_proj, attended.data(), static_cast<int>(rows), x.data(), residual, pool);
-    // x += c_proj(GELU(c_fc(ln_2(x))))
-    layer_norm_rows(x.data(), rows, width, b.ln2_weight.data(), b.ln2_bias.data(), kTextNormEps, normed.data(), pool);
     Epilogue gelu;
     gelu.gelu = true;
-    apply_linear(b.c_fc, normed.data(), static_cast<int>(rows), hidden.data(), gelu, pool);
-    apply_linear(b.c_proj, hidden.data(), static_cast<int>(rows), x.data(), residual, pool);
+    {
+      ScopedOpTimer timer(prof, "ln_1");
+      layer_norm_rows(x.data(), rows, width, b.ln1_weight.data(), b.ln1_bias.data(), kTextNormEps, normed.data(), pool);
+    }
+    {
+      ScopedOpTimer timer(prof, "in_proj gemm");
+      apply_linear(b.in_proj, normed.data(), static_cast<int>(rows), qkv.data(), {}, pool);
+    }
+    {
+      ScopedOpTimer timer(prof, "attention");
+      causal_attention(qkv.data(), n, len, width, config_.heads, attended.data(), pool);
+    }
+    {
+      ScopedOpTimer timer(prof, "out_proj+res gemm");
+      apply_linear(b.out_proj, attended.data(), static_cast<int>(rows), x.data(), residual, pool);
+    }
+    // x += c_proj(GELU(c_fc(ln_2(x))))
+    {
+      ScopedOpTimer timer(prof, "ln_2");
+      layer_norm_rows(x.data(), rows, width, b.ln2_weight.data(), b.ln2_bias.data(), kTextNormEps, normed.data(), pool);
+    }
+    {
+      ScopedOpTimer timer(prof, "c_fc+gelu gemm");
+      apply_linear(b.c_fc, normed.data(), static_cast<int>(rows), hidden.data(), gelu, pool);
+    }
+    {
+      ScopedOpTimer timer(prof, "c_proj+res gemm");
+      apply_linear(b.c_proj, hidden.data(), static_cast<int>(rows), x.data(), residual, pool);
+    }
     if (captures) {
       captures->emplace_back("text0.block" + std::to_string(l),
                              std::vector<float>(x.begin(), x.begin() + static_cast<size_t>(len) * width));
@@ -139,6 +164,7 @@ void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* 
                    ln_final_bias_.data(), kTextNormEps, pooled.data() + static_cast<int64_t>(s) * width);
   }
   apply_linear(projection_, pooled.data(), n, features, {}, pool);
+  if (prof) prof->print(("text tower, batch " + std::to_string(n) + ", " + std::to_string(len) + " positions").c_str());
 }
 
 }  // namespace cclip
