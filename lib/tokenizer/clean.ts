@@ -15,6 +15,9 @@ const PY_SPACE_RUN = new RegExp(`[${PY_SPACE}]+`);
 const PLAIN_ASCII = /^[\t\n\r\x20-\x25\x27-\x7e]*$/;
 const ASCII_SPACE_RUN = /[\t\n\r ]+/;
 
+/** True for text that cleaning leaves alone apart from whitespace and case. */
+export const isPlainAscii = (text: string): boolean => PLAIN_ASCII.test(text);
+
 /** Python `' '.join(text.split())`. */
 export function collapseWhitespace(text: string): string {
   return text

@@ -4,8 +4,8 @@
  */
 import { ClipError } from '../errors.js';
 import { bpeSymbols, bytesToUnicode } from './bpe.js';
-import { cleanLower } from './clean.js';
-import { REGEX_SPACE } from './charclass.js';
+import { cleanLower, isPlainAscii } from './clean.js';
+import { splitPlainAsciiWords, splitWords } from './words.js';
 import { loadVocabulary, type Vocabulary, type VocabularySource } from './vocabulary.js';
 
 export { cleanLower } from './clean.js';
@@ -20,19 +20,7 @@ const MAX_CONTEXT_LENGTH = 1 << 20;
 const START_TOKEN = '<start_of_text>';
 const END_TOKEN = '<end_of_text>';
 
-/**
- * open_clip's pattern, compiled with the `regex` module and IGNORECASE. The text is lowercase already,
- * so case-insensitivity only adds 'ſ' (U+017F), which folds to 's'. It is spelled out rather than
- * using the `i` flag, because JavaScript's `/iu` would also let U+0345 match \p{L}, which `regex` does not.
- */
-const WORD_RE = new RegExp(
-  `<[sſ]tart_of_text>|<end_of_text>|'[sſ]|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^${REGEX_SPACE}\\p{L}\\p{N}]+`,
-  'gu',
-);
-/** The same pattern for cleaned ASCII text (lowercase, single spaces). */
-const ASCII_WORD_RE = /<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^ a-z0-9]+/g;
-const ASCII = /^[\x20-\x7e]*$/;
-
+const PRINTABLE_ASCII = /^[\x21-\x7e]*$/;
 const BYTE_CHARS = bytesToUnicode();
 const UTF8 = new TextEncoder();
 
@@ -47,6 +35,8 @@ export class ClipTokenizer {
   private readonly vocab: Vocabulary;
   /** Byte-encoded word -> its BPE ids. */
   private readonly cache = new Map<string, number[]>();
+  /** Scratch list of the current text's words. */
+  private readonly words: string[] = [];
 
   /** Load from a model directory, a vocabulary file, `{ vocabJson, mergesTxt }` or `{ bpeGz }`. */
   static async load(source: VocabularySource): Promise<ClipTokenizer> {
@@ -68,7 +58,8 @@ export class ClipTokenizer {
       throw new ClipError('E_INVALID_ARGUMENT', `text to tokenize must be a string, got ${typeof text}`);
     }
     const ids: number[] = [];
-    this.encodeInto(text, ids);
+    const count = this.splitText(text);
+    for (let w = 0; w < count; w++) for (const id of this.wordIds(this.words[w])) ids.push(id);
     return ids;
   }
 
@@ -77,18 +68,26 @@ export class ClipTokenizer {
     const list = this.checkTexts(texts);
     this.checkContextLength(contextLength);
     const out = new Int32Array(list.length * contextLength);
-    const ids: number[] = [];
-    list.forEach((text, row) => {
-      ids.length = 0;
-      ids.push(this.startId);
-      this.encodeInto(text, ids);
-      ids.push(this.endId);
-      const n = Math.min(ids.length, contextLength);
+    for (let row = 0; row < list.length; row++) {
       const base = row * contextLength;
-      for (let i = 0; i < n; i++) out[base + i] = ids[i];
-      // Too long: cut, and make the last kept id the end token.
-      if (ids.length > contextLength) out[base + contextLength - 1] = this.endId;
-    });
+      out[base] = this.startId;
+      let n = 1;
+      let truncated = false;
+      const count = this.splitText(list[row]);
+      words: for (let w = 0; w < count; w++) {
+        const ids = this.wordIds(this.words[w]);
+        for (let i = 0; i < ids.length; i++) {
+          if (n === contextLength) {
+            truncated = true;
+            break words;
+          }
+          out[base + n++] = ids[i];
+        }
+      }
+      // Too long for the row: open_clip cuts it and makes the last kept id the end token.
+      if (truncated || n === contextLength) out[base + contextLength - 1] = this.endId;
+      else out[base + n] = this.endId;
+    }
     return out;
   }
 
@@ -112,20 +111,24 @@ export class ClipTokenizer {
     }
   }
 
-  private encodeInto(text: string, ids: number[]): void {
-    const clean = cleanLower(text);
-    const ascii = ASCII.test(clean);
-    const re = ascii ? ASCII_WORD_RE : WORD_RE;
-    re.lastIndex = 0;
-    for (let m = re.exec(clean); m !== null; m = re.exec(clean)) {
-      const word = ascii ? m[0] : this.byteEncode(m[0]);
-      let wordIds = this.cache.get(word);
-      if (wordIds === undefined) {
-        wordIds = this.bpeIds(word);
-        this.cache.set(word, wordIds);
-      }
-      for (const id of wordIds) ids.push(id);
+  /** Split a text into its byte-encoded words, left in this.words[0 .. count). */
+  private splitText(text: string): number {
+    const words = this.words;
+    if (isPlainAscii(text)) return splitPlainAsciiWords(text, words);
+    const count = splitWords(cleanLower(text), words);
+    // Printable ASCII bytes are their own byte characters; other words need encoding.
+    for (let w = 0; w < count; w++) if (!PRINTABLE_ASCII.test(words[w])) words[w] = this.byteEncode(words[w]);
+    return count;
+  }
+
+  /** BPE ids of one byte-encoded word, cached. */
+  private wordIds(word: string): number[] {
+    let ids = this.cache.get(word);
+    if (ids === undefined) {
+      ids = this.bpeIds(word);
+      this.cache.set(word, ids);
     }
+    return ids;
   }
 
   /** UTF-8 bytes of a word, each written as its byte character. */

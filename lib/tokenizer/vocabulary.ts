@@ -33,8 +33,12 @@ function vocabError(subject: string, message: string, cause?: unknown): ClipErro
   return new ClipError('E_VOCAB', `${message} (${subject})`, { subject, cause });
 }
 
-/** Split one merges line into its pair, or throw E_VOCAB naming the line. */
+const SIMPLE_MERGE = /^([^\s\x1c-\x1f]+) ([^\s\x1c-\x1f]+)$/;
+
+/** Split one merges line into its pair (Python `line.split()`), or throw E_VOCAB naming the line. */
 function parseMerge(line: string, lineNo: number, subject: string): [string, string] {
+  const simple = SIMPLE_MERGE.exec(line);
+  if (simple) return [simple[1], simple[2]];
   const parts = collapseWhitespace(line).split(' ');
   if (parts.length !== 2 || !parts[0] || !parts[1]) {
     throw vocabError(subject, `malformed merge on line ${lineNo}: ${JSON.stringify(line.slice(0, 80))}`);
@@ -50,12 +54,16 @@ function buildRanks(merges: [string, string][]): Map<string, number> {
 
 /** Vocabulary from the text of open_clip's merges file (already gunzipped). */
 export function vocabularyFromBpeText(text: string, subject: string): Vocabulary {
-  const lines = text.split('\n');
-  // A final newline leaves an empty last element that is not a merge.
-  if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
-  const mergeLines = lines.slice(1, 1 + OPENCLIP_MERGE_COUNT);
-  if (mergeLines.length === 0) throw vocabError(subject, 'the BPE file has no merges');
-  const merges = mergeLines.map((line, i) => parseMerge(line, i + 2, subject));
+  // Only lines 1..48894 matter; the file has many more, so walk lines instead of splitting it all.
+  const merges: [string, string][] = [];
+  let pos = text.indexOf('\n') + 1;
+  while (pos > 0 && pos < text.length && merges.length < OPENCLIP_MERGE_COUNT) {
+    let end = text.indexOf('\n', pos);
+    if (end < 0) end = text.length;
+    merges.push(parseMerge(text.slice(pos, end), merges.length + 2, subject));
+    pos = end + 1;
+  }
+  if (merges.length === 0) throw vocabError(subject, 'the BPE file has no merges');
 
   const byteChars = bytesToUnicode();
   const symbols = vocabularyByteOrder().map((b) => byteChars[b]);
@@ -85,12 +93,16 @@ export function vocabularyFromHf(vocabJson: string, mergesTxt: string, subject: 
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw vocabError(subject, 'vocab.json must be an object of token -> id');
   }
+  const entries = parsed as Record<string, unknown>;
   const encoder = new Map<string, number>();
-  for (const [token, id] of Object.entries(parsed as Record<string, unknown>)) {
+  let size = 0;
+  for (const token in entries) {
+    const id = entries[token];
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
       throw vocabError(subject, `vocab.json gives ${JSON.stringify(token)} a non-integer id`);
     }
     encoder.set(token, id);
+    size++;
   }
   const startId = encoder.get('<|startoftext|>') ?? encoder.get('<start_of_text>');
   const endId = encoder.get('<|endoftext|>') ?? encoder.get('<end_of_text>');
@@ -98,13 +110,17 @@ export function vocabularyFromHf(vocabJson: string, mergesTxt: string, subject: 
     throw vocabError(subject, 'vocab.json lacks <|startoftext|> / <|endoftext|>');
   }
 
-  const lines = mergesTxt.split('\n');
-  let first = 0;
-  if (lines[0]?.startsWith('#')) first = 1; // "#version: 0.2"
   const merges: [string, string][] = [];
-  for (let i = first; i < lines.length; i++) {
-    if (lines[i].trim() === '') continue;
-    merges.push(parseMerge(lines[i], i + 1, subject));
+  let lineNo = 0;
+  for (let pos = 0; pos < mergesTxt.length; ) {
+    let end = mergesTxt.indexOf('\n', pos);
+    if (end < 0) end = mergesTxt.length;
+    const line = mergesTxt.slice(pos, end);
+    lineNo++;
+    pos = end + 1;
+    // Skip the "#version: 0.2" header and blank lines.
+    if ((lineNo === 1 && line.startsWith('#')) || line.trim() === '') continue;
+    merges.push(parseMerge(line, lineNo, subject));
   }
   if (merges.length === 0) throw vocabError(subject, 'merges.txt has no merges');
 
@@ -120,7 +136,7 @@ export function vocabularyFromHf(vocabJson: string, mergesTxt: string, subject: 
   // open_clip's special-token strings resolve to the same ids in both layouts.
   encoder.set('<start_of_text>', startId);
   encoder.set('<end_of_text>', endId);
-  return { encoder, ranks: buildRanks(merges), startId, endId, size: Object.keys(parsed).length, source: subject };
+  return { encoder, ranks: buildRanks(merges), startId, endId, size, source: subject };
 }
 
 async function exists(p: string): Promise<boolean> {
