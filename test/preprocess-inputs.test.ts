@@ -2,7 +2,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import test from 'tape';
 import { decodeImage, preprocessImages, type RawImage } from '../lib/image/index.js';
 import { OPENAI_MEAN, OPENAI_STD, type PreprocessConfig } from '../lib/model-dir.js';
@@ -90,7 +90,7 @@ test('WebP, TIFF, GIF, AVIF and CMYK JPEG decode', async (t) => {
   try {
     const src = fixture('images', 'chelsea.png');
     const reference = await preprocessImages([src], CFG);
-    const lossless: [string, (s: sharp.Sharp) => sharp.Sharp][] = [
+    const lossless: [string, (s: Sharp) => Sharp][] = [
       ['img.webp', (s) => s.webp({ lossless: true })],
       ['img.tiff', (s) => s.tiff({ compression: 'lzw' })],
     ];
