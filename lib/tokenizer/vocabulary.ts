@@ -82,8 +82,8 @@ export function vocabularyFromBpeText(text: string, subject: string): Vocabulary
   };
 }
 
-/** Vocabulary from Hugging Face `vocab.json` and `merges.txt` texts. */
-export function vocabularyFromHf(vocabJson: string, mergesTxt: string, subject: string): Vocabulary {
+/** Vocabulary from Hugging Face `vocab.json` and `merges.txt` texts; errors name `subject` / `mergesSubject`. */
+export function vocabularyFromHf(vocabJson: string, mergesTxt: string, subject: string, mergesSubject = subject): Vocabulary {
   let parsed: unknown;
   try {
     parsed = JSON.parse(vocabJson);
@@ -112,7 +112,8 @@ export function vocabularyFromHf(vocabJson: string, mergesTxt: string, subject: 
 
   const merges: [string, string][] = [];
   let lineNo = 0;
-  for (let pos = 0; pos < mergesTxt.length; ) {
+  // Like open_clip (and transformers' CLIPTokenizer), only the first 48894 merges count.
+  for (let pos = 0; pos < mergesTxt.length && merges.length < OPENCLIP_MERGE_COUNT; ) {
     let end = mergesTxt.indexOf('\n', pos);
     if (end < 0) end = mergesTxt.length;
     const line = mergesTxt.slice(pos, end);
@@ -120,9 +121,9 @@ export function vocabularyFromHf(vocabJson: string, mergesTxt: string, subject: 
     pos = end + 1;
     // Skip the "#version: 0.2" header and blank lines.
     if ((lineNo === 1 && line.startsWith('#')) || line.trim() === '') continue;
-    merges.push(parseMerge(line, lineNo, subject));
+    merges.push(parseMerge(line, lineNo, mergesSubject));
   }
-  if (merges.length === 0) throw vocabError(subject, 'merges.txt has no merges');
+  if (merges.length === 0) throw vocabError(mergesSubject, 'merges.txt has no merges');
 
   // Every symbol BPE can produce must have an id, or encoding would fail later.
   for (const ch of bytesToUnicode()) {
@@ -182,7 +183,7 @@ async function loadBpeGz(file: string): Promise<Vocabulary> {
 
 async function loadHf(vocabFile: string, mergesFile: string): Promise<Vocabulary> {
   const [vocab, merges] = await Promise.all([readFile(vocabFile, 'vocab.json'), readFile(mergesFile, 'merges.txt')]);
-  return vocabularyFromHf(decodeText(vocab, vocabFile), decodeText(merges, mergesFile), vocabFile);
+  return vocabularyFromHf(decodeText(vocab, vocabFile), decodeText(merges, mergesFile), vocabFile, mergesFile);
 }
 
 /** Sibling file a vocabulary file needs; missing means the vocabulary is incomplete (E_VOCAB). */
