@@ -1,8 +1,39 @@
-// Straightforward reference implementation of gemm.h (correct, not fast); the tuned kernels replace it.
+// Blocked GEMM with a fused epilogue (see gemm.h). Loop nest, per work item (an MC-row block of x times a range
+// of W's column panels):
+//   pack A[MC, K] once (MR-row panels, one block per K pass)
+//   for each NC-column block:  for each K pass (KC):  for each NR panel:  for each MR panel:  MR x NR tile
+//   -> C scratch [MC, NC] (L2), then the epilogue writes y (so `residual` may alias y: y is written once, last).
+// Work items are handed to the thread pool; both the M and the N split are used so that 2 threads stay busy
+// from M = 1 up. The kernels themselves live in gemm_kernels.h, instantiated per instruction set.
 #include "gemm.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <new>
+
+#include "cpu_features.h"
+#include "gemm_internal.h"
+
+// Portable variant: 16-byte vectors (SSE2, NEON, wasm SIMD128), 6 x 8 tile.
+#define CCLIP_K_NS generic
+#define CCLIP_K_NAME "generic"
+#define CCLIP_K_TARGET
+#define CCLIP_K_VBYTES 16
+#define CCLIP_K_MR 6
+#define CCLIP_K_MC 120
+#define CCLIP_K_KC 256
+#define CCLIP_K_NC 256
+#include "gemm_kernels.h"
+#undef CCLIP_K_NS
+#undef CCLIP_K_NAME
+#undef CCLIP_K_TARGET
+#undef CCLIP_K_VBYTES
+#undef CCLIP_K_MR
+#undef CCLIP_K_MC
+#undef CCLIP_K_KC
+#undef CCLIP_K_NC
 
 namespace cclip {
 
@@ -21,48 +52,175 @@ float bf16_to_float(uint16_t h) {
   return f;
 }
 
-PackedWeight pack_weight(const float* w, int n, int k, Precision precision) {
+namespace gemm_detail {
+
+const KernelSet* kernels_generic() { return generic::kernel_set(); }
+
+#if !defined(__x86_64__)
+const KernelSet* kernels_avx2() { return nullptr; }
+const KernelSet* kernels_avx512() { return nullptr; }
+#endif
+
+static const KernelSet* choose_kernels() {
+  const char* env = std::getenv("CCLIP_GEMM_ISA");
+  const int cap = !env || !*env                     ? 2
+                  : std::strcmp(env, "generic") == 0 ? 0
+                  : std::strcmp(env, "avx2") == 0    ? 1
+                                                     : 2;
+  const CpuFeatures& cpu = cpu_features();
+  if (cap >= 2 && cpu.avx512f && kernels_avx512()) return kernels_avx512();
+  if (cap >= 1 && cpu.avx2_fma && kernels_avx2()) return kernels_avx2();
+  return kernels_generic();
+}
+
+const KernelSet* best_kernels() {
+  static const KernelSet* ks = choose_kernels();
+  return ks;
+}
+
+namespace {
+
+void* aligned_alloc64(size_t bytes) {
+  void* p = nullptr;
+  if (posix_memalign(&p, 64, std::max<size_t>(bytes, 64)) != 0) throw std::bad_alloc();
+  return p;
+}
+
+// Per-thread scratch that grows and is kept (each thread runs one linear() piece at a time).
+struct Scratch {
+  float* p = nullptr;
+  size_t cap = 0;
+  ~Scratch() { std::free(p); }
+  float* get(size_t floats) {
+    if (floats > cap) {
+      std::free(p);
+      p = nullptr;
+      cap = 0;
+      p = static_cast<float*>(aligned_alloc64(floats * sizeof(float)));
+      cap = floats;
+    }
+    return p;
+  }
+};
+
+thread_local Scratch t_abuf, t_cbuf;
+
+inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
+inline int round_up(int a, int b) { return ceil_div(a, b) * b; }
+
+}  // namespace
+
+PackedWeight pack_weight_with(const KernelSet* ks, const float* w, int n, int k, Precision precision) {
   PackedWeight p;
   p.n = n;
   p.k = k;
   p.precision = precision;
-  const size_t count = static_cast<size_t>(n) * k;
-  if (precision == Precision::F32) {
-    p.f32.assign(w, w + count);
-  } else {
-    p.bf16.resize(count);
-    for (size_t i = 0; i < count; ++i) p.bf16[i] = float_to_bf16(w[i]);
+  p.kernels = ks;
+  p.nr = ks->nr;
+  const int nr = ks->nr, half = nr / 2;
+  const int panels = ceil_div(std::max(n, 0), nr);
+  const size_t count = static_cast<size_t>(panels) * nr * std::max(k, 0);
+  const size_t esize = precision == Precision::F32 ? 4 : 2;
+  p.data_bytes = count * esize;
+  p.data.reset(aligned_alloc64(p.data_bytes), std::free);
+  // Panel jp, row kk: [nr] values W[jp*nr + j, kk] (zero past N).
+  for (int jp = 0; jp < panels; ++jp) {
+    for (int kk = 0; kk < k; ++kk) {
+      const size_t row = (static_cast<size_t>(jp) * k + kk) * nr;
+      for (int j = 0; j < nr; ++j) {
+        const int col = jp * nr + j;
+        const float v = col < n ? w[static_cast<size_t>(col) * k + kk] : 0.0f;
+        if (precision == Precision::F32) {
+          static_cast<float*>(p.data.get())[row + j] = v;
+        } else {  // interleave: u16 slot 2j holds column j, slot 2j+1 column j + nr/2
+          const int slot = j < half ? 2 * j : 2 * (j - half) + 1;
+          static_cast<uint16_t*>(p.data.get())[row + slot] = float_to_bf16(v);
+        }
+      }
+    }
   }
   return p;
 }
 
-static inline float gelu_erf(float v) { return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f)); }
+namespace {
 
-void linear(const float* x, int m, const PackedWeight& w, const float* bias, float* y, const Epilogue& ep,
-            ThreadPool& pool) {
-  const int n = w.n, k = w.k;
-  pool.parallel_for(m, 1, [&](int64_t row_begin, int64_t row_end) {
-    std::vector<float> row(n);
-    for (int64_t i = row_begin; i < row_end; ++i) {
-      const float* xi = x + i * k;
-      for (int j = 0; j < n; ++j) {
-        float acc = 0.f;
-        if (w.precision == Precision::F32) {
-          const float* wj = w.f32.data() + static_cast<size_t>(j) * k;
-          for (int t = 0; t < k; ++t) acc += xi[t] * wj[t];
-        } else {
-          const uint16_t* wj = w.bf16.data() + static_cast<size_t>(j) * k;
-          for (int t = 0; t < k; ++t) acc += xi[t] * bf16_to_float(wj[t]);
-        }
-        float v = acc + (bias ? bias[j] : 0.f);
-        if (ep.gelu) v = gelu_erf(v);
-        if (ep.scale) v *= ep.scale[j];
-        row[j] = v;
+void linear_impl(const float* x, int m, const PackedWeight& w, const float* bias, float* y, const Epilogue& ep,
+                 ThreadPool& pool) {
+  const KernelSet& ks = *w.kernels;
+  const int n = w.n, k = w.k, mr = ks.mr, nr = ks.nr;
+  if (m <= 0 || n <= 0) return;
+  const bool bf16 = w.precision == Precision::BF16;
+  const size_t esize = bf16 ? 2 : 4;
+  const size_t panel_stride = static_cast<size_t>(k) * nr;  // elements between W panels
+
+  // K passes of equal length <= kc.
+  const int nk = std::max(1, ceil_div(k, ks.kc));
+  const int kc = ceil_div(k, nk);
+  // M blocks of equal height (multiple of MR) <= mc.
+  int mc = round_up(ceil_div(m, ceil_div(m, ks.mc)), mr);
+  const int nic = ceil_div(m, mc);
+  // N ranges: enough items for the threads (a multiple of them), each range at least 4 panels wide.
+  const int panels = ceil_div(n, nr);
+  const int threads = pool.size();
+  int nj = 1;
+  if (threads > 1) {
+    const int max_nj = std::max(1, panels / 4);
+    nj = std::min(max_nj, ceil_div(4 * threads, nic));
+    while (nj < max_nj && (nic * nj) % threads != 0) ++nj;
+  }
+  const int range_panels = ceil_div(panels, nj);
+  nj = ceil_div(panels, range_panels);
+  // C blocks of equal width <= nc within a range.
+  const int ncb = ceil_div(range_panels, std::max(1, ks.nc / nr));
+  const int nc_panels = ceil_div(range_panels, ncb);
+
+  const int64_t items = static_cast<int64_t>(nic) * nj;
+  pool.parallel_for(items, 1, [&](int64_t begin, int64_t end) {
+    const int mc_pad = round_up(mc, mr);
+    float* abuf = t_abuf.get(static_cast<size_t>(mc_pad) * std::max(k, 1));
+    float* cbuf = t_cbuf.get(static_cast<size_t>(mc_pad) * nc_panels * nr);
+    int packed_ic = -1;
+    for (int64_t item = begin; item < end; ++item) {
+      const int ic = static_cast<int>(item % nic), jr = static_cast<int>(item / nic);
+      const int i0 = ic * mc, rows = std::min(mc, m - i0);
+      const int rows_pad = round_up(rows, mr);
+      if (packed_ic != ic) {  // A block [rows, K]: pass p at abuf + rows_pad * p * kc
+        for (int k0 = 0; k0 < k; k0 += kc)
+          ks.pack_a(x + static_cast<size_t>(i0) * k, k, rows, k0, std::min(kc, k - k0),
+                    abuf + static_cast<size_t>(rows_pad) * k0);
+        packed_ic = ic;
       }
-      float* yi = y + i * n;
-      for (int j = 0; j < n; ++j) yi[j] = row[j] + (ep.residual ? ep.residual[i * n + j] : 0.f);
+      const int p_end = std::min(panels, (jr + 1) * range_panels);
+      for (int p0 = jr * range_panels; p0 < p_end; p0 += nc_panels) {
+        const int np = std::min(nc_panels, p_end - p0);
+        const int ldc = np * nr;
+        if (k == 0) std::fill(cbuf, cbuf + static_cast<size_t>(rows) * ldc, 0.0f);
+        for (int k0 = 0; k0 < k; k0 += kc) {
+          const char* b = static_cast<const char*>(w.data.get()) + (p0 * panel_stride + static_cast<size_t>(k0) * nr) * esize;
+          ks.macro(rows, np, std::min(kc, k - k0), abuf + static_cast<size_t>(rows_pad) * k0, b, panel_stride, bf16,
+                   cbuf, ldc, k0 > 0);
+        }
+        const int j0 = p0 * nr, cols = std::min(ldc, n - j0);
+        const size_t off = static_cast<size_t>(i0) * n + j0;
+        ks.epilogue(cbuf, ldc, rows, cols, y + off, n, ep.residual ? ep.residual + off : nullptr,
+                    bias ? bias + j0 : nullptr, ep.scale ? ep.scale + j0 : nullptr, ep.gelu);
+      }
     }
   });
 }
+
+}  // namespace
+}  // namespace gemm_detail
+
+PackedWeight pack_weight(const float* w, int n, int k, Precision precision) {
+  return gemm_detail::pack_weight_with(gemm_detail::best_kernels(), w, n, k, precision);
+}
+
+void linear(const float* x, int m, const PackedWeight& w, const float* bias, float* y, const Epilogue& ep,
+            ThreadPool& pool) {
+  gemm_detail::linear_impl(x, m, w, bias, y, ep, pool);
+}
+
+float gelu(float x) { return gemm_detail::best_kernels()->gelu1(x); }
 
 }  // namespace cclip

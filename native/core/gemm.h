@@ -1,7 +1,9 @@
 // Linear layers: y[M, N] = epilogue(x[M, K] . W[N, K]^T + bias). W is packed once at load time into the
 // layout the kernels want, in fp32 or bf16 (bf16 halves memory; products still accumulate in fp32).
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "threadpool.h"
@@ -10,13 +12,22 @@ namespace cclip {
 
 enum class Precision { F32, BF16 };
 
-// A weight matrix W[N, K] (PyTorch nn.Linear layout) in the kernels' private layout.
+namespace gemm_detail {
+struct KernelSet;  // one instruction-set variant of the kernels (gemm_internal.h)
+}
+
+// A weight matrix W[N, K] (PyTorch nn.Linear layout) in the kernels' private layout: column panels of
+// `nr` output channels, each panel [K][nr] contiguous (zero-padded past N), 64-byte aligned. In bf16 the
+// two halves of a panel row are interleaved so one 32-bit lane holds columns j and j + nr/2.
+// Copies share the (immutable) packed data.
 struct PackedWeight {
   int n = 0, k = 0;
   Precision precision = Precision::F32;
-  std::vector<float> f32;      // used when precision == F32
-  std::vector<uint16_t> bf16;  // used when precision == BF16 (upper halves of fp32, round to nearest even)
-  size_t bytes() const { return f32.size() * sizeof(float) + bf16.size() * sizeof(uint16_t); }
+  int nr = 0;                                       // panel width
+  const gemm_detail::KernelSet* kernels = nullptr;  // the variant this was packed for
+  std::shared_ptr<void> data;                       // packed panels (float or uint16_t)
+  size_t data_bytes = 0;
+  size_t bytes() const { return data_bytes; }
 };
 
 // What to do with each output element after the bias:  y = residual + scale[n] * act(acc + bias[n]).
@@ -35,5 +46,8 @@ void linear(const float* x, int m, const PackedWeight& w, const float* bias, flo
 // fp32 <-> bf16 helpers (round to nearest even; NaN stays NaN).
 uint16_t float_to_bf16(float f);
 float bf16_to_float(uint16_t h);
+
+// Exact-erf GELU of one value, the same approximation the kernels use (|rel err| < 1e-6 vs. erf in double).
+float gelu(float x);
 
 }  // namespace cclip

@@ -1,5 +1,7 @@
 // A fixed pool of worker threads for data-parallel loops. The calling thread takes part in every loop,
-// so a pool of `threads` uses exactly `threads` cores. One loop runs at a time per pool.
+// so a pool of `threads` uses exactly `threads` cores. One loop runs at a time per pool (concurrent callers
+// are serialised); a parallel_for issued from inside one of this pool's loops runs inline on that thread.
+// Idle workers spin briefly (so back-to-back small loops start fast), then sleep.
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -1,0 +1,24 @@
+#include "cpu_features.h"
+
+namespace cclip {
+
+static CpuFeatures detect() {
+  CpuFeatures f;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  // __builtin_cpu_supports also checks that the OS enabled the register state (XCR0).
+  f.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  f.avx512f = f.avx2_fma && __builtin_cpu_supports("avx512f");
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10
+  f.avx512bf16 = f.avx512f && __builtin_cpu_supports("avx512bf16");
+#endif
+#endif
+  return f;
+}
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures f = detect();
+  return f;
+}
+
+}  // namespace cclip

@@ -1,0 +1,39 @@
+// Internals of gemm.cc shared with the instruction-set variants (gemm_kernels.h) and the tests.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "gemm.h"
+
+namespace cclip {
+namespace gemm_detail {
+
+// One instruction-set variant: an MR x NR register tile and its cache blocking.
+struct KernelSet {
+  const char* name;
+  int mr, nr;      // register tile: rows of x x columns of W
+  int mc, kc, nc;  // cache blocks (maxima): rows of x per A block, K per pass, columns per C block
+  // Packs rows [0, rows) of x (row stride ldx), columns [k0, k0 + kc), into panels of MR rows:
+  // dst[ceil(rows / MR)][kc][MR] (the padding rows of the last panel are never read).
+  void (*pack_a)(const float* x, size_t ldx, int rows, int k0, int kc, float* dst);
+  // C[rows, panels * NR] (=, or += when accumulate) A . B for one K pass. a: from pack_a; b: the first of
+  // `panels` weight panels at this pass's k0 (float, or uint16_t when bf16), b_stride elements apart.
+  void (*macro)(int rows, int panels, int kc, const float* a, const void* b, size_t b_stride, bool bf16, float* c,
+                int ldc, bool accumulate);
+  // y[r, j] = residual[r, j] + scale[j] * act(c[r, j] + bias[j]) for r < rows, j < cols; y and residual rows
+  // are ldy apart (residual may alias y; bias/scale/residual may be null).
+  void (*epilogue)(const float* c, int ldc, int rows, int cols, float* y, size_t ldy, const float* residual,
+                   const float* bias, const float* scale, bool gelu);
+  float (*gelu1)(float x);
+};
+
+const KernelSet* kernels_generic();  // portable (GCC/Clang vector extensions, 16-byte vectors)
+const KernelSet* kernels_avx2();     // x86-64 AVX2 + FMA, 6 x 16; null where not built
+const KernelSet* kernels_avx512();   // x86-64 AVX-512F, 12 x 32; null where not built
+// The best variant this CPU runs; CCLIP_GEMM_ISA=generic|avx2|avx512 in the environment narrows the choice.
+const KernelSet* best_kernels();
+
+PackedWeight pack_weight_with(const KernelSet* ks, const float* w, int n, int k, Precision precision);
+
+}  // namespace gemm_detail
+}  // namespace cclip

@@ -1,0 +1,53 @@
+// x86-64 variants of the GEMM kernels (gemm_kernels.h), compiled with function-level target attributes so the
+// rest of the build stays baseline x86-64; gemm.cc picks one at run time (cpu_features).
+#include "gemm_internal.h"
+
+#if defined(__x86_64__)
+
+// AVX2 + FMA: 6 x 16 tile = 12 ymm accumulators + 2 B vectors + 1 broadcast.
+#define CCLIP_K_NS avx2
+#define CCLIP_K_NAME "avx2"
+#define CCLIP_K_TARGET __attribute__((target("avx2,fma")))
+#define CCLIP_K_VBYTES 32
+#define CCLIP_K_MR 6
+#define CCLIP_K_MC 120
+#define CCLIP_K_KC 256
+#define CCLIP_K_NC 256
+#include "gemm_kernels.h"
+#undef CCLIP_K_NS
+#undef CCLIP_K_NAME
+#undef CCLIP_K_TARGET
+#undef CCLIP_K_VBYTES
+#undef CCLIP_K_MR
+#undef CCLIP_K_MC
+#undef CCLIP_K_KC
+#undef CCLIP_K_NC
+
+// AVX-512F: 12 x 32 tile = 24 zmm accumulators. The same source as above at twice the width; the test suite
+// runs this exact instantiation logic at 64-byte width on AVX2 hardware (gemm_test.cc, "wide" variant).
+#define CCLIP_K_NS avx512
+#define CCLIP_K_NAME "avx512"
+#define CCLIP_K_TARGET __attribute__((target("avx512f,avx2,fma")))
+#define CCLIP_K_VBYTES 64
+#define CCLIP_K_MR 12
+#define CCLIP_K_MC 144
+#define CCLIP_K_KC 256
+#define CCLIP_K_NC 384
+#include "gemm_kernels.h"
+#undef CCLIP_K_NS
+#undef CCLIP_K_NAME
+#undef CCLIP_K_TARGET
+#undef CCLIP_K_VBYTES
+#undef CCLIP_K_MR
+#undef CCLIP_K_MC
+#undef CCLIP_K_KC
+#undef CCLIP_K_NC
+
+namespace cclip {
+namespace gemm_detail {
+const KernelSet* kernels_avx2() { return avx2::kernel_set(); }
+const KernelSet* kernels_avx512() { return avx512::kernel_set(); }
+}  // namespace gemm_detail
+}  // namespace cclip
+
+#endif  // __x86_64__

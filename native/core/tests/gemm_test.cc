@@ -1,0 +1,307 @@
+// Tests for cclip::linear / pack_weight / gelu and the thread pool against a double-precision reference.
+// Every kernel variant this CPU can run is tested, plus "wide": the AVX-512 instantiation logic (64-byte
+// vectors, 12 x 32 tile) compiled for baseline x86-64 / any target, so its layout and tails are checked here too.
+// Build and run: bench/gemm/run.sh test   (prints "N passed, N failed"; exit status 1 on any failure)
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../cpu_features.h"
+#include "../gemm.h"
+#include "../gemm_internal.h"
+#include "../threadpool.h"
+
+#pragma GCC diagnostic ignored "-Wpsabi"  // 64-byte vectors without AVX-512: only inlined helpers
+#define CCLIP_K_NS test_wide
+#define CCLIP_K_NAME "wide"
+#define CCLIP_K_TARGET
+#define CCLIP_K_VBYTES 64
+#define CCLIP_K_MR 12
+#define CCLIP_K_MC 48
+#define CCLIP_K_KC 64
+#define CCLIP_K_NC 96
+#include "../gemm_kernels.h"
+
+using namespace cclip;
+using gemm_detail::KernelSet;
+
+static int g_passed = 0, g_failed = 0;
+
+static void check(bool ok, const std::string& what) {
+  if (ok) {
+    ++g_passed;
+  } else {
+    ++g_failed;
+    std::printf("FAIL: %s\n", what.c_str());
+  }
+}
+
+static double gelu_ref(double v) { return 0.5 * v * std::erfc(-v * 0.70710678118654752440); }
+
+static void test_bf16_helpers() {
+  check(float_to_bf16(1.0f) == 0x3f80, "bf16(1)");
+  check(bf16_to_float(0x3f80) == 1.0f, "float(bf16 1)");
+  // Round to nearest even: 1 + 2^-8 is exactly halfway between 1 and 1 + 2^-7 -> 1.
+  check(float_to_bf16(1.0f + 1.0f / 256) == 0x3f80, "bf16 tie to even (down)");
+  check(float_to_bf16(1.0f + 3.0f / 256) == 0x3f82, "bf16 tie to even (up)");
+  check(std::isnan(bf16_to_float(float_to_bf16(NAN))), "bf16 NaN");
+  check(bf16_to_float(float_to_bf16(-INFINITY)) == -INFINITY, "bf16 -inf");
+}
+
+static void test_gelu(const KernelSet* ks) {
+  double worst = 0, worst_x = 0;
+  for (int i = -400000; i <= 400000; ++i) {
+    const float x = i * 5e-5f;  // [-20, 20]
+    const double ref = gelu_ref(x);
+    const float got = ks->gelu1(x);
+    if (x < -12.9f) {  // |gelu| < 1.5e-37 here: only needs to be ~0
+      if (!(std::fabs(got) < 1e-36f)) worst = 1, worst_x = x;
+      continue;
+    }
+    const double rel = std::fabs(got - ref) / std::fabs(ref);
+    if (rel > worst) worst = rel, worst_x = x;
+  }
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "[%s] gelu max rel err %.3g at x=%g (limit 1e-6)", ks->name, worst, worst_x);
+  check(worst < 1e-6, buf);
+  check(ks->gelu1(0.0f) == 0.0f, std::string("[") + ks->name + "] gelu(0)");
+  check(std::isnan(ks->gelu1(NAN)), std::string("[") + ks->name + "] gelu(NaN)");
+  check(ks->gelu1(INFINITY) == INFINITY, std::string("[") + ks->name + "] gelu(inf)");
+  check(std::fabs(ks->gelu1(-30.0f)) < 1e-30f, std::string("[") + ks->name + "] gelu(-30)");
+  if (std::getenv("GEMM_TEST_VERBOSE")) std::printf("%s\n", buf);
+}
+
+struct Case {
+  int m, n, k;
+};
+
+// linear() vs. the double reference for one shape, over the epilogue modes in `modes`
+// (bits: 1 bias, 2 gelu, 4 scale, 8 residual, 16 residual aliases y), each on pools[mode % 3].
+static void run_case(const KernelSet* ks, Precision prec, const Case& c, const std::vector<int>& modes,
+                     ThreadPool* const* pools, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(c.m) * c.k), w(static_cast<size_t>(c.n) * c.k), bias(c.n), scale(c.n),
+      res(static_cast<size_t>(c.m) * c.n);
+  for (auto& v : x) v = nd(rng);
+  for (auto& v : w) v = nd(rng) * 0.1f;
+  for (auto& v : bias) v = nd(rng);
+  for (auto& v : scale) v = nd(rng);
+  for (auto& v : res) v = nd(rng);
+  PackedWeight pw = gemm_detail::pack_weight_with(ks, w.data(), c.n, c.k, prec);
+  // Reference x . W^T in double, with |x| . |W|^T for the tolerance.
+  std::vector<double> acc(static_cast<size_t>(c.m) * c.n), mag(acc.size());
+  std::vector<float> wr(w);
+  if (prec == Precision::BF16)
+    for (auto& v : wr) v = bf16_to_float(float_to_bf16(v));
+  for (int i = 0; i < c.m; ++i)
+    for (int j = 0; j < c.n; ++j) {
+      double a = 0, g = 0;
+      for (int t = 0; t < c.k; ++t) {
+        const double p = static_cast<double>(x[static_cast<size_t>(i) * c.k + t]) * wr[static_cast<size_t>(j) * c.k + t];
+        a += p;
+        g += std::fabs(p);
+      }
+      acc[static_cast<size_t>(i) * c.n + j] = a;
+      mag[static_cast<size_t>(i) * c.n + j] = g;
+    }
+  for (int mode : modes) {
+    ThreadPool& pool = *pools[mode % 3];
+    const bool use_bias = mode & 1, use_gelu = mode & 2, use_scale = mode & 4, use_res = mode & 8, alias = mode & 16;
+    std::vector<float> y(static_cast<size_t>(c.m) * c.n, NAN);
+    Epilogue ep;
+    ep.gelu = use_gelu;
+    ep.scale = use_scale ? scale.data() : nullptr;
+    if (use_res) {
+      if (alias) {
+        y = res;
+        ep.residual = y.data();
+      } else {
+        ep.residual = res.data();
+      }
+    }
+    linear(x.data(), c.m, pw, use_bias ? bias.data() : nullptr, y.data(), ep, pool);
+    double worst = 0;  // error / tolerance
+    for (int i = 0; i < c.m; ++i) {
+      for (int j = 0; j < c.n; ++j) {
+        const size_t o = static_cast<size_t>(i) * c.n + j;
+        double a = acc[o], g = mag[o];
+        if (use_bias) a += bias[j], g += std::fabs(bias[j]);
+        double v = use_gelu ? gelu_ref(a) : a;
+        double vmag = g * 1.2;
+        if (use_scale) v *= scale[j], vmag *= std::fabs(scale[j]);
+        const double r = use_res ? res[o] : 0.0;
+        v += r;
+        // fp32 accumulation error bound (loose in K, tight enough to catch any indexing error) + output rounding.
+        const double tol = 1.2e-7 * (c.k + 16) * vmag * 0.25 + 1.5e-6 * (std::fabs(v) + std::fabs(r)) + 1e-30;
+        const double got = y[o];
+        const double e = std::isfinite(got) ? std::fabs(got - v) / tol : 1e30;
+        if (e > worst) worst = e;
+      }
+    }
+    char buf[200];
+    std::snprintf(buf, sizeof buf, "[%s %s t=%d] M=%d N=%d K=%d bias=%d gelu=%d scale=%d res=%d alias=%d err/tol=%.3g",
+                  ks->name, prec == Precision::F32 ? "f32" : "bf16", pool.size(), c.m, c.n, c.k, use_bias, use_gelu,
+                  use_scale, use_res, alias ? 1 : 0, worst);
+    check(worst <= 1.0, buf);
+  }
+}
+
+static void test_linear(const KernelSet* ks, ThreadPool& pool1, ThreadPool& pool2, ThreadPool& pool3) {
+  std::mt19937 rng(1234);
+  const int dims[] = {1, 3, 17, 77, 100, 385};
+  std::vector<Case> cases;
+  for (int m : dims)
+    for (int n : dims)
+      for (int k : {1, 17, 100, 385}) cases.push_back({m, n, k});
+  cases.push_back({12, 48, 520});   // several K passes
+  cases.push_back({130, 200, 700});
+  cases.push_back({256, 130, 64});  // several M blocks and N ranges
+  cases.push_back({3, 1000, 33});
+  cases.push_back({5, 7, 0});  // K = 0: y = epilogue(bias)
+  ThreadPool* pools[3] = {&pool1, &pool2, &pool3};
+  int idx = 0;
+  for (const Case& c : cases) {
+    for (Precision prec : {Precision::F32, Precision::BF16}) {
+      // All 16 epilogue combinations (+ aliasing) on small shapes; a rotating subset elsewhere.
+      const bool small = static_cast<double>(c.m) * c.n * c.k <= 40000;
+      std::vector<int> modes;
+      for (int mode = 0; mode < 32; ++mode) {
+        if ((mode & 16) && !(mode & 8)) continue;
+        if (!small && (mode + idx) % 5 != 0) continue;
+        modes.push_back(mode);
+      }
+      run_case(ks, prec, c, modes, pools, rng);
+      ++idx;
+    }
+  }
+}
+
+// The thread pool: coverage, exceptions, nesting, concurrent callers on separate pools, teardown.
+static void test_threadpool() {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    check(pool.size() == threads, "pool size");
+    for (int64_t n : {0, 1, 2, 7, 100, 10007}) {
+      for (int64_t grain : {1, 3, 64}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        for (auto& h : hits) h = 0;
+        bool grain_ok = true;
+        pool.parallel_for(n, grain, [&](int64_t b, int64_t e) {
+          if (e - b < grain && e != n) grain_ok = false;
+          for (int64_t i = b; i < e; ++i) hits[i]++;
+        });
+        bool ok = grain_ok;
+        for (auto& h : hits) ok = ok && h == 1;
+        check(ok, "parallel_for covers once, threads=" + std::to_string(threads) + " n=" + std::to_string(n));
+      }
+    }
+    bool threw = false;
+    try {
+      pool.parallel_for(100, 1, [&](int64_t, int64_t e) {
+        if (e > 50) throw std::runtime_error("boom");
+      });
+    } catch (const std::runtime_error&) {
+      threw = true;
+    }
+    check(threw, "exception rethrown, threads=" + std::to_string(threads));
+    std::atomic<int64_t> sum{0};
+    pool.parallel_for(8, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        pool.parallel_for(10, 1, [&](int64_t b2, int64_t e2) { sum += (e2 - b2) * (i + 1); });
+    });
+    check(sum == 360, "nested parallel_for, threads=" + std::to_string(threads));
+  }
+  // Many tiny loops back to back, several pools used concurrently from different threads.
+  std::atomic<bool> ok{true};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < 3; ++c) {
+    callers.emplace_back([&ok, c] {
+      ThreadPool pool(2);
+      for (int it = 0; it < 3000; ++it) {
+        std::atomic<int> cnt{0};
+        pool.parallel_for(2 + (it + c) % 5, 1, [&](int64_t b, int64_t e) { cnt += static_cast<int>(e - b); });
+        if (cnt != 2 + (it + c) % 5) ok = false;
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  check(ok, "concurrent pools, many small loops");
+  // Two threads sharing one pool are serialised.
+  {
+    ThreadPool pool(2);
+    std::atomic<int> total{0};
+    std::thread a([&] {
+      for (int i = 0; i < 500; ++i) pool.parallel_for(4, 1, [&](int64_t b, int64_t e) { total += int(e - b); });
+    });
+    std::thread b([&] {
+      for (int i = 0; i < 500; ++i) pool.parallel_for(4, 1, [&](int64_t b2, int64_t e) { total += int(e - b2); });
+    });
+    a.join();
+    b.join();
+    check(total == 4000, "shared pool, concurrent callers");
+  }
+  // Construct/destroy quickly, including right after a loop and after workers went to sleep.
+  for (int i = 0; i < 200; ++i) {
+    ThreadPool pool(3);
+    if (i % 2) pool.parallel_for(10, 1, [](int64_t, int64_t) {});
+  }
+  {
+    ThreadPool pool(2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // past the spin: workers asleep
+    std::atomic<int> cnt{0};
+    for (int i = 0; i < 20; ++i) pool.parallel_for(2, 1, [&](int64_t b, int64_t e) { cnt += int(e - b); });
+    check(cnt == 40, "wake sleeping workers");
+  }
+  check(true, "pool teardown");
+}
+
+static double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+int main() {
+  const double t0 = now_s();
+  test_bf16_helpers();
+  test_threadpool();
+  const double t1 = now_s();
+  std::vector<const KernelSet*> sets = {gemm_detail::kernels_generic(), gemm_detail::test_wide::kernel_set()};
+  const CpuFeatures& cpu = cpu_features();
+  if (cpu.avx2_fma && gemm_detail::kernels_avx2()) sets.push_back(gemm_detail::kernels_avx2());
+  if (cpu.avx512f && gemm_detail::kernels_avx512()) sets.push_back(gemm_detail::kernels_avx512());
+  std::printf("kernel variants tested:");
+  for (auto* ks : sets) std::printf(" %s", ks->name);
+  std::printf(" (default: %s)\n", gemm_detail::best_kernels()->name);
+  ThreadPool pool1(1), pool2(2), pool3(3);
+  for (const KernelSet* ks : sets) {
+    test_gelu(ks);
+    test_linear(ks, pool1, pool2, pool3);
+  }
+  // The public entry points use the default variant.
+  {
+    std::vector<float> w(6 * 5), x(2 * 5), y(2 * 6);
+    for (size_t i = 0; i < w.size(); ++i) w[i] = float(i % 7) - 3;
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 3);
+    PackedWeight pw = pack_weight(w.data(), 6, 5, Precision::F32);
+    linear(x.data(), 2, pw, nullptr, y.data(), Epilogue{}, pool2);
+    bool ok = pw.kernels == gemm_detail::best_kernels() && pw.bytes() > 0;
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 6; ++j) {
+        float r = 0;
+        for (int t = 0; t < 5; ++t) r += x[i * 5 + t] * w[j * 5 + t];
+        ok = ok && y[i * 6 + j] == r;
+      }
+    check(ok, "pack_weight/linear default path");
+    check(std::fabs(gelu(1.0f) - 0.841344746f) < 1e-6f, "gelu(1)");
+  }
+  std::printf("(thread pool tests %.1f s, linear tests %.1f s)\n", t1 - t0, now_s() - t1);
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed ? 1 : 0;
+}
