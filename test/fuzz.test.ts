@@ -158,7 +158,7 @@ test('fuzz: torch zip directory, local headers and raw pickle bytes (fixture .bi
   const dir = await readZipDirectory(handle, sourcePath, size);
   const headers = [...dir.entries.values()].map((e) => e.localHeaderOffset);
   const pkl = [...dir.entries.values()].find((e) => e.name.endsWith('/data.pkl'))!;
-  const pklStart = await entryDataOffset(handle, sourcePath, dir, pkl);
+  const pklStart = entryDataOffset(handle.fd, sourcePath, dir, pkl);
   await handle.close();
   const cdStart = dir.centralDirectoryOffset;
 
@@ -216,7 +216,7 @@ test('fuzz: pickle opcodes (fixture data.pkl), in memory and CRC-fixed in the .b
   const { handle } = await openFile(sourcePath);
   const dir = await readZipDirectory(handle, sourcePath, orig.length);
   const entry = [...dir.entries.values()].find((e) => e.name.endsWith('/data.pkl'))!;
-  const pklStart = await entryDataOffset(handle, sourcePath, dir, entry);
+  const pklStart = entryDataOffset(handle.fd, sourcePath, dir, entry);
   await handle.close();
   const pkl = orig.subarray(pklStart, pklStart + entry.uncompressedSize);
   const hooks = torchHooks('fuzz.pkl');

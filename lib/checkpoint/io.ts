@@ -1,4 +1,5 @@
 /** Small file helpers shared by the checkpoint readers: typed open errors and exact positional reads. */
+import { readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ClipError } from '../errors.js';
 
@@ -49,24 +50,21 @@ export async function readExact(handle: FileHandle, file: string, position: numb
   return buf;
 }
 
-/** Runs `fn` over items with at most `limit` in flight, keeping order of results. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const i = next++;
-      try {
-        out[i] = await fn(items[i]);
-      } catch (err) {
-        failed = true; // stop the other workers from starting more reads
-        throw err;
-      }
+/** readExact with a synchronous pread, for many tiny reads. */
+export function readExactSync(fd: number, file: string, position: number, length: number, what: string): Buffer {
+  const buf = Buffer.allocUnsafe(length);
+  let done = 0;
+  while (done < length) {
+    let n: number;
+    try {
+      n = readSync(fd, buf, done, length - done, position + done);
+    } catch (err) {
+      throw ioError(file, err);
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
+    if (n === 0) throw corrupt(file, `${what} at byte ${position} runs past the end of the file (truncated?)`);
+    done += n;
+  }
+  return buf;
 }
 
 let crcTable: Uint32Array | undefined;

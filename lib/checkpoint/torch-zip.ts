@@ -8,7 +8,7 @@ import { DTYPE_BYTES, type TensorEntry, type TensorManifest } from '../manifest.
 import { corrupt, openFile } from './io.js';
 import { PyDict, unpickle } from './pickle.js';
 import { TensorRef, torchHooks } from './torch-pickle.js';
-import { type ZipDirectory, type ZipEntry, entryDataOffsets, readZipDirectory, readZipEntry } from './zip.js';
+import { type ZipDirectory, type ZipEntry, entryDataOffset, readZipDirectory, readZipEntry } from './zip.js';
 
 /** data.pkl larger than this is refused (XXLarge's is ~150 KB; a training checkpoint's a few MB). */
 export const MAX_DATA_PKL = 64 * 1024 * 1024;
@@ -21,7 +21,7 @@ export async function readTorchZipManifest(file: string): Promise<TensorManifest
     await checkByteOrder(handle, file, dir, archive);
     const pkl = await readZipEntry(handle, file, dir, dir.entries.get(`${archive}/data.pkl`)!, MAX_DATA_PKL);
     const root = unpickle(pkl, torchHooks(`${file} (data.pkl)`), `${file} (data.pkl)`);
-    const tensors = await resolveTensors(handle, file, dir, archive, stateDict(file, root));
+    const tensors = resolveTensors(handle.fd, file, dir, archive, stateDict(file, root));
     return { format: 'torch-zip', files: [file], tensors };
   } finally {
     await handle.close();
@@ -50,29 +50,23 @@ function stateDict(file: string, root: unknown): PyDict {
   return inner instanceof PyDict ? inner : root;
 }
 
-async function resolveTensors(handle: FileHandle, file: string, dir: ZipDirectory, archive: string, dict: PyDict): Promise<Map<string, TensorEntry>> {
-  const refs: Array<[string, TensorRef]> = [];
-  for (const [name, value] of dict.map) {
-    if (!(value instanceof TensorRef)) continue; // non-tensor state (numbers, nested dicts) is not ours
-    if (typeof name !== 'string') throw corrupt(file, 'a tensor is keyed by something other than a string');
-    refs.push([name, value]);
-  }
-  // Locate each used storage's data once.
-  const storages = new Map<string, ZipEntry>();
-  for (const [, ref] of refs) {
-    const key = ref.storage.key;
-    if (storages.has(key)) continue;
-    const entry = dir.entries.get(`${archive}/data/${key}`);
-    if (!entry) throw corrupt(file, `storage ${key} is referenced but ${archive}/data/${key} is missing`);
-    if (entry.method !== 0) throw corrupt(file, `storage ${archive}/data/${key} is compressed (method ${entry.method}); tensor data must be stored uncompressed`);
-    storages.set(key, entry);
-  }
-  const offsets = await entryDataOffsets(handle, file, dir, [...storages.values()]);
-
+/** Tensor entries of the state dict; each used storage's local header is read once (synchronously: see zip.ts). */
+function resolveTensors(fd: number, file: string, dir: ZipDirectory, archive: string, dict: PyDict): Map<string, TensorEntry> {
+  const storages = new Map<string, { entry: ZipEntry; offset: number }>();
   const tensors = new Map<string, TensorEntry>();
-  for (const [name, ref] of refs) {
-    const entry = storages.get(ref.storage.key)!;
-    tensors.set(name, tensorEntry(file, name, ref, entry, offsets.get(entry.name)!));
+  for (const [name, ref] of dict.map) {
+    if (!(ref instanceof TensorRef)) continue; // non-tensor state (numbers, nested dicts) is not ours
+    if (typeof name !== 'string') throw corrupt(file, 'a tensor is keyed by something other than a string');
+    const key = ref.storage.key;
+    let storage = storages.get(key);
+    if (!storage) {
+      const entry = dir.entries.get(`${archive}/data/${key}`);
+      if (!entry) throw corrupt(file, `storage ${key} is referenced but ${archive}/data/${key} is missing`);
+      if (entry.method !== 0) throw corrupt(file, `storage ${entry.name} is compressed (method ${entry.method}); tensor data must be stored uncompressed`);
+      storage = { entry, offset: entryDataOffset(fd, file, dir, entry) };
+      storages.set(key, storage);
+    }
+    tensors.set(name, tensorEntry(file, name, ref, storage.entry, storage.offset));
   }
   return tensors;
 }

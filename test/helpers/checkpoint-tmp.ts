@@ -5,10 +5,17 @@ import path from 'node:path';
 import type test from 'tape';
 import { type ClipErrorCode, isClipError } from '../../lib/errors.js';
 
-/** A temp folder removed when the process exits. */
+/** A temp folder removed when the process exits (or is interrupted). */
 export function tempFolder(prefix: string): { dir: string; write(name: string, bytes: Uint8Array): string } {
   const dir = mkdtempSync(path.join(tmpdir(), `convnext-clip-${prefix}-`));
-  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const cleanup = (): void => rmSync(dir, { recursive: true, force: true });
+  process.on('exit', cleanup);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      cleanup();
+      process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    });
+  }
   return {
     dir,
     write(name, bytes) {

@@ -130,6 +130,8 @@ export interface StatePickleOptions {
   protocol4?: boolean;
   /** Wrap tensors in torch._utils._rebuild_parameter like nn.Parameter. */
   parameters?: boolean;
+  /** Module names for the OrderedDict's `_metadata` ({name: {'version': 1}}), set by BUILD like torch does. */
+  metadata?: string[];
 }
 
 /** A torch.save-like pickle of an OrderedDict state dict (protocol 2 by default, as torch writes). */
@@ -159,6 +161,12 @@ export function statePickle(tensors: readonly PickledTensor[], opts: StatePickle
     }
   }
   p.setitems();
+  if (opts.metadata) {
+    p.emptyDict().str('_metadata');
+    global('collections', 'OrderedDict').emptyTuple().reduce().mark();
+    for (const m of opts.metadata) str(m).emptyDict().str('version').int(1).setitem();
+    p.setitems().setitem().build();
+  }
   if (opts.wrapper) p.setitems();
   if (opts.protocol4) p.raw(0x94); // MEMOIZE at the end exercises the opcode
   return p.stop().bytes();
