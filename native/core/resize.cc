@@ -100,9 +100,14 @@ void for_rows(ThreadPool* pool, int64_t n, double work, const std::function<void
   pool->parallel_for(n, grain, fn);
 }
 
-// Horizontal pass: rows [row0, row0 + rows) of src -> dst [rows, n_out, C].
+// Horizontal pass: rows [row0, row0 + rows) of src -> dst [rows, n_out, C]. Blocks of kBlock rows are
+// transposed to [column][row][channel] first, so each weight multiplies kBlock * C contiguous samples (a loop
+// the compiler vectorizes) instead of C scattered ones. Same sums, same order: exact either way.
+constexpr int kBlock = 8;
+
+// The same pass one row at a time (for rows too wide to transpose in blocks).
 template <int C>
-void horizontal(const PixelView& src, int row0, int rows, const Coeffs& h, uint8_t* dst, ThreadPool* pool) {
+void horizontal_rows(const PixelView& src, int row0, int rows, const Coeffs& h, uint8_t* dst, ThreadPool* pool) {
   const int n_out = static_cast<int>(h.start.size());
   const double work = static_cast<double>(rows) * static_cast<double>(h.k.size()) * C;
   for_rows(pool, rows, work, [&](int64_t r0, int64_t r1) {
@@ -112,13 +117,55 @@ void horizontal(const PixelView& src, int row0, int rows, const Coeffs& h, uint8
       for (int xx = 0; xx < n_out; ++xx) {
         const int32_t* k = h.k.data() + h.offset[xx];
         const uint8_t* p = in + static_cast<int64_t>(h.start[xx]) * C;
-        const int count = h.count[xx];
-        int ss[C];
+        int32_t ss[C];
         for (int ch = 0; ch < C; ++ch) ss[ch] = kHalf;
-        for (int x = 0; x < count; ++x) {
+        for (int x = 0; x < h.count[xx]; ++x) {
           for (int ch = 0; ch < C; ++ch) ss[ch] += p[x * C + ch] * k[x];
         }
         for (int ch = 0; ch < C; ++ch) out[xx * C + ch] = clip8(ss[ch]);
+      }
+    }
+  });
+}
+
+template <int C>
+void horizontal(const PixelView& src, int row0, int rows, const Coeffs& h, uint8_t* dst, ThreadPool* pool) {
+  constexpr int L = kBlock * C;
+  const int n_out = static_cast<int>(h.start.size());
+  int lo = src.width, hi = 0;  // the source columns any output reads
+  for (int i = 0; i < n_out; ++i) {
+    lo = std::min(lo, h.start[i]);
+    hi = std::max(hi, h.start[i] + h.count[i]);
+  }
+  if (hi <= lo) lo = hi = 0;
+  if (static_cast<int64_t>(hi - lo) * L > (int64_t{1} << 22)) return horizontal_rows<C>(src, row0, rows, h, dst, pool);
+  const int blocks = (rows + kBlock - 1) / kBlock;
+  const double work = static_cast<double>(rows) * static_cast<double>(h.k.size()) * C;
+  for_rows(pool, blocks, work, [&](int64_t b0, int64_t b1) {
+    std::vector<uint8_t> cols(static_cast<size_t>(hi - lo) * L);
+    for (int64_t b = b0; b < b1; ++b) {
+      const int r0 = static_cast<int>(b) * kBlock;
+      const int n = std::min(kBlock, rows - r0);
+      if (n < kBlock) std::fill(cols.begin(), cols.end(), 0);
+      for (int r = 0; r < n; ++r) {
+        const uint8_t* in = src.data + (row0 + r0 + r) * src.stride + static_cast<int64_t>(lo) * C;
+        for (int x = 0; x < hi - lo; ++x) {
+          for (int ch = 0; ch < C; ++ch) cols[static_cast<size_t>(x) * L + r * C + ch] = in[x * C + ch];
+        }
+      }
+      for (int xx = 0; xx < n_out; ++xx) {
+        const int32_t* k = h.k.data() + h.offset[xx];
+        const uint8_t* col = cols.data() + static_cast<size_t>(h.start[xx] - lo) * L;
+        int32_t acc[L];
+        for (int j = 0; j < L; ++j) acc[j] = kHalf;
+        for (int x = 0; x < h.count[xx]; ++x, col += L) {
+          const int32_t kx = k[x];
+          for (int j = 0; j < L; ++j) acc[j] += col[j] * kx;
+        }
+        for (int r = 0; r < n; ++r) {
+          uint8_t* out = dst + (static_cast<int64_t>(r0 + r) * n_out + xx) * C;
+          for (int ch = 0; ch < C; ++ch) out[ch] = clip8(acc[r * C + ch]);
+        }
       }
     }
   });
