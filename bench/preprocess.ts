@@ -40,7 +40,7 @@ async function ms(fn: () => Promise<unknown>): Promise<number> {
 const ours = { total: [] as number[], decode: [] as number[], transform: [] as number[], batch: [] as number[] };
 const pillow = { total: [] as number[], decode: [] as number[], transform: [] as number[] };
 const pillowOut = path.join(tmp, 'pillow-12mp.u8');
-let result = new Float32Array(0);
+let result: Float32Array = new Float32Array(0);
 await preprocessImages([jpeg], cfg); // warm-up: addon load, thread pool, sharp
 for (let round = 0; round < rounds; round++) {
   ours.total.push(await ms(async () => (result = await preprocessImages([jpeg], cfg))));
