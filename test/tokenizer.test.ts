@@ -103,6 +103,10 @@ test('padding, truncation and custom context lengths', async (t) => {
     const r = tok.tokenizeRows(long, n)[0];
     t.deepEqual(r, [...full.slice(0, n - 1), END], `context ${n}: cut, last id forced to the end token`);
   }
+  const huge = 'lorem ipsum dolor sit amet '.repeat(2000);
+  const hugeIds = tok.encode(huge);
+  t.equal(hugeIds.length, 2000 * tok.encode('lorem ipsum dolor sit amet').length, 'a 10,000-word text encodes whole');
+  t.deepEqual(tok.tokenizeRows(huge)[0], [START, ...hugeIds.slice(0, 75), END], 'and its row is cut to 77');
   // Exactly one too many (start + 76 BPE ids + end = 78): the last BPE id gives way to the end token.
   const exact = tok.tokenizeRows('a '.repeat(76), 77)[0];
   t.equal(exact[76], END);
@@ -128,6 +132,7 @@ test('argument errors are E_INVALID_ARGUMENT', async (t) => {
     ['encode(number)', () => tok.encode(42 as unknown as string)],
     ['tokenize(null)', () => tok.tokenize(null as unknown as string)],
     ['tokenize([string, number])', () => tok.tokenize(['ok', 3] as unknown as string[])],
+    ['tokenize(sparse array)', () => tok.tokenize(new Array<string>(2))],
     ['context 0', () => tok.tokenize('x', 0)],
     ['context -1', () => tok.tokenize('x', -1)],
     ['context 1.5', () => tok.tokenize('x', 1.5)],

@@ -24,8 +24,15 @@ const PRINTABLE_ASCII = /^[\x21-\x7e]*$/;
 const BYTE_CHARS = bytesToUnicode();
 const UTF8 = new TextEncoder();
 
+/** Unique words the BPE cache keeps before it starts over (Python's cache is unbounded). */
+const MAX_CACHED_WORDS = 200_000;
+/** Above this many words, the scratch list is dropped after use rather than kept for reuse. */
+const MAX_KEPT_WORDS = 4096;
+
 function isStringArray(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every((v) => typeof v === 'string');
+  if (!Array.isArray(value)) return false;
+  for (let i = 0; i < value.length; i++) if (typeof value[i] !== 'string') return false; // holes included
+  return true;
 }
 
 export class ClipTokenizer {
@@ -48,8 +55,7 @@ export class ClipTokenizer {
     this.startId = vocab.startId;
     this.endId = vocab.endId;
     this.vocabSize = vocab.size;
-    this.cache.set(START_TOKEN, [vocab.startId]);
-    this.cache.set(END_TOKEN, [vocab.endId]);
+    this.resetCache();
   }
 
   /** BPE ids of `text`, without the start and end tokens. */
@@ -60,6 +66,7 @@ export class ClipTokenizer {
     const ids: number[] = [];
     const count = this.splitText(text);
     for (let w = 0; w < count; w++) for (const id of this.wordIds(this.words[w])) ids.push(id);
+    this.releaseWords(count);
     return ids;
   }
 
@@ -87,6 +94,7 @@ export class ClipTokenizer {
       // Too long for the row: open_clip cuts it and makes the last kept id the end token.
       if (truncated || n === contextLength) out[base + contextLength - 1] = this.endId;
       else out[base + n] = this.endId;
+      this.releaseWords(count);
     }
     return out;
   }
@@ -121,14 +129,26 @@ export class ClipTokenizer {
     return count;
   }
 
+  /** Let go of a long text's words instead of holding them until the next call. */
+  private releaseWords(count: number): void {
+    if (count > MAX_KEPT_WORDS) this.words.length = 0;
+  }
+
   /** BPE ids of one byte-encoded word, cached. */
   private wordIds(word: string): number[] {
     let ids = this.cache.get(word);
     if (ids === undefined) {
       ids = this.bpeIds(word);
+      if (this.cache.size >= MAX_CACHED_WORDS) this.resetCache();
       this.cache.set(word, ids);
     }
     return ids;
+  }
+
+  private resetCache(): void {
+    this.cache.clear();
+    this.cache.set(START_TOKEN, [this.startId]);
+    this.cache.set(END_TOKEN, [this.endId]);
   }
 
   /** UTF-8 bytes of a word, each written as its byte character. */
