@@ -17,10 +17,11 @@ namespace cclip_node {
 namespace {
 
 // One pool for all preprocessing (separate from the models' pools, so a running forward pass does not
-// delay decoding the next batch). Concurrent workers take turns on it.
+// delay decoding the next batch). Concurrent workers take turns on it. Never destroyed: a worker thread may
+// still be inside it while the process exits.
 cclip::ThreadPool& preprocess_pool() {
-  static cclip::ThreadPool pool(0);
-  return pool;
+  static cclip::ThreadPool* pool = new cclip::ThreadPool(0);
+  return *pool;
 }
 
 [[noreturn]] void type_error(Napi::Env env, const std::string& what) { throw Napi::TypeError::New(env, what); }
