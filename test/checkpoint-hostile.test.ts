@@ -123,6 +123,7 @@ test('tensor references that do not fit their storage', async (t) => {
 test('pickles asking for code are refused with E_CHECKPOINT_UNSAFE naming the global', async (t) => {
   const evil: Array<[string, Buffer, RegExp]> = [
     ['os.system via GLOBAL + REDUCE', new PickleWriter().proto(2).global('os', 'system').str('touch /tmp/pwned-convnext').raw(0x85).reduce().stop().bytes(), /os\.system/],
+    ['os.system via STACK_GLOBAL', new PickleWriter().proto(4).stackGlobal('os', 'system').str('id', 'short').raw(0x85).reduce().stop().bytes(), /os\.system/],
     ['posix.system via STACK_GLOBAL', new PickleWriter().proto(4).stackGlobal('posix', 'system').str('id', 'short').raw(0x85).reduce().stop().bytes(), /posix\.system/],
     ['builtins.eval with REDUCE', new PickleWriter().proto(2).global('builtins', 'eval').str('1+1').raw(0x85).reduce().stop().bytes(), /builtins\.eval/],
     ['subprocess.Popen via INST', new PickleWriter().proto(0).mark().str('ls').raw(0x69, Buffer.from('subprocess\nPopen\n')).stop().bytes(), /subprocess\.Popen/],

@@ -125,7 +125,7 @@ test('malformed pickles are E_CHECKPOINT_CORRUPT', (t) => {
 });
 
 test('resource limits: opcodes, stack, marks, memo', (t) => {
-  const limits = { ...DEFAULT_PICKLE_LIMITS, maxOps: 100, maxStack: 50, maxMarks: 20, maxMemo: 10 };
+  const limits = { ...DEFAULT_PICKLE_LIMITS, maxOps: 100, maxStack: 50, maxMarks: 20, maxMemo: 10, maxItems: 30 };
   const many = (n: number, op: (p: PickleWriter) => void): Buffer => {
     const p = P().proto(2).none();
     for (let i = 0; i < n; i++) op(p);
@@ -135,6 +135,9 @@ test('resource limits: opcodes, stack, marks, memo', (t) => {
   throwsCode(t, () => load(many(60, (p) => p.raw(0x32)), limits), 'E_CHECKPOINT_CORRUPT', 'stack limit', /stack exceeds/);
   throwsCode(t, () => load(many(30, (p) => p.mark()), limits), 'E_CHECKPOINT_CORRUPT', 'mark depth', /MARKs nest/);
   throwsCode(t, () => load(many(20, (p) => p.raw(0x94)), limits), 'E_CHECKPOINT_CORRUPT', 'memo size', /memo exceeds/);
+  const appendBomb = P().proto(2).raw(0x5d);
+  for (let k = 0; k < 4; k++) appendBomb.mark().raw(0x4e).raw(0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32).raw(0x65);
+  throwsCode(t, () => load(appendBomb.stop().bytes(), { ...limits, maxOps: 1000 }), 'E_CHECKPOINT_CORRUPT', 'container items', /more than 30 items/);
   // The defaults hold a deep mark bomb and a DUP bomb quickly.
   const markBomb = Buffer.concat([Buffer.from([0x80, 2]), Buffer.alloc(200_000, 0x28), Buffer.from([0x2e])]);
   const dupBomb = Buffer.concat([Buffer.from([0x80, 2, 0x4e]), Buffer.alloc(2_000_000, 0x32), Buffer.from([0x2e])]);

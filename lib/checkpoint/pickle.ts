@@ -40,6 +40,8 @@ export interface UnpickleLimits {
   maxStack: number;
   maxMarks: number;
   maxMemo: number;
+  /** Items put into lists, tuples, dicts and sets, all together (DUP + APPENDS cannot blow up memory). */
+  maxItems: number;
   /** Longest str/bytes value, in bytes. */
   maxString: number;
 }
@@ -48,7 +50,8 @@ export const DEFAULT_PICKLE_LIMITS: UnpickleLimits = {
   maxOps: 50_000_000,
   maxStack: 1 << 20,
   maxMarks: 10_000,
-  maxMemo: 1 << 22,
+  maxMemo: 1 << 20,
+  maxItems: 1 << 23,
   maxString: 16 * 1024 * 1024,
 };
 
@@ -67,6 +70,7 @@ export function unpickle(data: Uint8Array, hooks: UnpickleHooks, what: string, l
   const stack: unknown[] = [];
   const marks: number[] = [];
   const memo = new Map<number, unknown>();
+  let itemCount = 0;
 
   const fail = (why: string): never => {
     throw new PickleFault(why);
@@ -129,16 +133,22 @@ export function unpickle(data: Uint8Array, hooks: UnpickleHooks, what: string, l
     const v = decimal(s);
     return typeof v === 'number' && v >= 0 ? v : fail('invalid memo index');
   };
-  const tuple = (items: unknown[]): PyTuple => new PyTuple(items);
-  const asTuple = (v: unknown): readonly unknown[] => (v instanceof PyTuple ? v.items : fail('expected an argument tuple'));
-  const addPairs = (dict: unknown, items: unknown[]): void => {
-    if (!(dict instanceof PyDict)) fail('SETITEM(S) on something that is not a dict');
-    if (items.length % 2) fail('odd number of items for a dict');
-    for (let i = 0; i < items.length; i += 2) (dict as PyDict).map.set(items[i], items[i + 1]);
+  const grow = <T extends unknown[]>(xs: T): T => {
+    itemCount += xs.length;
+    if (itemCount > limits.maxItems) fail(`containers hold more than ${limits.maxItems} items`);
+    return xs;
   };
-  const appendAll = (list: unknown, items: unknown[]): void => {
+  const tuple = (xs: unknown[]): PyTuple => new PyTuple(grow(xs));
+  const asTuple = (v: unknown): readonly unknown[] => (v instanceof PyTuple ? v.items : fail('expected an argument tuple'));
+  const addPairs = (dict: unknown, xs: unknown[]): void => {
+    if (!(dict instanceof PyDict)) fail('SETITEM(S) on something that is not a dict');
+    if (xs.length % 2) fail('odd number of items for a dict');
+    grow(xs);
+    for (let i = 0; i < xs.length; i += 2) (dict as PyDict).map.set(xs[i], xs[i + 1]);
+  };
+  const appendAll = (list: unknown, xs: unknown[]): void => {
     if (!Array.isArray(list)) fail('APPEND(S) on something that is not a list');
-    for (const item of items) (list as unknown[]).push(item);
+    for (const item of grow(xs)) (list as unknown[]).push(item);
   };
   const str = (v: unknown): string => (typeof v === 'string' ? v : fail('STACK_GLOBAL needs two strings'));
 
@@ -223,7 +233,7 @@ export function unpickle(data: Uint8Array, hooks: UnpickleHooks, what: string, l
           appendAll(top(), items);
           break;
         }
-        case 0x6c: push(popMark()); break; // LIST
+        case 0x6c: push(grow(popMark())); break; // LIST
         case 0x29: push(tuple([])); break; // EMPTY_TUPLE
         case 0x74: push(tuple(popMark())); break; // TUPLE
         case 0x85: push(tuple([pop()])); break; // TUPLE1
@@ -258,15 +268,15 @@ export function unpickle(data: Uint8Array, hooks: UnpickleHooks, what: string, l
         }
         case 0x8f: push(new PySet(false)); break; // EMPTY_SET
         case 0x90: { // ADDITEMS
-          const items = popMark();
+          const xs = grow(popMark());
           const s = top();
           if (!(s instanceof PySet) || s.frozen) fail('ADDITEMS on something that is not a set');
-          for (const item of items) (s as PySet).items.push(item);
+          for (const item of xs) (s as PySet).items.push(item);
           break;
         }
         case 0x91: { // FROZENSET
           const s = new PySet(true);
-          for (const item of popMark()) s.items.push(item);
+          for (const item of grow(popMark())) s.items.push(item);
           push(s);
           break;
         }

@@ -26,8 +26,8 @@ export interface ZipDirectory {
   zip64: boolean;
 }
 
-/** A central directory larger than this is refused (XXLarge's is ~60 KB). */
-export const MAX_CENTRAL_DIRECTORY = 64 * 1024 * 1024;
+/** A central directory larger than this is refused (XXLarge's is ~75 KB; 16 MB is ~150k entries). */
+export const MAX_CENTRAL_DIRECTORY = 16 * 1024 * 1024;
 
 const SIG_LOCAL = 0x04034b50;
 const SIG_CENTRAL = 0x02014b50;
