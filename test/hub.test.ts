@@ -142,6 +142,23 @@ test('a download cut halfway resumes with a Range request and ends byte-identica
   t.ok(readFileSync(path.join(res.dir, name)).equals(readFileSync(tiny(name))), 'byte-identical');
 });
 
+test('a stalled download times out (HF_HUB_DOWNLOAD_TIMEOUT) and resumes', async (t) => {
+  const cache = tempDir();
+  const name = 'open_clip_model.safetensors';
+  hub.stallNext(name, 1_000_000);
+  process.env.HF_HUB_DOWNLOAD_TIMEOUT = '1';
+  const mark = hub.requests.length;
+  try {
+    const res = await resolveHubModel(REPO, opts(cache));
+    const gets = since(mark).filter((r) => r.server === 'cdn' && r.method === 'GET');
+    t.equal(gets.length, 2);
+    t.match(gets[1].range ?? '', /^bytes=\d+-$/, 'resumed with a Range');
+    t.equal(sha256(path.join(res.dir, name)), hub.file(REPO, name).sha256);
+  } finally {
+    delete process.env.HF_HUB_DOWNLOAD_TIMEOUT;
+  }
+});
+
 test('a partial .incomplete left by a killed process is resumed, not restarted', async (t) => {
   const cache = tempDir();
   const name = 'open_clip_model.safetensors';
@@ -313,7 +330,11 @@ test('revisions: @tag and @commit share one snapshot; a renamed repo follows the
   t.ok(existsSync(path.join(renamed, 'open_clip_model.safetensors')));
   await resolveModel('laion/does-not-exist', opts(cache)).then(
     () => t.fail('should throw'),
-    (err) => t.ok(isHubError(err, 'not-found') && /not found/.test(err.message), err.message),
+    (err) => t.ok(isHubError(err, 'not-found') && err.status === 401 && /not found.*no local directory laion\/does-not-exist/.test(err.message), err.message),
+  );
+  await resolveModel('hf-hub:laion/does-not-exist', opts(cache, { token: hub.token })).then(
+    () => t.fail('should throw'),
+    (err) => t.ok(isHubError(err, 'not-found') && err.status === 404 && /check the name/.test(err.message), err.message),
   );
 });
 

@@ -111,6 +111,13 @@ export function statusError(ctx: HttpContext, res: Response, file: string): HubE
   const detail = res.headers.get('x-error-message');
   const page = `${ctx.endpoint}/${ctx.repoId}`;
   const suffix = detail ? ` (Hub says: ${detail})` : '';
+  if (code === 'RepoNotFound' && (res.status === 401 || res.status === 404)) {
+    // The Hub answers 401 for a missing repo when no token is sent, so as not to reveal private ones.
+    return new HubError('not-found', `repository ${ctx.repoId} was not found on ${ctx.endpoint}: check the name; if it is private or gated, set HF_TOKEN to a token with access${suffix}`, {
+      subject: ctx.repoId,
+      status: res.status,
+    });
+  }
   if (res.status === 401 || res.status === 403) {
     const message = !ctx.token
       ? `${ctx.repoId} needs authentication (it is gated or private): set HF_TOKEN to a Hugging Face access token (${ctx.endpoint === 'https://huggingface.co' ? 'https://huggingface.co/settings/tokens' : 'from your account settings'}) and accept the model's licence at ${page}`
@@ -119,9 +126,6 @@ export function statusError(ctx: HttpContext, res: Response, file: string): HubE
   }
   if (res.status === 404 && code === 'RevisionNotFound') {
     return new HubError('not-found', `${ctx.repoId} has no such revision${suffix}`, { subject: ctx.repoId, status: 404 });
-  }
-  if (res.status === 404 && code === 'RepoNotFound') {
-    return new HubError('not-found', `repository ${ctx.repoId} was not found on ${ctx.endpoint} (or it is private: set HF_TOKEN)${suffix}`, { subject: ctx.repoId, status: 404 });
   }
   return new HubError('network', `${ctx.endpoint} answered HTTP ${res.status} for ${file} of ${ctx.repoId}${suffix}`, { subject: ctx.repoId, status: res.status });
 }

@@ -69,7 +69,15 @@ function isDirectory(p: string): boolean {
 /** A local directory unchanged, else the snapshot directory of a Hub model (downloading what is missing). */
 export async function resolveModel(source: string, options: ResolveOptions = {}): Promise<string> {
   if (isDirectory(source)) return source;
-  return (await resolveHubModel(source, options)).dir;
+  try {
+    return (await resolveHubModel(source, options)).dir;
+  } catch (err) {
+    // `models/foo` may have been meant as a folder: say so when the Hub does not know it either.
+    if (err instanceof HubError && err.reason === 'not-found' && !source.startsWith('hf-hub:') && parseHubRef(source)) {
+      throw new HubError('not-found', `${err.message} (and there is no local directory ${source})`, { subject: err.subject, cause: err, status: err.status });
+    }
+    throw err;
+  }
 }
 
 /** What the cache holds for a commit: the chosen files and what is still missing. */

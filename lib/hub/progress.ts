@@ -27,6 +27,8 @@ export class ProgressMeter {
   private lastEmit = 0;
   private windowStart: number;
   private windowBytes: number;
+  private readonly started = Date.now();
+  private readonly initial: number;
 
   constructor(
     private readonly base: Pick<DownloadProgress, 'repoId' | 'file' | 'total'>,
@@ -34,6 +36,7 @@ export class ProgressMeter {
     initial = 0,
   ) {
     this.bytes = initial;
+    this.initial = initial;
     this.windowStart = Date.now();
     this.windowBytes = initial;
   }
@@ -67,6 +70,8 @@ export class ProgressMeter {
   }
 
   done(): void {
+    const elapsed = Date.now() - this.started;
+    if (this.rate === 0 && elapsed > 0) this.rate = ((this.base.total - this.initial) * 1000) / elapsed; // too quick to sample
     this.bytes = this.base.total;
     this.emit('done');
   }

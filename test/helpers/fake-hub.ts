@@ -51,6 +51,8 @@ export interface FakeHub {
   file(repoId: string, name: string): FileInfo;
   /** The next body of `name` (any repo) stops after `bytes` bytes: the connection is destroyed. */
   cutNext(name: string, bytes: number): void;
+  /** The next body of `name` goes silent after `bytes` bytes, keeping the connection open. */
+  stallNext(name: string, bytes: number): void;
   /** The next body of `name` has one byte flipped. */
   corruptNext(name: string): void;
   /** The next `count` requests to the Hub server answer 503. */
@@ -92,6 +94,7 @@ export async function startFakeHub(specs: FakeRepoSpec[]): Promise<FakeHub> {
   }
   const cuts = new Map<string, number>();
   const corrupt = new Set<string>();
+  const stalls = new Map<string, number>();
   let failures = 0;
   let pace = { chunk: 0, delayMs: 0 };
   let cdnOrigin = '';
@@ -125,7 +128,10 @@ export async function startFakeHub(specs: FakeRepoSpec[]): Promise<FakeHub> {
     }
     const cut = cuts.get(name);
     if (cut !== undefined) cuts.delete(name);
-    const limit = cut === undefined ? body.length : Math.min(cut, body.length);
+    const stall = stalls.get(name);
+    if (stall !== undefined) stalls.delete(name);
+    const stop = cut ?? stall;
+    const limit = stop === undefined ? body.length : Math.min(stop, body.length);
     const step = pace.chunk > 0 ? pace.chunk : 1 << 16;
     for (let at = 0; at < limit; at += step) {
       const piece = body.subarray(at, Math.min(at + step, limit));
@@ -133,7 +139,9 @@ export async function startFakeHub(specs: FakeRepoSpec[]): Promise<FakeHub> {
       if (pace.delayMs > 0) await new Promise((r) => setTimeout(r, pace.delayMs));
       if (res.destroyed) return status;
     }
-    if (cut !== undefined) {
+    if (stall !== undefined) {
+      await new Promise((r) => res.once('close', r)); // silent until the client gives up
+    } else if (cut !== undefined) {
       res.socket?.end(); // flush what was written, then close: the body stops short of its Content-Length
     } else {
       res.end();
@@ -151,7 +159,7 @@ export async function startFakeHub(specs: FakeRepoSpec[]): Promise<FakeHub> {
       return 307;
     }
     const repo = repos.get(repoId);
-    if (!repo) return error(res, 404, 'RepoNotFound', 'Repository not found');
+    if (!repo) return error(res, req.headers.authorization ? 404 : 401, 'RepoNotFound', 'Repository not found'); // as the Hub: 401 without a token
     if (repo.spec.gated) {
       const auth = req.headers.authorization;
       if (!auth) return error(res, 401, 'GatedRepo', `Access to model ${repoId} is restricted. You must have access to it and be authenticated to access it. Please log in.`);
@@ -223,6 +231,7 @@ export async function startFakeHub(specs: FakeRepoSpec[]): Promise<FakeHub> {
     },
     cutNext: (name, bytes) => void cuts.set(name, bytes),
     corruptNext: (name) => void corrupt.add(name),
+    stallNext: (name, bytes) => void stalls.set(name, bytes),
     failNext: (count) => void (failures = count),
     throttle: (chunk, delayMs) => void (pace = { chunk, delayMs }),
     close: async () => {
