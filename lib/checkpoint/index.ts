@@ -26,9 +26,9 @@ export async function detectFormat(file: string): Promise<CheckpointFormat> {
   } finally {
     await handle.close();
   }
+  if (n === 9 && head[8] === 0x7b) return 'safetensors'; // 8-byte length, then '{' (a zip has its method here)
   if (n >= 4 && head.readUInt32LE(0) === 0x04034b50) return 'torch-zip';
   if (n >= 4 && head.readUInt32LE(0) === 0x06054b50) return 'torch-zip'; // empty zip: the zip reader explains
-  if (n === 9 && head[8] === 0x7b) return 'safetensors'; // 8-byte length, then '{'
   if (n >= 2 && head[0] === 0x80 && head[1] <= 5) {
     throw corrupt(file, 'this is a legacy (PyTorch < 1.6) torch.save file, which is not supported: re-save it with a current PyTorch or convert it to safetensors');
   }
