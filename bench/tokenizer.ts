@@ -2,7 +2,9 @@
  * Tokenizer throughput on the 80,000 zero-shot ImageNet prompts (1000 classes x 80 OpenAI templates).
  * Run: node --import tsx bench/tokenizer.ts
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClipTokenizer, cleanLower } from '../lib/tokenizer/index.js';
@@ -41,6 +43,7 @@ const tokenizer = await ClipTokenizer.load(path.join(fixtures, 'vocab', 'hf'));
 const loadHf = Number(process.hrtime.bigint() - t0) / 1e9;
 
 console.log(`prompts: ${prompts.length.toLocaleString('en-US')} (${classes.length} classes x ${templates.length} templates)`);
+console.log(`machine: ${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)} (wall times suffer on a busy machine; CPU times less)`);
 console.log(`load: gz ${(loadGz * 1000).toFixed(0)} ms (first load, includes module warm-up), hf ${(loadHf * 1000).toFixed(0)} ms`);
 
 const [rows, coldWall, coldCpu] = time(() => tokenizer.tokenize(prompts));
@@ -58,3 +61,27 @@ const [, slowWall, slowCpu] = time(() => {
 });
 report('cleanLower() on 1/10 of the prompts made non-ASCII (full ftfy path), per 80k', slowWall * 10, slowCpu * 10);
 console.log(`output: Int32Array[${prompts.length} x 77], ${rows.length * 4} bytes`);
+
+// The reference, when this machine's Python (or $PYTHON) has open_clip.
+const PY = process.env.PYTHON ?? '/usr/bin/python3';
+const PY_BENCH = [
+  'import json, sys, time',
+  'import open_clip',
+  "tok = open_clip.get_tokenizer('ViT-B-32')",
+  'prompts = json.load(sys.stdin)',
+  't = time.perf_counter(); tok(prompts); cold = time.perf_counter() - t',
+  't = time.perf_counter(); tok(prompts); warm = time.perf_counter() - t',
+  'print(json.dumps([cold, warm]))',
+].join('\n');
+const probe = spawnSync(PY, ['-c', 'import open_clip'], { encoding: 'utf8' });
+if (probe.status !== 0) {
+  console.log(`open_clip: not importable by ${PY}, no reference timing`);
+} else {
+  const run = spawnSync(PY, ['-c', PY_BENCH], { input: JSON.stringify(prompts), encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (run.status === 0) {
+    const [pyCold, pyWarm] = JSON.parse(run.stdout.trim().split('\n').pop() as string) as [number, number];
+    console.log(`open_clip SimpleTokenizer (Python): cold ${rate(pyCold)}, warm ${rate(pyWarm)}`);
+  } else {
+    console.log(`open_clip timing failed: ${run.stderr.trim().split('\n').pop()}`);
+  }
+}
