@@ -6,6 +6,7 @@ import { parameterCount } from './architecture.js';
 import type { BackendName, Device, Precision } from './backends/types.js';
 import { Clip } from './clip.js';
 import { ClipError } from './errors.js';
+import { registerHubCommands, resolveModelArgument } from './hub/cli.js';
 import { describeModel, findVocabulary } from './model-dir.js';
 import { ClipTokenizer } from './tokenizer/index.js';
 
@@ -67,10 +68,10 @@ export function buildProgram(): Command {
   program
     .command('info')
     .description('architecture, parameter count, dtypes, files and sizes of a model directory')
-    .requiredOption('--model <dir>', 'model directory (open_clip_config.json + weights + vocabulary)')
+    .requiredOption('--model <dir-or-name>', 'model directory, or a Hugging Face name (laion/CLIP-convnext_...)')
     .option('--json', 'print JSON')
     .action(async (opts: { model: string; json?: boolean }) => {
-      const { files, arch, preprocess, manifest } = await describeModel(opts.model);
+      const { files, arch, preprocess, manifest } = await describeModel(await resolveModelArgument(opts.model));
       const dtypes: Record<string, number> = {};
       for (const t of manifest.tensors.values()) dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
       const fileList = [files.config, files.weights, ...(files.vocabulary ? Object.values(files.vocabulary) : [])].map((path) => ({ path, bytes: statSync(path).size }));
@@ -96,7 +97,7 @@ export function buildProgram(): Command {
   program
     .command('embed')
     .description('L2-normalized embeddings of texts (and images); prints {"image_embeds": [...], "text_embeds": [...]}')
-    .requiredOption('--model <dir>', 'model directory')
+    .requiredOption('--model <dir-or-name>', 'model directory, or a Hugging Face name')
     .option('--backend <name>', 'native | wasm | torch | auto', oneOf<BackendName | 'auto'>('native', 'wasm', 'torch', 'auto'), 'auto')
     .option('--device <device>', 'cpu | cuda', oneOf<Device>('cpu', 'cuda'), 'cpu')
     .option('--precision <p>', 'fp32 | bf16', oneOf<Precision>('fp32', 'bf16'), 'fp32')
@@ -107,7 +108,7 @@ export function buildProgram(): Command {
     .action(async (opts: { model: string; backend: BackendName | 'auto'; device: Device; precision: Precision; threads?: number; image: string[]; text: string[] }) => {
       if (opts.image.length === 0 && opts.text.length === 0) throw new ClipError('E_INVALID_ARGUMENT', 'give at least one --text or --image');
       if (opts.image.length > 0) throw new ClipError('E_INVALID_ARGUMENT', '--image needs image decoding, which this version does not have yet; pass --text');
-      const clip = await Clip.load(opts.model, { backend: opts.backend, device: opts.device, precision: opts.precision, threads: opts.threads ?? 0 });
+      const clip = await Clip.load(await resolveModelArgument(opts.model), { backend: opts.backend, device: opts.device, precision: opts.precision, threads: opts.threads ?? 0 });
       try {
         const result: Record<string, number[][]> = {};
         if (opts.text.length > 0) result.text_embeds = (await clip.embedTexts(opts.text)).toArray();
@@ -117,6 +118,7 @@ export function buildProgram(): Command {
       }
     });
 
+  registerHubCommands(program);
   return program;
 }
 

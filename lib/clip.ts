@@ -10,6 +10,7 @@ import type { BackendModel, BackendName, Device, LoadProgress, Precision } from 
 import { readTensor } from './checkpoint/index.js';
 import { Embeddings, matmulTransposed, normalizeInPlace, softmaxInPlace } from './embeddings.js';
 import { ClipError } from './errors.js';
+import { type ResolveOptions, resolveModel } from './hub/index.js';
 import { type ModelPaths, type PreprocessConfig, describeModel } from './model-dir.js';
 import { ClipTokenizer } from './tokenizer/index.js';
 
@@ -20,6 +21,8 @@ export interface ClipLoadOptions {
   /** Worker threads for CPU backends; 0 (default) uses every core. */
   threads?: number;
   onProgress?: (progress: LoadProgress) => void;
+  /** How a Hugging Face name (`laion/CLIP-convnext_...`, `hf-hub:org/name@rev`) is resolved and downloaded. */
+  hub?: ResolveOptions;
 }
 
 export interface EmbedOptions {
@@ -68,6 +71,7 @@ export class Clip {
     this.model = model;
   }
 
+  /** `source`: a model directory, `{config, weights, vocabulary}` paths, or a Hugging Face repo name. */
   static async load(source: string | ModelPaths, options: ClipLoadOptions = {}): Promise<Clip> {
     const device = options.device ?? 'cpu';
     const precision = options.precision ?? 'fp32';
@@ -76,7 +80,8 @@ export class Clip {
     if (precision !== 'fp32' && precision !== 'bf16') throw new ClipError('E_INVALID_ARGUMENT', `precision must be 'fp32' or 'bf16', got ${JSON.stringify(precision)}`);
     if (!Number.isInteger(threads) || threads < 0 || threads > 1024) throw new ClipError('E_INVALID_ARGUMENT', `threads must be an integer in 0..1024, got ${threads}`);
 
-    const description = await describeModel(source);
+    // A model directory, explicit paths, or a Hugging Face name resolved through the shared cache.
+    const description = await describeModel(typeof source === 'string' ? await resolveModel(source, options.hub) : source);
     const { files, arch, manifest } = description;
     if (!files.vocabulary) {
       throw new ClipError('E_NOT_FOUND', `no tokenizer vocabulary beside ${files.config} (vocab.json + merges.txt, or bpe_simple_vocab_16e6.txt.gz)`);

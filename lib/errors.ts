@@ -17,7 +17,12 @@ export type ClipErrorCode =
   | 'E_IMAGE_DECODE' // an image that cannot be decoded
   | 'E_BACKEND_UNAVAILABLE' // no backend could be loaded
   | 'E_DISPOSED' // a model used after dispose()
-  | 'E_NATIVE'; // the native engine reported a failure
+  | 'E_NATIVE' // the native engine reported a failure
+  | 'E_NETWORK' // a download failed after its retries
+  | 'E_OFFLINE' // offline mode (HF_HUB_OFFLINE) and the cache lacks a file
+  | 'E_AUTH' // the Hub refused access (gated or private repository)
+  | 'E_INTEGRITY' // downloaded bytes do not match the size or checksum the Hub reported
+  | 'E_TIMEOUT'; // an operation ran past its time limit
 
 export class ClipError extends Error {
   readonly code: ClipErrorCode;

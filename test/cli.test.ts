@@ -44,7 +44,7 @@ test('cli info describes a fixture model', async (t) => {
 test('cli errors: non-zero exit, message on stderr, help exits 0', async (t) => {
   const missing = await cli('info', '--model', '/nonexistent');
   t.notEqual(missing.code, 0);
-  t.match(missing.stderr, /does not exist.*\[E_NOT_FOUND\]/s);
+  t.match(missing.stderr, /neither a model directory nor a Hugging Face repo id.*\[E_NOT_FOUND\]/s);
   const noVocab = await cli('tokenize', 'hello');
   t.notEqual(noVocab.code, 0);
   t.match(noVocab.stderr, /--vocab is required/);

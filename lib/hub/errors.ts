@@ -1,18 +1,15 @@
-/**
- * Hub failures are ClipErrors with a finer `reason`. Until errors.ts gains E_NETWORK, E_OFFLINE, E_AUTH and
- * E_INTEGRITY, each reason maps to the closest existing code.
- */
+/** Hub failures are ClipErrors with a finer `reason` (and the HTTP status when there was one). */
 import { ClipError, type ClipErrorCode } from '../errors.js';
 
 export type HubErrorReason = 'network' | 'offline' | 'auth' | 'not-found' | 'integrity' | 'lock-timeout' | 'invalid';
 
 const CODES: Record<HubErrorReason, ClipErrorCode> = {
-  network: 'E_IO',
-  offline: 'E_NOT_FOUND',
-  auth: 'E_NOT_FOUND',
+  network: 'E_NETWORK',
+  offline: 'E_OFFLINE',
+  auth: 'E_AUTH',
   'not-found': 'E_NOT_FOUND',
-  integrity: 'E_CHECKPOINT_CORRUPT',
-  'lock-timeout': 'E_IO',
+  integrity: 'E_INTEGRITY',
+  'lock-timeout': 'E_TIMEOUT',
   invalid: 'E_INVALID_ARGUMENT',
 };
 
