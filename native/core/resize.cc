@@ -146,11 +146,12 @@ void horizontal(const PixelView& src, int row0, int rows, const Coeffs& h, uint8
     for (int64_t b = b0; b < b1; ++b) {
       const int r0 = static_cast<int>(b) * kBlock;
       const int n = std::min(kBlock, rows - r0);
-      if (n < kBlock) std::fill(cols.begin(), cols.end(), 0);
-      for (int r = 0; r < n; ++r) {
-        const uint8_t* in = src.data + (row0 + r0 + r) * src.stride + static_cast<int64_t>(lo) * C;
-        for (int x = 0; x < hi - lo; ++x) {
-          for (int ch = 0; ch < C; ++ch) cols[static_cast<size_t>(x) * L + r * C + ch] = in[x * C + ch];
+      const uint8_t* in[kBlock];  // a short last block repeats its last row (those sums are not stored)
+      for (int r = 0; r < kBlock; ++r) in[r] = src.data + (row0 + r0 + std::min(r, n - 1)) * src.stride + static_cast<int64_t>(lo) * C;
+      uint8_t* to = cols.data();
+      for (int x = 0; x < hi - lo; ++x) {
+        for (int r = 0; r < kBlock; ++r) {
+          for (int ch = 0; ch < C; ++ch) *to++ = in[r][x * C + ch];
         }
       }
       for (int xx = 0; xx < n_out; ++xx) {
