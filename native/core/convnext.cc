@@ -55,10 +55,7 @@ void VisionTower::load(const VisionConfig& config, int embed_dim, WeightLoader& 
     for (int b = 0; b < config.depths[s]; ++b) {
       const std::string name = stage + ".blocks." + std::to_string(b);
       ConvNeXtBlock& block = st.blocks[b];
-      const std::vector<float> dw = loader.read(name + ".conv_dw.weight");  // [dim, 1, 7, 7]
-      block.dw_weight.resize(dw.size());                                    // [7, 7, dim]
-      for (int ch = 0; ch < dim; ++ch)
-        for (int t = 0; t < 49; ++t) block.dw_weight[static_cast<size_t>(t) * dim + ch] = dw[static_cast<size_t>(ch) * 49 + t];
+      block.dw_weight = pack_depthwise_weight(loader.read(name + ".conv_dw.weight").data(), dim);  // [dim, 1, 7, 7]
       block.dw_bias = loader.read(name + ".conv_dw.bias");
       block.norm_weight = loader.read(name + ".norm.weight");
       block.norm_bias = loader.read(name + ".norm.bias");

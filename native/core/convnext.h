@@ -10,7 +10,7 @@
 namespace cclip {
 
 struct ConvNeXtBlock {
-  std::vector<float> dw_weight;  // [7, 7, C] (permuted from PyTorch's [C, 1, 7, 7])
+  std::vector<float> dw_weight;  // pack_depthwise_weight of PyTorch's [C, 1, 7, 7]
   std::vector<float> dw_bias, norm_weight, norm_bias, gamma;  // [C]
   LinearLayer fc1;  // [4C, C]
   LinearLayer fc2;  // [C, 4C]

@@ -9,30 +9,6 @@ namespace cclip {
 
 namespace {
 
-// Sum with 8 independent accumulators so the compiler vectorises it without -ffast-math.
-inline float sum_lanes(const float* __restrict x, int n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += x[i + j];
-  float total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; i < n; ++i) total += x[i];
-  return total;
-}
-
-inline float sum_squared_deviation(const float* __restrict x, int n, float mean) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) {
-      const float d = x[i + j] - mean;
-      acc[j] += d * d;
-    }
-  float total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; i < n; ++i) total += (x[i] - mean) * (x[i] - mean);
-  return total;
-}
-
 // Rows per parallel chunk so each chunk does at least ~16K floats of work.
 inline int64_t row_grain(int64_t row_floats) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_floats)); }
 
@@ -43,47 +19,10 @@ void apply_linear(const LinearLayer& layer, const float* x, int m, float* y, con
   linear(x, m, layer.weight, layer.bias.empty() ? nullptr : layer.bias.data(), y, epilogue, pool);
 }
 
-void layer_norm_row(const float* x, int dim, const float* gamma, const float* beta, float eps, float* y) {
-  const float mean = sum_lanes(x, dim) / static_cast<float>(dim);
-  const float variance = sum_squared_deviation(x, dim, mean) / static_cast<float>(dim);
-  const float inv_std = 1.0f / std::sqrt(variance + eps);
-  for (int i = 0; i < dim; ++i) y[i] = (x[i] - mean) * inv_std * gamma[i] + beta[i];
-}
-
 void layer_norm_rows(const float* x, int64_t rows, int dim, const float* gamma, const float* beta, float eps, float* y,
                      ThreadPool& pool) {
   pool.parallel_for(rows, row_grain(dim), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) layer_norm_row(x + r * dim, dim, gamma, beta, eps, y + r * dim);
-  });
-}
-
-void depthwise_conv7_layer_norm(const float* x, int n, int h, int w, int c, const float* weight,
-                                const float* conv_bias, const float* norm_gamma, const float* norm_beta, float eps,
-                                float* y, ThreadPool& pool) {
-  // One task = one output row of one image: [w, c].
-  pool.parallel_for(static_cast<int64_t>(n) * h, row_grain(static_cast<int64_t>(w) * c * 49),
-                    [&](int64_t begin, int64_t end) {
-    std::vector<float> acc_buffer(c);
-    float* __restrict acc = acc_buffer.data();
-    for (int64_t task = begin; task < end; ++task) {
-      const int image = static_cast<int>(task / h), oy = static_cast<int>(task % h);
-      const float* image_in = x + static_cast<int64_t>(image) * h * w * c;
-      float* row_out = y + (static_cast<int64_t>(image) * h + oy) * w * c;
-      const int ky_begin = std::max(0, 3 - oy), ky_end = std::min(7, h + 3 - oy);
-      for (int ox = 0; ox < w; ++ox) {
-        std::memcpy(acc, conv_bias, sizeof(float) * c);
-        const int kx_begin = std::max(0, 3 - ox), kx_end = std::min(7, w + 3 - ox);
-        for (int ky = ky_begin; ky < ky_end; ++ky) {
-          const float* in_row = image_in + static_cast<int64_t>(oy + ky - 3) * w * c;
-          for (int kx = kx_begin; kx < kx_end; ++kx) {
-            const float* __restrict in_px = in_row + static_cast<int64_t>(ox + kx - 3) * c;
-            const float* __restrict tap = weight + (ky * 7 + kx) * c;
-            for (int ch = 0; ch < c; ++ch) acc[ch] += in_px[ch] * tap[ch];
-          }
-        }
-        layer_norm_row(acc, c, norm_gamma, norm_beta, eps, row_out + static_cast<int64_t>(ox) * c);
-      }
-    }
   });
 }
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "layer_norm.h"
 #include "threadpool.h"
 
 namespace cclip {
@@ -20,15 +21,15 @@ struct LinearLayer {
 // y[M, N] = epilogue(x[M, K] . W^T + b)
 void apply_linear(const LinearLayer& layer, const float* x, int m, float* y, const Epilogue& epilogue, ThreadPool& pool);
 
-// y[dim] = LayerNorm(x[dim]) * gamma + beta (statistics in fp32, two-pass). y may alias x.
-void layer_norm_row(const float* x, int dim, const float* gamma, const float* beta, float eps, float* y);
-
 // Row-wise LayerNorm of x[rows, dim] into y[rows, dim] (may alias), rows spread over the pool.
 void layer_norm_rows(const float* x, int64_t rows, int dim, const float* gamma, const float* beta, float eps, float* y,
                      ThreadPool& pool);
 
+// PyTorch depthwise weight [c, 1, 7, 7] -> the channel-blocked layout depthwise_conv7_layer_norm reads.
+std::vector<float> pack_depthwise_weight(const float* weight, int c);
+
 // Fused ConvNeXt block front: y = LayerNorm(depthwise_conv7x7(x) + conv_bias) per pixel.
-// x, y: [n, h, w, c] (distinct buffers); weight: [7, 7, c] (tap-major, channels innermost); conv_bias: [c].
+// x, y: [n, h, w, c] (distinct buffers); weight: from pack_depthwise_weight; conv_bias: [c].
 void depthwise_conv7_layer_norm(const float* x, int n, int h, int w, int c, const float* weight,
                                 const float* conv_bias, const float* norm_gamma, const float* norm_beta, float eps,
                                 float* y, ThreadPool& pool);
