@@ -8,6 +8,7 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -174,13 +175,17 @@ void linear_impl(const float* x, int m, const PackedWeight& w, const float* bias
   const int ncb = ceil_div(range_panels, std::max(1, ks.nc / nr));
   const int nc_panels = ceil_div(range_panels, ncb);
 
-  const int64_t items = static_cast<int64_t>(nic) * nj;
-  pool.parallel_for(items, 1, [&](int64_t begin, int64_t end) {
+  // Items are handed out one at a time (not in parallel_for's coarser chunks) so the threads finish together.
+  // Consecutive items share an N range, so the threads stream the same W panels at the same time.
+  const int items = nic * nj;
+  std::atomic<int> next_item{0};
+  const int workers = std::min(threads, items);
+  pool.parallel_for(workers, 1, [&](int64_t, int64_t) {
     const int mc_pad = round_up(mc, mr);
     float* abuf = t_abuf.get(static_cast<size_t>(mc_pad) * std::max(k, 1));
     float* cbuf = t_cbuf.get(static_cast<size_t>(mc_pad) * nc_panels * nr);
     int packed_ic = -1;
-    for (int64_t item = begin; item < end; ++item) {
+    for (int item; (item = next_item.fetch_add(1, std::memory_order_relaxed)) < items;) {
       const int ic = static_cast<int>(item % nic), jr = static_cast<int>(item / nic);
       const int i0 = ic * mc, rows = std::min(mc, m - i0);
       const int rows_pad = round_up(rows, mr);

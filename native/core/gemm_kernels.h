@@ -144,12 +144,20 @@ template <bool BF16>
 CCLIP_K_TARGET void macro_t(int rows, int panels, int kc, const float* a, const void* b, size_t b_stride, float* c,
                             int ldc, bool accumulate) {
   const size_t esize = BF16 ? 2 : 4;
+  // The next B panel is prefetched a slice per tile, so its first tile does not wait on memory.
+  const int ntiles = (rows + MR - 1) / MR;
+  const int pf_bytes = kc * NR * static_cast<int>(esize);
+  const int pf_step = ((pf_bytes + ntiles - 1) / ntiles + 63) & ~63;
   for (int jp = 0; jp < panels; ++jp) {
-    const void* bp = static_cast<const char*>(b) + jp * b_stride * esize;
+    const char* bp = static_cast<const char*>(b) + jp * b_stride * esize;
+    const char* next = jp + 1 < panels ? bp + b_stride * esize : nullptr;
     float* cp = c + jp * NR;
     int i = 0;
-    for (; i + MR <= rows; i += MR)
+    for (int t = 0; i + MR <= rows; i += MR, ++t) {
+      if (next)
+        for (int o = t * pf_step; o < (t + 1) * pf_step && o < pf_bytes; o += 64) __builtin_prefetch(next + o, 0, 3);
       tile<MR, BF16>(kc, a + static_cast<size_t>(i) * kc, bp, cp + static_cast<size_t>(i) * ldc, ldc, accumulate);
+    }
     if (i < rows)
       tile_rows<MR - 1, BF16>(rows - i, kc, a + static_cast<size_t>(i) * kc, bp, cp + static_cast<size_t>(i) * ldc,
                               ldc, accumulate);
