@@ -7,6 +7,7 @@ import type { BackendName, Device, Precision } from './backends/types.js';
 import { Clip } from './clip.js';
 import { ClipError } from './errors.js';
 import { registerHubCommands, resolveModelArgument } from './hub/cli.js';
+import { registerImageCommands } from './image/cli.js';
 import { describeModel, findVocabulary } from './model-dir.js';
 import { ClipTokenizer } from './tokenizer/index.js';
 
@@ -107,10 +108,10 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON (the only format)', true)
     .action(async (opts: { model: string; backend: BackendName | 'auto'; device: Device; precision: Precision; threads?: number; image: string[]; text: string[] }) => {
       if (opts.image.length === 0 && opts.text.length === 0) throw new ClipError('E_INVALID_ARGUMENT', 'give at least one --text or --image');
-      if (opts.image.length > 0) throw new ClipError('E_INVALID_ARGUMENT', '--image needs image decoding, which this version does not have yet; pass --text');
       const clip = await Clip.load(await resolveModelArgument(opts.model), { backend: opts.backend, device: opts.device, precision: opts.precision, threads: opts.threads ?? 0 });
       try {
         const result: Record<string, number[][]> = {};
+        if (opts.image.length > 0) result.image_embeds = (await clip.embedImages(opts.image)).toArray();
         if (opts.text.length > 0) result.text_embeds = (await clip.embedTexts(opts.text)).toArray();
         process.stdout.write(`${JSON.stringify(result)}\n`);
       } finally {
@@ -118,6 +119,7 @@ export function buildProgram(): Command {
       }
     });
 
+  registerImageCommands(program);
   registerHubCommands(program);
   return program;
 }

@@ -11,6 +11,7 @@ import { readTensor } from './checkpoint/index.js';
 import { Embeddings, matmulTransposed, normalizeInPlace, softmaxInPlace } from './embeddings.js';
 import { ClipError } from './errors.js';
 import { type ResolveOptions, resolveModel } from './hub/index.js';
+import { type ImageSource, type PreprocessImageOptions, preprocessImages } from './image/index.js';
 import { type ModelPaths, type PreprocessConfig, describeModel } from './model-dir.js';
 import { ClipTokenizer } from './tokenizer/index.js';
 
@@ -39,7 +40,10 @@ export interface PixelTensor {
   n?: number;
 }
 
-export type ImageInput = PixelTensor;
+/** Preprocessed pixels, or images to decode and preprocess: paths, encoded bytes, raw pixels (one or many). */
+export type ImageInput = PixelTensor | ImageSource | readonly ImageSource[];
+
+export interface EmbedImageOptions extends EmbedOptions, PreprocessImageOptions {}
 
 /** open_clip's zero-shot classifier: one unit vector per label. */
 export interface ZeroShotClassifier {
@@ -131,9 +135,9 @@ export class Clip {
     return options.normalize === false ? result : result.normalized();
   }
 
-  /** Preprocessed pixel tensors -> [n, D]. */
-  async embedImages(images: ImageInput, options: EmbedOptions = {}): Promise<Embeddings> {
-    const { data, n } = this.toPixels(images);
+  /** Images (files, encoded bytes, raw pixels) or preprocessed pixel tensors -> [n, D]. */
+  async embedImages(images: ImageInput, options: EmbedImageOptions = {}): Promise<Embeddings> {
+    const { data, n } = await this.toPixels(images, options);
     const per = 3 * this.arch.vision.imageSize ** 2;
     const batchSize = batchSizeOf(options.batchSize, 8);
     const D = this.arch.embedDim;
@@ -171,9 +175,9 @@ export class Clip {
   }
 
   /** Per image, labels ranked by softmax(logit_scale * cosine). */
-  async classify(images: ImageInput, classifier: ZeroShotClassifier | string[]): Promise<LabelScore[][]> {
+  async classify(images: ImageInput, classifier: ZeroShotClassifier | string[], options: EmbedImageOptions = {}): Promise<LabelScore[][]> {
     const zs = Array.isArray(classifier) ? await this.zeroShot(classifier) : classifier;
-    const imageEmbeds = await this.embedImages(images);
+    const imageEmbeds = await this.embedImages(images, options);
     const logits = matmulTransposed(imageEmbeds, zs.weights);
     const C = zs.labels.length;
     return Array.from({ length: imageEmbeds.rows }, (_, i) => {
@@ -215,11 +219,13 @@ export class Clip {
     return tokens;
   }
 
-  private toPixels(images: ImageInput): { data: Float32Array; n: number } {
+  private async toPixels(images: ImageInput, options: PreprocessImageOptions): Promise<{ data: Float32Array; n: number }> {
     const S = this.arch.vision.imageSize;
     const per = 3 * S * S;
-    if (!images || !(images.data instanceof Float32Array)) {
-      throw new ClipError('E_INVALID_ARGUMENT', `images must be preprocessed pixels {data: Float32Array [n, 3, ${S}, ${S}]}`);
+    if (!isPixelTensor(images)) {
+      const list = Array.isArray(images) ? (images as readonly ImageSource[]) : [images as ImageSource];
+      if (list.length === 0) throw new ClipError('E_INVALID_ARGUMENT', 'no images given');
+      return { data: await preprocessImages(list, this.preprocess, options), n: list.length };
     }
     const n = images.n ?? images.data.length / per;
     if (!Number.isInteger(n) || n <= 0 || images.data.length !== n * per) {
@@ -230,6 +236,10 @@ export class Clip {
     }
     return { data: images.data, n };
   }
+}
+
+function isPixelTensor(images: ImageInput): images is PixelTensor {
+  return typeof images === 'object' && images !== null && !Array.isArray(images) && (images as PixelTensor).data instanceof Float32Array;
 }
 
 function batchSizeOf(v: number | undefined, fallback: number): number {

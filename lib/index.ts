@@ -1,4 +1,4 @@
-export { Clip, DEFAULT_TEMPLATES, type ClipLoadOptions, type EmbedOptions, type ImageInput, type LabelScore, type PixelTensor, type ZeroShotClassifier } from './clip.js';
+export { Clip, DEFAULT_TEMPLATES, type ClipLoadOptions, type EmbedOptions, type EmbedImageOptions, type ImageInput, type LabelScore, type PixelTensor, type ZeroShotClassifier } from './clip.js';
 export { Embeddings } from './embeddings.js';
 export { ClipError, isClipError, type ClipErrorCode } from './errors.js';
 export { type ClipArchitecture, parseModelConfig, expectedTensors, parameterCount } from './architecture.js';
@@ -10,3 +10,4 @@ export { registerBackend, getBackend, BACKEND_NAMES } from './backends/index.js'
 export type { Backend, BackendModel, BackendName, Device, Precision, LoadProgress } from './backends/types.js';
 export { resolveModel, resolveHubModel, HubError, isHubError, type ResolveOptions, type DownloadProgress } from './hub/index.js';
 export { convertModel } from './convert.js';
+export { decodeImage, preprocessImage, preprocessImages, type ImageSource, type RawImage, type PreprocessImageOptions } from './image/index.js';

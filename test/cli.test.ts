@@ -41,6 +41,21 @@ test('cli info describes a fixture model', async (t) => {
   t.match(text.stdout, /convnext_xxlarge depths \[2,2,6,2\]/);
 });
 
+test('cli embed: normalized image and text rows', async (t) => {
+  const { code, stdout, stderr } = await cli('embed', '--model', fixture('models', 'xxlarge-tiny'), '--backend', 'native', '--threads', '1', '--image', fixture('images', 'chelsea.png'), '--text', 'a cat', '--text', 'a dog', '--json');
+  t.equal(code, 0, stderr);
+  const out = JSON.parse(stdout) as { image_embeds: number[][]; text_embeds: number[][] };
+  t.equal(out.image_embeds.length, 1);
+  t.equal(out.text_embeds.length, 2);
+  for (const row of [...out.image_embeds, ...out.text_embeds]) {
+    t.equal(row.length, 32);
+    t.ok(Math.abs(Math.hypot(...row) - 1) < 1e-5, 'unit norm');
+  }
+  const broken = await cli('embed', '--model', fixture('models', 'xxlarge-tiny'), '--image', fixture('README.md'));
+  t.notEqual(broken.code, 0);
+  t.match(broken.stderr, /E_IMAGE_DECODE/);
+});
+
 test('cli errors: non-zero exit, message on stderr, help exits 0', async (t) => {
   const missing = await cli('info', '--model', '/nonexistent');
   t.notEqual(missing.code, 0);
