@@ -1,0 +1,163 @@
+#include "model.h"
+
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+#include "fused_ops.h"
+
+namespace cclip {
+namespace {
+
+// Batch-size buckets with a CUDA graph each; larger batches run eagerly.
+constexpr int64_t kMaxImageBucket = 64;
+constexpr int64_t kMaxTextBucket = 256;
+
+int64_t bucket(int64_t n) {
+  int64_t b = 1;
+  while (b < n) b *= 2;
+  return b;
+}
+
+bool env_off(const char* name) {
+  const char* v = std::getenv(name);
+  return v && (std::strcmp(v, "0") == 0 || std::strcmp(v, "off") == 0);
+}
+
+// Rows padded with zeros to `rows`: [n, ...] -> [rows, ...].
+at::Tensor pad_rows(const at::Tensor& t, int64_t rows) {
+  if (t.size(0) == rows) return t;
+  std::vector<int64_t> shape = t.sizes().vec();
+  shape[0] = rows - t.size(0);
+  return at::cat({t, at::zeros(shape, t.options())}, 0);
+}
+
+}  // namespace
+
+void set_cpu_threads(int threads) {
+  const int n = threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
+  if (at::get_num_threads() != n) at::set_num_threads(n);
+  // ATen's CPU GEMM calls BLAS, whose pool is its own: size OpenBLAS's when it is the one loaded.
+  using SetThreads = void (*)(int);
+  static SetThreads openblas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  static int openblas_threads = -1;
+  if (openblas && openblas_threads != n) {
+    openblas(n);
+    openblas_threads = n;
+  }
+}
+
+Model::Model(const Arch& arch, const Options& options)
+    : arch_(arch),
+      options_(options),
+      device_(at::kCPU),
+      dtype_(options.bf16 ? at::kBFloat16 : at::kFloat),
+      compute_(options.cuda ? dtype_ : at::kFloat) {}
+
+Model::~Model() {
+  if (exec_) {
+    CudaExec::Scope scope(exec_.get());
+    weights_ = Weights();
+  }
+}
+
+std::shared_ptr<Model> Model::load(const Arch& arch, const std::vector<TensorSpec>& specs, const Options& options, const ProgressFn& progress) {
+  validate_arch(arch);
+  std::shared_ptr<Model> m(new Model(arch, options));
+  if (options.cuda) {
+    std::string why;
+    if (!CudaExec::available(&why)) throw std::runtime_error("device 'cuda' is not available: " + why);
+    m->options_.graphs = options.graphs && !env_off("CCLIP_CUDA_GRAPHS");
+    m->options_.fused = options.fused && fused_kernels_built() && !env_off("CCLIP_FUSED_KERNELS");
+    m->exec_ = std::make_unique<CudaExec>(options.device_index, m->options_.graphs);
+    m->device_ = m->exec_->device();
+  } else {
+    m->options_.graphs = false;
+    m->options_.fused = false;
+    m->set_threads();
+  }
+  CudaExec::Scope scope(m->exec_.get());
+  m->weights_ = load_weights(arch, specs, m->device_, m->dtype_, m->options_.fused, progress);
+  if (m->exec_) m->exec_->synchronize();
+  return m;
+}
+
+void Model::set_threads() const { set_cpu_threads(options_.cuda ? 1 : options_.threads); }
+
+Output Model::encode_image(const float* pixels, int64_t n, bool capture) {
+  const int64_t S = arch_.image_size;
+  if (!pixels || n < 1) throw std::invalid_argument("encodeImage: need at least one image");
+  std::lock_guard<std::mutex> lock(mutex_);
+  set_threads();
+  CudaExec::Scope scope(exec_.get());
+  at::NoGradGuard no_grad;
+  at::Tensor host = at::from_blob(const_cast<float*>(pixels), {n, 3, S, S}, at::kFloat);  // [n, 3, S, S]
+  Output out;
+  Captures* cap = capture ? &out.intermediates : nullptr;
+  auto forward = [&](const std::vector<at::Tensor>& in) { return vision_forward(arch_, weights_.vision, in[0], compute_, options_.fused, cap); };
+  if (exec_ && !capture && n <= kMaxImageBucket) {
+    const int64_t nb = bucket(n);
+    out.features = exec_->run("image:" + std::to_string(nb), {pad_rows(host, nb)}, forward).slice(0, 0, n);
+  } else if (exec_) {
+    out.features = exec_->run("", {host}, forward);  // eager
+  } else {
+    out.features = forward({host}).to(at::kFloat).contiguous();
+  }
+  return out;
+}
+
+Output Model::encode_text(const int32_t* tokens, int64_t n, int64_t ctx, bool capture) {
+  if (!tokens || n < 1) throw std::invalid_argument("encodeText: need at least one row of tokens");
+  if (ctx != arch_.context_length) {
+    throw std::invalid_argument("encodeText: rows of " + std::to_string(ctx) + " tokens, the model's context length is " + std::to_string(arch_.context_length));
+  }
+  // Each row's end token is its first maximum id (open_clip's argmax); the batch stops after the last one
+  // (exact, since attention is causal).
+  std::vector<int64_t> end(n);
+  int64_t L = 1;
+  for (int64_t i = 0; i < n; i++) {
+    const int32_t* row = tokens + i * ctx;
+    int64_t best = 0;
+    for (int64_t j = 0; j < ctx; j++) {
+      if (row[j] < 0 || row[j] >= arch_.vocab_size) {
+        throw std::invalid_argument("encodeText: token id " + std::to_string(row[j]) + " at row " + std::to_string(i) + " is outside the vocabulary");
+      }
+      if (row[j] > row[best]) best = j;
+    }
+    end[i] = best;
+    L = std::max(L, best + 1);
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  set_threads();
+  CudaExec::Scope scope(exec_.get());
+  at::NoGradGuard no_grad;
+  const bool graph = exec_ && !capture && n <= kMaxTextBucket;
+  const int64_t nb = graph ? bucket(n) : n;
+  if (graph) L = std::min(ctx, (L + 7) / 8 * 8);  // graph buckets of 8 positions; later positions never reach earlier ones
+  at::Tensor ids = at::zeros({nb, L}, at::kLong);  // [nb, L]
+  at::Tensor ends = at::zeros({nb}, at::kLong);    // [nb] flat row index of each end token
+  auto ids_a = ids.accessor<int64_t, 2>();
+  auto ends_a = ends.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < n; i++) {
+    for (int64_t j = 0; j < L; j++) ids_a[i][j] = tokens[i * ctx + j];
+    ends_a[i] = i * L + end[i];
+  }
+  Output out;
+  Captures* cap = capture ? &out.intermediates : nullptr;
+  auto forward = [&](const std::vector<at::Tensor>& in) { return text_forward(arch_, weights_.text, in[0], in[1], compute_, cap); };
+  if (graph) {
+    out.features = exec_->run("text:" + std::to_string(nb) + "x" + std::to_string(L), {ids, ends}, forward).slice(0, 0, n);
+  } else if (exec_) {
+    out.features = exec_->run("", {ids, ends}, forward);
+  } else {
+    out.features = forward({ids, ends}).to(at::kFloat).contiguous();
+  }
+  return out;
+}
+
+}  // namespace cclip

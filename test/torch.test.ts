@@ -1,0 +1,183 @@
+/** libtorch backend (CPU): parity with the reference on every fixture model, and bad inputs -> errors, never crashes. */
+import { copyFileSync, mkdtempSync, rmSync, truncateSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import test from 'tape';
+import { torchBackend } from '../lib/backends/torch.js';
+import type { BackendModel, Precision } from '../lib/backends/types.js';
+import { readManifest } from '../lib/checkpoint/index.js';
+import { readSafetensorsManifest } from '../lib/checkpoint/safetensors.js';
+import { ClipError } from '../lib/errors.js';
+import { FIXTURE_MODELS } from './helpers/fixtures.js';
+import { type FixtureModel, fixtureModel, floats, maxRelativeDiff, minRowCosine, readExpected, tokensOf } from './native-helpers.js';
+
+const FP32_TOLERANCE = 1e-4;
+const BF16_MIN_COSINE = 0.999;
+const status = torchBackend.available();
+const skip = status.ok ? false : `torch addon not built (${status.reason})`;
+if (skip) test(`torch backend: SKIPPED, ${skip}`, { skip: true }, () => {});
+
+function load(model: FixtureModel, precision: Precision, manifest = model.manifest): Promise<BackendModel> {
+  return torchBackend.load(model.arch, manifest, { precision, device: 'cpu', threads: 2 });
+}
+
+async function rejects(t: test.Test, promise: Promise<unknown>, code: string, what: string): Promise<void> {
+  try {
+    await promise;
+    t.fail(`${what}: did not throw`);
+  } catch (err) {
+    t.ok(err instanceof ClipError && err.code === code, `${what}: ${code} (${(err as Error).message.slice(0, 160)})`);
+  }
+}
+
+for (const name of FIXTURE_MODELS) {
+  test(`torch cpu fp32 parity: ${name}`, { skip }, async (t) => {
+    const model = await fixtureModel(name);
+    const expected = await readExpected(path.join(model.dir, 'expected.safetensors'));
+    const torch = await load(model, 'fp32');
+    try {
+      const image = await torch.encodeImage(floats(expected.get('pixels'), 'pixels'), expected.get('pixels')!.shape[0], { capture: true });
+      const text = await torch.encodeText(tokensOf(expected.get('tokens')), expected.get('tokens')!.shape[0], { capture: true });
+      const check = (key: string, got: Float32Array | undefined) => {
+        const want = floats(expected.get(key), key);
+        if (!got) return t.fail(`${key}: not returned`);
+        // Text captures hold the L positions computed (up to the batch's last end token).
+        const rel = maxRelativeDiff(got, want.subarray(0, got.length));
+        t.ok(rel <= FP32_TOLERANCE, `${key}: max rel diff ${rel.toExponential(2)} <= ${FP32_TOLERANCE}`);
+      };
+      check('image_features', image.features);
+      check('text_features', text.features);
+      for (const key of expected.keys()) {
+        if (key.startsWith('image0.')) check(key, image.intermediates?.[key]);
+        if (key.startsWith('text0.')) check(key, text.intermediates?.[key]);
+      }
+      const blocks = Object.keys(text.intermediates ?? {}).filter((k) => k.startsWith('text0.block'));
+      t.equal(blocks.length, model.arch.text.layers, 'one capture per text block');
+      const width = model.arch.text.width;
+      t.equal((text.intermediates?.['text0.embed']?.length ?? 0) % width, 0, 'text captures are [L, width]');
+    } finally {
+      torch.dispose();
+    }
+  });
+
+  test(`torch cpu bf16 parity: ${name}`, { skip }, async (t) => {
+    const model = await fixtureModel(name);
+    const expected = await readExpected(path.join(model.dir, 'expected.safetensors'));
+    const torch = await load(model, 'bf16');
+    try {
+      t.equal(torch.precision, 'bf16');
+      const image = await torch.encodeImage(floats(expected.get('pixels'), 'pixels'), expected.get('pixels')!.shape[0]);
+      const text = await torch.encodeText(tokensOf(expected.get('tokens')), expected.get('tokens')!.shape[0]);
+      const dim = model.arch.embedDim;
+      const imageCos = minRowCosine(image.features, floats(expected.get('image_features'), 'image_features'), dim);
+      const textCos = minRowCosine(text.features, floats(expected.get('text_features'), 'text_features'), dim);
+      t.ok(imageCos >= BF16_MIN_COSINE, `image_features min cosine ${imageCos.toFixed(6)} >= ${BF16_MIN_COSINE}`);
+      t.ok(textCos >= BF16_MIN_COSINE, `text_features min cosine ${textCos.toFixed(6)} >= ${BF16_MIN_COSINE}`);
+    } finally {
+      torch.dispose();
+    }
+  });
+}
+
+test('torch: the .bin (torch.save zip) checkpoint gives the safetensors outputs; rows are batch-independent', { skip }, async (t) => {
+  const model = await fixtureModel('xxlarge-tiny');
+  const expected = await readExpected(path.join(model.dir, 'expected.safetensors'));
+  const bin = await readManifest(path.join(model.dir, 'open_clip_pytorch_model.bin'));
+  const progress: number[][] = [];
+  const torch = await torchBackend.load(model.arch, bin, { precision: 'fp32', device: 'cpu', threads: 1, onProgress: (p) => progress.push([p.loadedBytes, p.totalBytes]) });
+  try {
+    t.ok(progress.length > 0 && progress.at(-1)![0] === progress.at(-1)![1], `progress reaches the total (${progress.length} reports)`);
+    const S = model.arch.vision.imageSize;
+    const pixels = floats(expected.get('pixels'), 'pixels');
+    const one = await torch.encodeImage(pixels.subarray(3 * S * S, 2 * 3 * S * S), 1);
+    const D = model.arch.embedDim;
+    const want = floats(expected.get('image_features'), 'image_features').subarray(D, 2 * D);
+    t.ok(maxRelativeDiff(one.features, want) <= FP32_TOLERANCE, 'image row 1 alone matches');
+    const ctx = model.arch.text.contextLength;
+    const tokens = tokensOf(expected.get('tokens'));
+    const [a, b] = await Promise.all([torch.encodeText(tokens.subarray(0, ctx), 1), torch.encodeText(tokens, tokens.length / ctx)]);
+    t.ok(maxRelativeDiff(a.features, b.features.subarray(0, D)) <= FP32_TOLERANCE, 'text row 0 alone matches its batch row (concurrent calls)');
+  } finally {
+    torch.dispose();
+  }
+});
+
+test('torch: bad inputs are typed errors', { skip }, async (t) => {
+  const model = await fixtureModel('large-d-tiny');
+  const torch = await load(model, 'fp32');
+  const S = model.arch.vision.imageSize;
+  const ctx = model.arch.text.contextLength;
+  await rejects(t, torch.encodeImage(new Float32Array(5), 1), 'E_INVALID_ARGUMENT', 'short pixels');
+  await rejects(t, torch.encodeImage(new Float32Array(3 * S * S), 0), 'E_INVALID_ARGUMENT', 'n = 0');
+  await rejects(t, torch.encodeImage(new Float64Array(3 * S * S) as unknown as Float32Array, 1), 'E_INVALID_ARGUMENT', 'Float64Array pixels');
+  await rejects(t, torch.encodeText(new Int32Array(ctx).fill(model.arch.text.vocabSize), 1), 'E_INVALID_ARGUMENT', 'token id past the vocabulary');
+  await rejects(t, torch.encodeText(new Int32Array(ctx).fill(-1), 1), 'E_INVALID_ARGUMENT', 'negative token id');
+  await rejects(t, torch.encodeText(new Int32Array(ctx + 1), 1), 'E_INVALID_ARGUMENT', 'ragged tokens');
+  const zeros = await torch.encodeText(new Int32Array(ctx), 1);
+  t.equal(zeros.features.length, model.arch.embedDim, 'an all-zero row still encodes (end token at 0)');
+  const nan = await torch.encodeImage(new Float32Array(3 * S * S).fill(Number.NaN), 1);
+  t.equal(nan.features.length, model.arch.embedDim, 'NaN pixels give NaN features, not a crash');
+  torch.dispose();
+  torch.dispose();
+  await rejects(t, torch.encodeImage(new Float32Array(3 * S * S), 1), 'E_DISPOSED', 'after dispose');
+});
+
+test('torch: broken checkpoints and devices are typed errors', { skip }, async (t) => {
+  const model = await fixtureModel('large-d-tiny');
+  const missing = { ...model.manifest, tensors: new Map(model.manifest.tensors) };
+  missing.tensors.delete('visual.trunk.stem.0.bias');
+  await rejects(t, load(model, 'fp32', missing), 'E_TENSOR_MISSING', 'missing tensor');
+  const tmp = mkdtempSync(path.join(tmpdir(), 'cclip-torch-'));
+  try {
+    const file = path.join(tmp, 'open_clip_model.safetensors');
+    copyFileSync(path.join(model.dir, 'open_clip_model.safetensors'), file);
+    const manifest = await readSafetensorsManifest(file);
+    truncateSync(file, 4096); // the header stays readable; every tensor past it is gone
+    await rejects(t, load(model, 'fp32', manifest), 'E_NATIVE', 'truncated after the manifest was read');
+    rmSync(file);
+    await rejects(t, load(model, 'fp32', manifest), 'E_NATIVE', 'file removed after the manifest was read');
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  const cuda = torchBackend.available('cuda');
+  if (!cuda.ok) {
+    t.ok(cuda.reason.length > 0, `available('cuda') says why not: ${cuda.reason}`);
+    await rejects(t, torchBackend.load(model.arch, model.manifest, { precision: 'bf16', device: 'cuda', threads: 0 }), 'E_BACKEND_UNAVAILABLE', "device 'cuda' without CUDA");
+  }
+  await rejects(t, torchBackend.load(model.arch, model.manifest, { precision: 'fp16' as Precision, device: 'cpu', threads: 0 }), 'E_INVALID_ARGUMENT', 'unknown precision');
+});
+
+test('torch addon: wrong argument types throw, never abort', { skip }, async (t) => {
+  const { createRequire } = await import('node:module');
+  const file = [path.join('build', 'Release'), path.join('build-torch', 'Release')].map((d) => path.resolve(d, 'convnext_clip_torch.node'));
+  const { existsSync } = await import('node:fs');
+  const addon = createRequire(import.meta.url)(file.find((f) => existsSync(f))!) as {
+    loadModel: (...args: unknown[]) => Promise<{ encodeImage: (...a: unknown[]) => Promise<unknown>; encodeText: (...a: unknown[]) => Promise<unknown>; dispose(): void }>;
+  };
+  const model = await fixtureModel('large-d-tiny');
+  const expectThrow = async (f: () => unknown, what: string) => {
+    try {
+      await f();
+      t.fail(`${what}: did not throw`);
+    } catch (err) {
+      t.ok(err instanceof Error, `${what}: ${(err as Error).message.slice(0, 120)}`);
+    }
+  };
+  await expectThrow(() => addon.loadModel(), 'no arguments');
+  await expectThrow(() => addon.loadModel({}, [], { device: 'cpu', precision: 'fp32' }), 'empty arch');
+  await expectThrow(() => addon.loadModel(model.arch, 'x', { device: 'cpu', precision: 'fp32' }), 'tensors not an array');
+  await expectThrow(() => addon.loadModel(model.arch, [], { device: 'tpu', precision: 'fp32' }), 'unknown device');
+  await expectThrow(() => addon.loadModel(model.arch, [], { device: 'cpu', precision: 'fp32' }), 'no tensors');
+  const tensors = [...model.manifest.tensors.values()];
+  const bad = tensors.map((e) => (e.name === 'ln_final.bias' ? { ...e, dtype: 'I64' } : e));
+  await expectThrow(() => addon.loadModel(model.arch, bad, { device: 'cpu', precision: 'fp32' }), 'an I64 weight');
+  const huge = tensors.map((e) => (e.name === 'ln_final.bias' ? { ...e, offset: 2 ** 52 } : e));
+  await expectThrow(() => addon.loadModel(model.arch, huge, { device: 'cpu', precision: 'fp32' }), 'an offset past the end of the file');
+  const handle = await addon.loadModel(model.arch, tensors, { device: 'cpu', precision: 'fp32', threads: 1 });
+  await expectThrow(() => handle.encodeImage([1, 2, 3], 1), 'pixels not a Float32Array');
+  await expectThrow(() => handle.encodeImage(new Float32Array(7), 1), 'pixels of the wrong length');
+  await expectThrow(() => handle.encodeText(new Int32Array(77), 1, 76), 'wrong context length');
+  await expectThrow(() => handle.encodeText(new Int32Array(77).fill(1 << 30), 1, 77), 'token id past the vocabulary');
+  handle.dispose();
+  await expectThrow(() => handle.encodeText(new Int32Array(77), 1, 77), 'after dispose');
+});
