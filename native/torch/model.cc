@@ -74,6 +74,11 @@ std::shared_ptr<Model> Model::load(const Arch& arch, const std::vector<TensorSpe
     if (!CudaExec::available(&why)) throw std::runtime_error("device 'cuda' is not available: " + why);
     m->options_.graphs = options.graphs && !env_off("CCLIP_CUDA_GRAPHS");
     m->options_.fused = options.fused && fused_kernels_built() && !env_off("CCLIP_FUSED_KERNELS");
+    if (!options.bf16) {
+      // fp32 means fp32: no TF32 in cuBLAS or cuDNN (process-wide, as torch.backends.*.allow_tf32 are).
+      at::globalContext().setAllowTF32CuBLAS(false);
+      at::globalContext().setAllowTF32CuDNN(false);
+    }
     m->exec_ = std::make_unique<CudaExec>(options.device_index, m->options_.graphs);
     m->device_ = m->exec_->device();
   } else {
