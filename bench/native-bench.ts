@@ -10,7 +10,7 @@
  * profiled image batch-1 forward per precision and keeps that breakdown.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,7 @@ import { parseModelConfig } from '../lib/architecture.js';
 import { nativeBackend } from '../lib/backends/native.js';
 import type { Precision } from '../lib/backends/types.js';
 import { readSafetensorsManifest } from '../lib/checkpoint/safetensors.js';
+import { floats, maxRelativeDiff, minRowCosine, readExpected, tokensOf } from '../test/native-helpers.js';
 
 interface Args {
   model: string;
@@ -127,6 +128,22 @@ async function runNativeChild(args: Args): Promise<void> {
   [s, n] = await measure(() => model.encodeText(tok77b, args.batch), args.budget);
   Object.assign(out, { text_b8_l77_per_s: args.batch / s, text_b8_l77_iters: n });
   out.weight_bytes = (model as unknown as { weightBytes: number }).weightBytes;
+  // Full-size parity against the float32 PyTorch outputs `clip_reference.py make` saved beside the weights.
+  const expectedFile = path.join(args.model, 'expected.safetensors');
+  if (existsSync(expectedFile)) {
+    const expected = await readExpected(expectedFile);
+    const dim = arch.embedDim;
+    const image = await model.encodeImage(floats(expected.get('pixels'), 'pixels'), expected.get('pixels')!.shape[0]);
+    const text = await model.encodeText(tokensOf(expected.get('tokens')), expected.get('tokens')!.shape[0]);
+    const wantImage = floats(expected.get('image_features'), 'image_features');
+    const wantText = floats(expected.get('text_features'), 'text_features');
+    Object.assign(out, {
+      check_image_max_rel: maxRelativeDiff(image.features, wantImage),
+      check_image_min_cos: minRowCosine(image.features, wantImage, dim),
+      check_text_max_rel: maxRelativeDiff(text.features, wantText),
+      check_text_min_cos: minRowCosine(text.features, wantText, dim),
+    });
+  }
   model.dispose();
   out.peak_rss_bytes = process.resourceUsage().maxRSS * 1024;
   console.log(JSON.stringify(out));
@@ -231,6 +248,15 @@ async function main(): Promise<void> {
       const ratio = Number.isFinite(na) && Number.isFinite(nb) && na > 0 && nb > 0 ? (higherIsBetter ? na / nb : nb / na).toFixed(2) + 'x' : '-';
       lines.push(`| ${name} (${unit}) | ${row.precision} | ${a} | ${b} | ${name === 'peak RSS' || name === 'load time' ? ratio.replace('x', 'x less') : ratio} |`);
     }
+  }
+  lines.push('');
+  lines.push('## Native parity at full size (vs the float32 PyTorch outputs in expected.safetensors)');
+  lines.push('');
+  lines.push('| precision | image max rel diff | image min cosine | text max rel diff | text min cosine |');
+  lines.push('| --- | ---: | ---: | ---: | ---: |');
+  const sci = (v: unknown) => (typeof v === 'number' ? v.toExponential(2) : '-');
+  for (const { precision, native } of rows) {
+    lines.push(`| ${precision} | ${sci(native.check_image_max_rel)} | ${fmt(native.check_image_min_cos, 6)} | ${sci(native.check_text_max_rel)} | ${fmt(native.check_text_min_cos, 6)} |`);
   }
   for (const row of rows) {
     lines.push('');

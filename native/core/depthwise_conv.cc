@@ -10,18 +10,7 @@
 #include <vector>
 
 #include "ops.h"
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wpsabi"  // Vec8 never crosses a non-inlined call
-#endif
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define CCLIP_DW_X86_DISPATCH 1
-#define CCLIP_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define CCLIP_DW_X86_DISPATCH 0
-#define CCLIP_ALWAYS_INLINE inline
-#endif
+#include "vec8.h"
 
 namespace cclip {
 
@@ -43,26 +32,6 @@ struct DepthwiseArgs {
   float eps;
   float* y;  // [n, h, w, c]
 };
-
-// Eight floats as one value: GCC/clang vector extension (one ymm with AVX, two xmm with SSE, wasm simd128 pairs),
-// or a plain array elsewhere. Loads and stores go through memcpy, so any alignment is fine.
-#if defined(__GNUC__) || defined(__clang__)
-typedef float Vec8 __attribute__((vector_size(32)));
-#else
-struct Vec8 {
-  float lane[8];
-  Vec8& operator+=(const Vec8& o) { for (int i = 0; i < 8; ++i) lane[i] += o.lane[i]; return *this; }
-  Vec8 operator*(const Vec8& o) const { Vec8 r; for (int i = 0; i < 8; ++i) r.lane[i] = lane[i] * o.lane[i]; return r; }
-};
-#endif
-
-CCLIP_ALWAYS_INLINE Vec8 load8(const float* p) {
-  Vec8 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-CCLIP_ALWAYS_INLINE void store8(float* p, const Vec8& v) { std::memcpy(p, &v, sizeof(v)); }
 
 // Output pixels ox..ox+kStrip-1 of row oy for the 8V-channel block at `block` (input [h, wp, 8V], weights [49, 8V]):
 // acc[kStrip][V] over taps with ky in [ky_begin, ky_end). Each weight vector is loaded once and used kStrip times.
@@ -134,15 +103,9 @@ void depthwise_rows_portable(const DepthwiseArgs& a, int64_t begin, int64_t end,
   depthwise_rows(a, begin, end, conv_row);
 }
 
-#if CCLIP_DW_X86_DISPATCH
-__attribute__((target("avx2,fma"))) void depthwise_rows_avx2(const DepthwiseArgs& a, int64_t begin, int64_t end,
-                                                               float* conv_row) {
+#if CCLIP_X86_CLONES
+CCLIP_TARGET_AVX2 void depthwise_rows_avx2(const DepthwiseArgs& a, int64_t begin, int64_t end, float* conv_row) {
   depthwise_rows(a, begin, end, conv_row);
-}
-
-bool has_avx2_fma() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
 }
 #endif
 
@@ -191,8 +154,8 @@ void depthwise_conv7_layer_norm(const float* x, int n, int h, int w, int c, cons
   });
   const DepthwiseArgs args{padded.data(), n, h, w, c, weight, conv_bias, norm_gamma, norm_beta, eps, y};
   auto* rows_fn = &depthwise_rows_portable;
-#if CCLIP_DW_X86_DISPATCH
-  if (has_avx2_fma()) rows_fn = &depthwise_rows_avx2;
+#if CCLIP_X86_CLONES
+  if (cpu_has_avx2_fma()) rows_fn = &depthwise_rows_avx2;
 #endif
   pool.parallel_for(static_cast<int64_t>(n) * h, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> conv_row(static_cast<size_t>(w) * c);

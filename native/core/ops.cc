@@ -76,49 +76,6 @@ void global_average_pool(const float* x, int n, int hw, int c, float* y) {
   }
 }
 
-void causal_attention(const float* qkv, int n, int len, int width, int heads, float* out, ThreadPool& pool) {
-  const int head_dim = width / heads;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  const int64_t row = 3 * static_cast<int64_t>(width);
-  pool.parallel_for(static_cast<int64_t>(n) * heads, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(len), query(head_dim), acc(head_dim);
-    for (int64_t task = begin; task < end; ++task) {
-      const int seq = static_cast<int>(task / heads), head = static_cast<int>(task % heads);
-      const float* base = qkv + static_cast<int64_t>(seq) * len * row + static_cast<int64_t>(head) * head_dim;
-      for (int i = 0; i < len; ++i) {
-        const float* q = base + i * row;
-        for (int d = 0; d < head_dim; ++d) query[d] = q[d] * scale;
-        float max_score = -INFINITY;
-        for (int j = 0; j <= i; ++j) {  // causal: keys 0..i
-          const float* __restrict k = base + j * row + width;
-          float dot[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-          int d = 0;
-          for (; d + 8 <= head_dim; d += 8)
-            for (int t = 0; t < 8; ++t) dot[t] += query[d + t] * k[d + t];
-          float s = ((dot[0] + dot[1]) + (dot[2] + dot[3])) + ((dot[4] + dot[5]) + (dot[6] + dot[7]));
-          for (; d < head_dim; ++d) s += query[d] * k[d];
-          scores[j] = s;
-          max_score = std::max(max_score, s);
-        }
-        float total = 0.f;
-        for (int j = 0; j <= i; ++j) {
-          scores[j] = std::exp(scores[j] - max_score);
-          total += scores[j];
-        }
-        const float inv_total = 1.0f / total;
-        std::fill(acc.begin(), acc.end(), 0.f);
-        for (int j = 0; j <= i; ++j) {
-          const float* __restrict v = base + j * row + 2 * width;
-          const float p = scores[j] * inv_total;
-          for (int d = 0; d < head_dim; ++d) acc[d] += p * v[d];
-        }
-        float* o = out + (static_cast<int64_t>(seq) * len + i) * width + static_cast<int64_t>(head) * head_dim;
-        std::memcpy(o, acc.data(), sizeof(float) * head_dim);
-      }
-    }
-  });
-}
-
 std::vector<float> channels_last_to_first(const float* x, int hw, int c) {
   std::vector<float> out(static_cast<size_t>(hw) * c);
   for (int p = 0; p < hw; ++p)

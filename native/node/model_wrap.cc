@@ -21,10 +21,14 @@ class EncodeWorker : public Napi::AsyncWorker {
  public:
   using Forward = std::function<std::vector<float>(cclip::ClipModel&, cclip::Captures*)>;
 
-  EncodeWorker(Napi::Env env, std::shared_ptr<cclip::ClipModel> model, bool capture, Forward forward)
+  // `input` (the caller's typed array) stays referenced until the worker is done: the forward reads it in place,
+  // so the JS thread never copies it.
+  EncodeWorker(Napi::Env env, std::shared_ptr<cclip::ClipModel> model, const Napi::Object& input, bool capture,
+               Forward forward)
       : Napi::AsyncWorker(env, "convnext_clip.encode"),
         deferred_(Napi::Promise::Deferred::New(env)),
         model_(std::move(model)),
+        input_(Napi::Persistent(input)),
         capture_(capture),
         forward_(std::move(forward)) {}
 
@@ -68,6 +72,7 @@ class EncodeWorker : public Napi::AsyncWorker {
 
   Napi::Promise::Deferred deferred_;
   std::shared_ptr<cclip::ClipModel> model_;
+  Napi::ObjectReference input_;
   bool capture_;
   Forward forward_;
   std::vector<float> features_;
@@ -134,10 +139,10 @@ Napi::Value NativeModel::encode_image(const Napi::CallbackInfo& info) {
   if (!batch_size_arg(info[1], n)) return rejected_promise(env, "encodeImage: n must be an integer in [1, 65536]");
   const Napi::Float32Array pixels = info[0].As<Napi::Float32Array>();
   const bool capture = info.Length() > 2 && info[2].ToBoolean().Value();
-  // Copy the input: JS may reuse its buffer while the worker runs.
-  auto input = std::make_shared<std::vector<float>>(pixels.Data(), pixels.Data() + pixels.ElementLength());
-  auto* worker = new EncodeWorker(env, model_, capture, [input, n](cclip::ClipModel& model, cclip::Captures* captures) {
-    return model.encode_image(input->data(), static_cast<int64_t>(input->size()), n, captures);
+  const float* data = pixels.Data();
+  const int64_t count = static_cast<int64_t>(pixels.ElementLength());
+  auto* worker = new EncodeWorker(env, model_, pixels, capture, [data, count, n](cclip::ClipModel& model, cclip::Captures* captures) {
+    return model.encode_image(data, count, n, captures);
   });
   Napi::Promise promise = worker->promise();
   worker->Queue();
@@ -156,10 +161,11 @@ Napi::Value NativeModel::encode_text(const Napi::CallbackInfo& info) {
   if (!batch_size_arg(info[2], context_length)) return rejected_promise(env, "encodeText: contextLength must be a positive integer");
   const Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
   const bool capture = info.Length() > 3 && info[3].ToBoolean().Value();
-  auto input = std::make_shared<std::vector<int32_t>>(tokens.Data(), tokens.Data() + tokens.ElementLength());
-  auto* worker = new EncodeWorker(env, model_, capture,
-                                  [input, n, context_length](cclip::ClipModel& model, cclip::Captures* captures) {
-    return model.encode_text(input->data(), static_cast<int64_t>(input->size()), n, context_length, captures);
+  const int32_t* data = tokens.Data();
+  const int64_t count = static_cast<int64_t>(tokens.ElementLength());
+  auto* worker = new EncodeWorker(env, model_, tokens, capture,
+                                  [data, count, n, context_length](cclip::ClipModel& model, cclip::Captures* captures) {
+    return model.encode_text(data, count, n, context_length, captures);
   });
   Napi::Promise promise = worker->promise();
   worker->Queue();

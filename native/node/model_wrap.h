@@ -1,5 +1,7 @@
 // NativeModel: the JS handle of a loaded model. Every inference runs on a libuv worker thread and returns a
 // Promise; workers hold their own shared_ptr, so dispose() during a call only drops the handle's reference.
+// Inputs are read in place from the caller's typed array (kept referenced until the call settles): callers must
+// not write to it meanwhile.
 #pragma once
 #include <napi.h>
 

@@ -1,0 +1,82 @@
+// Eight floats as one value for the non-GEMM kernels: a GCC/clang vector extension (one ymm with AVX, two xmm with
+// SSE, wasm simd128 pairs under Emscripten), or a plain array elsewhere. Loads and stores go through memcpy, so
+// any alignment is fine. Also the run-time switch that lets a kernel be compiled twice (baseline and AVX2+FMA via
+// a function-level target attribute; no intrinsics).
+#pragma once
+#include <cstring>
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"  // Vec8 never crosses a non-inlined call
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CCLIP_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define CCLIP_ALWAYS_INLINE inline
+#endif
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CCLIP_X86_CLONES 1
+#define CCLIP_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define CCLIP_X86_CLONES 0
+#endif
+
+namespace cclip {
+
+#if defined(__GNUC__) || defined(__clang__)
+typedef float Vec8 __attribute__((vector_size(32)));
+#else
+struct Vec8 {
+  float lane[8];
+  Vec8& operator+=(const Vec8& o) {
+    for (int i = 0; i < 8; ++i) lane[i] += o.lane[i];
+    return *this;
+  }
+  Vec8 operator+(const Vec8& o) const {
+    Vec8 r;
+    for (int i = 0; i < 8; ++i) r.lane[i] = lane[i] + o.lane[i];
+    return r;
+  }
+  Vec8 operator*(const Vec8& o) const {
+    Vec8 r;
+    for (int i = 0; i < 8; ++i) r.lane[i] = lane[i] * o.lane[i];
+    return r;
+  }
+  Vec8 operator*(float s) const {
+    Vec8 r;
+    for (int i = 0; i < 8; ++i) r.lane[i] = lane[i] * s;
+    return r;
+  }
+};
+#endif
+
+CCLIP_ALWAYS_INLINE Vec8 load8(const float* p) {
+  Vec8 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+CCLIP_ALWAYS_INLINE void store8(float* p, const Vec8& v) { std::memcpy(p, &v, sizeof(v)); }
+
+CCLIP_ALWAYS_INLINE Vec8 splat8(float s) {
+#if defined(__GNUC__) || defined(__clang__)
+  return Vec8{s, s, s, s, s, s, s, s};
+#else
+  Vec8 v;
+  for (int i = 0; i < 8; ++i) v.lane[i] = s;
+  return v;
+#endif
+}
+
+// Whether the AVX2+FMA clones may run here (x86-64 only).
+inline bool cpu_has_avx2_fma() {
+#if CCLIP_X86_CLONES
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+#else
+  return false;
+#endif
+}
+
+}  // namespace cclip
