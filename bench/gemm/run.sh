@@ -4,11 +4,11 @@
 #   bench/gemm/run.sh test-asan     the same under AddressSanitizer + UBSan
 #   bench/gemm/run.sh test-tsan     the same under ThreadSanitizer
 #   bench/gemm/run.sh bench [args]  build + run bench/gemm/gemm_bench.cc (with OpenBLAS when installed)
-# CXX overrides the compiler; BUILD_DIR the output folder (default build/gemm).
+# CXX overrides the compiler; BUILD_DIR the output folder (default build-gemm/).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 CXX="${CXX:-g++}"
-OUT="${BUILD_DIR:-$ROOT/build/gemm}"
+OUT="${BUILD_DIR:-$ROOT/build-gemm}"  # not build/: node-gyp owns and cleans that
 mkdir -p "$OUT"
 CORE=(native/core/gemm.cc native/core/gemm_x86.cc native/core/threadpool.cc native/core/cpu_features.cc)
 cd "$ROOT"

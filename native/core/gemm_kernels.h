@@ -5,6 +5,8 @@
 //   CCLIP_K_VBYTES  vector register width in bytes (16, 32, 64); NR = 2 vectors of floats
 //   CCLIP_K_MR      register tile rows (2 * MR accumulators + 3 registers must fit the register file)
 //   CCLIP_K_MC, CCLIP_K_KC, CCLIP_K_NC   cache blocking (see KernelSet)
+// and optionally CCLIP_K_RCP_ESTIMATE(vf) -> vf, a reciprocal estimate (>= 11 bits) used instead of a division,
+// and CCLIP_K_FMS(a, b, c) -> a * b - c with one rounding (a fused multiply-subtract).
 // Everything here has internal linkage except CCLIP_K_NS::kernel_set().
 #include <cstddef>
 #include <cstdint>
@@ -37,58 +39,86 @@ KINL vu loadu(const void* p) {
   __builtin_memcpy(&v, p, sizeof v);
   return v;
 }
-KINL vf splat(float s) { return s - vf{}; }  // s - 0 is exact for every s (s + 0 is not, for -0)
+KINL vf splat(float s) { return s - vf{}; }  // s - 0 == s for every s (s + 0 is not, for -0)
 KINL vf as_f(vu u) { return (vf)u; }
 KINL vu as_u(vf f) { return (vu)f; }
 KINL vf select(vi mask, vf a, vf b) { return (vf)((mask & (vi)a) | (~mask & (vi)b)); }
 
-// exp(s + lo) for s in [-88, 0], |lo| tiny; ~2 ulp.
-KINL vf exp_small(vf s, vf lo) {
-  const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  vf fn = (s * splat(1.44269504088896341f) + magic) - magic;
-  vf r = s - fn * splat(0.693145751953125f);  // ln2 split: hi has 12 significant bits, so fn * hi is exact
-  r = r - fn * splat(1.42860682030941723e-6f);
-  r = r + lo;
-  // Taylor to degree 7 on |r| <= 0.347 (truncation < 6e-9).
-  vf p = splat(1.0f / 5040);
-  p = p * r + splat(1.0f / 720);
-  p = p * r + splat(1.0f / 120);
-  p = p * r + splat(1.0f / 24);
-  p = p * r + splat(1.0f / 6);
-  p = p * r + splat(0.5f);
-  p = p * r + splat(1.0f);
-  p = p * r + splat(1.0f);
-  vi n = __builtin_convertvector(fn, vi);
-  vu scale = (vu)((n + 127) << 23);
-  return p * as_f(scale);
+KINL vf vmin(vf a, vf b) {
+#if defined(__clang__) && __clang_major__ < 13
+  return select(a < b, a, b);
+#else
+  return a < b ? a : b;  // vminps / f32x4.pmin where available
+#endif
 }
 
-// GELU(x) = x/2 * (1 + erf(x/sqrt2)). With a = |x|/sqrt2: 1 + erf = erfc(a) for x < 0 and 2 - erfc(a) otherwise,
-// erfc(a) = exp(-x^2/2) * erfcx(a), erfcx fitted as a degree-10 polynomial in t = 1/(1 + a/2) on [0, 9.6]
-// (rel err 4e-8; 4e-7 evaluated in fp32). x^2 is carried as hi + lo so exp(-x^2/2) keeps full relative accuracy.
+// 1 / d: the ISA's reciprocal estimate plus one Newton step where one is defined (~1 ulp), else a division.
+KINL vf recip(vf d) {
+#ifdef CCLIP_K_RCP_ESTIMATE
+  const vf r = CCLIP_K_RCP_ESTIMATE(d);
+  return r * (splat(2.0f) - d * r);
+#else
+  return splat(1.0f) / d;
+#endif
+}
+
+// GELU(x) = x/2 * (1 + erf(x/sqrt2)) on U vectors at once (independent chains interleaved to hide latency).
+// With a = |x|/sqrt2: 1 + erf = erfc(a) for x < 0 and 2 - erfc(a) otherwise, erfc(a) = exp(-x^2/2) * erfcx(a),
+// erfcx fitted as a degree-10 polynomial in t = 1/(1 + a/2) on [0, 9.2] (rel err 4e-8; 4e-7 evaluated in fp32).
+// x^2 is carried as hi + lo, so exp(-x^2/2) and hence gelu(x < 0) keep full relative accuracy.
+template <int U>
+KINL void gelu_n(vf* v) {
+  vf ax[U], h[U], l[U], t[U], q[U], e[U];
+  for (int u = 0; u < U; ++u) {
+    ax[u] = vmin(as_f(as_u(v[u]) & 0x7fffffffu), splat(12.9f));  // exp() stays normal; erfc ~0 past here
+    const vf xh = as_f(as_u(ax[u]) & 0xfffff000u);  // 12 significant bits: the partial products are exact
+    const vf xl = ax[u] - xh;
+    h[u] = ax[u] * ax[u];
+#ifdef CCLIP_K_FMS
+    l[u] = CCLIP_K_FMS(ax[u], ax[u], h[u]);  // ax^2 - h, exact
+    (void)xh, (void)xl;
+#else
+    l[u] = ((xh * xh - h[u]) + splat(2.0f) * xh * xl) + xl * xl;  // ax^2 - h
+#endif
+  }
+  for (int u = 0; u < U; ++u) t[u] = recip(splat(1.0f) + splat(0.35355339059327377f) * ax[u]);
+  // exp(-h/2 - l/2): 2^n * p(r), |r| <= ln2/2, p minimax degree 6.
+  vf fn[U], r[U];
+  const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  for (int u = 0; u < U; ++u) fn[u] = (h[u] * splat(-0.72134752044448170f) + magic) - magic;
+  for (int u = 0; u < U; ++u) {
+    r[u] = h[u] * splat(-0.5f) - fn[u] * splat(0.693145751953125f);  // ln2 hi part: fn * hi is exact
+    r[u] = (r[u] - fn[u] * splat(1.42860682030941723e-6f)) - splat(0.5f) * l[u];
+  }
+  for (int u = 0; u < U; ++u) q[u] = splat(2.399329282e-02f);
+  for (int u = 0; u < U; ++u) e[u] = splat(1.383990864e-03f);
+  for (int u = 0; u < U; ++u) q[u] = q[u] * t[u] + splat(-1.902615577e-01f);
+  for (int u = 0; u < U; ++u) e[u] = e[u] * r[u] + splat(8.368880488e-03f);
+  for (int u = 0; u < U; ++u) q[u] = q[u] * t[u] + splat(5.961072445e-01f);
+  for (int u = 0; u < U; ++u) e[u] = e[u] * r[u] + splat(4.166779667e-02f);
+  for (int u = 0; u < U; ++u) q[u] = q[u] * t[u] + splat(-9.088843465e-01f);
+  for (int u = 0; u < U; ++u) e[u] = e[u] * r[u] + splat(1.666649580e-01f);
+  for (int u = 0; u < U; ++u) q[u] = q[u] * t[u] + splat(6.371344924e-01f);
+  for (int u = 0; u < U; ++u) e[u] = e[u] * r[u] + splat(4.999999702e-01f);
+  for (int u = 0; u < U; ++u) q[u] = q[u] * t[u] + splat(-2.268985957e-01f);
+  for (int u = 0; u < U; ++u) e[u] = e[u] * r[u] + splat(1.0f);
+  for (int u = 0; u < U; ++u) q[u] = q[u] * t[u] + splat(2.765403986e-01f);
+  for (int u = 0; u < U; ++u) e[u] = e[u] * r[u] + splat(1.0f);
+  for (int u = 0; u < U; ++u) q[u] = q[u] * t[u] + splat(2.253750414e-01f);
+  for (int u = 0; u < U; ++u) q[u] = q[u] * t[u] + splat(2.850212455e-01f);
+  for (int u = 0; u < U; ++u) q[u] = q[u] * t[u] + splat(2.818649113e-01f);
+  for (int u = 0; u < U; ++u) q[u] = q[u] * t[u] + splat(7.903879123e-06f);
+  for (int u = 0; u < U; ++u) {
+    const vi n = __builtin_convertvector(fn[u], vi);
+    const vf scale = as_f((vu)((n + 127) << 23));
+    const vf ec = e[u] * scale * q[u];  // erfc(|x| / sqrt2)
+    v[u] = (splat(0.5f) * v[u]) * select(v[u] < splat(0.0f), ec, splat(2.0f) - ec);
+  }
+}
+
 KINL vf gelu_v(vf x) {
-  vf ax = as_f(as_u(x) & 0x7fffffffu);
-  ax = select(ax < splat(12.9f), ax, splat(12.9f));  // keeps exp() normal; erfc ~0 past here; NaN -> 12.9
-  const vf xh = as_f(as_u(ax) & 0xfffff000u);        // 12 significant bits: the partial products are exact
-  const vf xl = ax - xh;
-  const vf h = ax * ax;
-  const vf l = ((xh * xh - h) + splat(2.0f) * xh * xl) + xl * xl;  // ax^2 - h
-  const vf e = exp_small(splat(-0.5f) * h, splat(-0.5f) * l);
-  const vf t = splat(1.0f) / (splat(1.0f) + splat(0.35355339059327377f) * ax);
-  vf q = splat(2.399329282e-02f);
-  q = q * t + splat(-1.902615577e-01f);
-  q = q * t + splat(5.961072445e-01f);
-  q = q * t + splat(-9.088843465e-01f);
-  q = q * t + splat(6.371344924e-01f);
-  q = q * t + splat(-2.268985957e-01f);
-  q = q * t + splat(2.765403986e-01f);
-  q = q * t + splat(2.253750414e-01f);
-  q = q * t + splat(2.850212455e-01f);
-  q = q * t + splat(2.818649113e-01f);
-  q = q * t + splat(7.903879123e-06f);
-  const vf ec = e * q;  // erfc(|x| / sqrt2)
-  const vf w = select(x < splat(0.0f), ec, splat(2.0f) - ec);
-  return splat(0.5f) * x * w;
+  gelu_n<1>(&x);
+  return x;
 }
 
 CCLIP_K_TARGET float gelu1(float x) {
@@ -183,18 +213,22 @@ CCLIP_K_TARGET void pack_a(const float* x, size_t ldx, int rows, int k0, int kc,
   }
 }
 
-template <bool Bias, bool Gelu, bool Scale, bool Res>
-KINL vf epi_one(vf v, const float* bias, const float* scale, const float* res) {
-  if (Bias) v += loadf(bias);
-  if (Gelu) v = gelu_v(v);
-  if (Scale) v *= loadf(scale);
-  if (Res) v += loadf(res);
-  return v;
+// U vectors of one row: v = res + scale * act(v + bias).
+template <int U, bool Bias, bool Gelu, bool Scale, bool Res>
+KINL void epi_n(vf* v, const float* bias, const float* scale, const float* res) {
+  if (Bias)
+    for (int u = 0; u < U; ++u) v[u] += loadf(bias + u * V);
+  if (Gelu) gelu_n<U>(v);
+  if (Scale)
+    for (int u = 0; u < U; ++u) v[u] *= loadf(scale + u * V);
+  if (Res)
+    for (int u = 0; u < U; ++u) v[u] += loadf(res + u * V);
 }
 
 template <bool Bias, bool Gelu, bool Scale, bool Res>
 CCLIP_K_TARGET void epilogue_t(const float* c, int ldc, int rows, int cols, float* y, size_t ldy, const float* residual,
                                const float* bias, const float* scale) {
+  constexpr int U = 2;  // more independent GELU chains spill on 16 registers
   const int full = cols / V * V;
   float tb[V] = {}, ts[V] = {}, tr[V] = {}, tc[V] = {};
   if (Bias)
@@ -206,14 +240,24 @@ CCLIP_K_TARGET void epilogue_t(const float* c, int ldc, int rows, int cols, floa
     float* yr = y + r * ldy;
     const float* rr = Res ? residual + r * ldy : nullptr;
     int j = 0;
-    for (; j < full; j += V)
-      storef(yr + j, epi_one<Bias, Gelu, Scale, Res>(loadf(cr + j), bias + j, scale + j, Res ? rr + j : nullptr));
+    for (; j + U * V <= full; j += U * V) {
+      vf v[U];
+      for (int u = 0; u < U; ++u) v[u] = loadf(cr + j + u * V);
+      epi_n<U, Bias, Gelu, Scale, Res>(v, Bias ? bias + j : nullptr, Scale ? scale + j : nullptr, Res ? rr + j : nullptr);
+      for (int u = 0; u < U; ++u) storef(yr + j + u * V, v[u]);
+    }
+    for (; j < full; j += V) {
+      vf v = loadf(cr + j);
+      epi_n<1, Bias, Gelu, Scale, Res>(&v, Bias ? bias + j : nullptr, Scale ? scale + j : nullptr, Res ? rr + j : nullptr);
+      storef(yr + j, v);
+    }
     if (j < cols) {
       for (int t = 0; t < cols - j; ++t) {
         tc[t] = cr[j + t];
         if (Res) tr[t] = rr[j + t];
       }
-      const vf v = epi_one<Bias, Gelu, Scale, Res>(loadf(tc), tb, ts, tr);
+      vf v = loadf(tc);
+      epi_n<1, Bias, Gelu, Scale, Res>(&v, tb, ts, tr);
       for (int t = 0; t < cols - j; ++t) yr[j + t] = v[t];
     }
   }

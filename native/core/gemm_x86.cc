@@ -3,6 +3,7 @@
 #include "gemm_internal.h"
 
 #if defined(__x86_64__)
+#include <immintrin.h>
 
 // AVX2 + FMA: 6 x 16 tile = 12 ymm accumulators + 2 B vectors + 1 broadcast.
 #define CCLIP_K_NS avx2
@@ -13,7 +14,11 @@
 #define CCLIP_K_MC 120
 #define CCLIP_K_KC 256
 #define CCLIP_K_NC 256
+#define CCLIP_K_RCP_ESTIMATE(d) ((vf)_mm256_rcp_ps(d))
+#define CCLIP_K_FMS(a, b, c) ((vf)_mm256_fmsub_ps(a, b, c))
 #include "gemm_kernels.h"
+#undef CCLIP_K_RCP_ESTIMATE
+#undef CCLIP_K_FMS
 #undef CCLIP_K_NS
 #undef CCLIP_K_NAME
 #undef CCLIP_K_TARGET
@@ -33,7 +38,11 @@
 #define CCLIP_K_MC 144
 #define CCLIP_K_KC 256
 #define CCLIP_K_NC 384
+#define CCLIP_K_RCP_ESTIMATE(d) ((vf)_mm512_rcp14_ps(d))
+#define CCLIP_K_FMS(a, b, c) ((vf)_mm512_fmsub_ps(a, b, c))
 #include "gemm_kernels.h"
+#undef CCLIP_K_RCP_ESTIMATE
+#undef CCLIP_K_FMS
 #undef CCLIP_K_NS
 #undef CCLIP_K_NAME
 #undef CCLIP_K_TARGET
