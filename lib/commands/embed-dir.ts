@@ -1,0 +1,107 @@
+/** `convnext-clip embed-dir <folder> --model <dir> --out <file>`: embeds a folder of images, resumably. */
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import { type EmbedDirFormat, embedDir, parseShard } from '../bulk/index.js';
+import { type ModelFlags, loadModel, modelOptions, oneOf, positiveInt } from './options.js';
+
+interface EmbedDirFlags extends ModelFlags {
+  out: string;
+  format?: EmbedDirFormat;
+  index?: string;
+  batch: number;
+  shard?: string;
+  ext?: string;
+  maxPixels?: number;
+  restart?: boolean;
+  progress?: boolean;
+}
+
+function progressBar(force: boolean): cliProgress.SingleBar | undefined {
+  if (!force && !process.stderr.isTTY) return undefined;
+  return new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format: 'embed-dir |{bar}| {value}/{total} images | {rate}/s | ETA {eta_formatted} | {failed} failed',
+      barsize: 24,
+      hideCursor: false,
+      noTTYOutput: force,
+      notTTYSchedule: 2000,
+      etaBuffer: 20,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+}
+
+export function registerEmbedDir(program: Command): void {
+  modelOptions(
+    program
+      .command('embed-dir')
+      .description('embed every image under a folder (recursive, sorted) into .npy or jsonl plus an index of file names; resumable, shardable')
+      .argument('<folder>', 'folder of images'),
+  )
+    .requiredOption('--out <file>', 'embeddings file (.npy or .jsonl); <out>.journal holds progress until it is written')
+    .option('--format <f>', 'npy | jsonl (default: from the --out extension, else npy)', oneOf<EmbedDirFormat>('npy', 'jsonl'))
+    .option('--index <file>', 'index of file names (default: --out with .index.json)')
+    .option('--batch <n>', 'images per forward pass and per journal record', positiveInt, 16)
+    .option('--shard <i/n>', 'only the files whose position in the sorted list is i modulo n')
+    .option('--ext <list>', 'comma-separated extensions (default: jpg,jpeg,png,webp,gif,tif,tiff,avif,heic,heif)')
+    .option('--max-pixels <n>', 'skip images with more pixels', positiveInt)
+    .option('--restart', 'ignore an existing journal and start over')
+    .option('--progress', 'draw the progress bar even when stderr is not a terminal')
+    .action(async (folder: string, flags: EmbedDirFlags) => {
+      const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
+      const clip = await loadModel(flags);
+      const bar = progressBar(flags.progress === true);
+      const started = Date.now();
+      let resumed = 0;
+      let barStarted = false;
+      let interrupted = false;
+      const controller = new AbortController();
+      const onSignal = (signal: NodeJS.Signals) => controller.abort(new Error(`${signal}`));
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        const result = await embedDir(clip, {
+          folder,
+          out: flags.out,
+          format: flags.format,
+          index: flags.index,
+          batchSize: flags.batch,
+          shard,
+          extensions: flags.ext?.split(',').map((e) => e.trim()).filter((e) => e.length > 0),
+          maxPixels: flags.maxPixels,
+          restart: flags.restart,
+          modelId: flags.model,
+          signal: controller.signal,
+          onProgress: (p) => {
+            resumed = p.resumed;
+            const seconds = (Date.now() - started) / 1000;
+            const payload = { rate: seconds > 0 ? ((p.done - p.resumed) / seconds).toFixed(1) : '0.0', failed: p.failed };
+            if (!barStarted) bar?.start(p.total, p.done, payload);
+            else bar?.update(p.done, payload);
+            barStarted = true;
+          },
+          onSkip: (item) => {
+            // above the bar: clear its line; it redraws on the next update
+            process.stderr.write(`${bar && process.stderr.isTTY ? '\r\x1b[2K' : ''}convnext-clip: skipped ${item.path}: ${item.error} [${item.code}]\n`);
+          },
+        });
+        bar?.stop();
+        const seconds = ((Date.now() - started) / 1000).toFixed(1);
+        const resumedNote = result.resumedBatches > 0 ? `, ${resumed} resumed from the journal` : '';
+        process.stderr.write(`convnext-clip: embedded ${result.embedded} of ${result.total} images in ${seconds} s (${result.failed.length} failed${resumedNote}) -> ${result.out}, ${result.index}\n`);
+      } catch (err) {
+        if (!controller.signal.aborted) throw err;
+        interrupted = true;
+      } finally {
+        bar?.stop();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        clip.dispose();
+      }
+      if (interrupted) {
+        process.stderr.write(`convnext-clip: interrupted; finished batches are kept in ${flags.out}.journal: run the same command again to resume\n`);
+        process.exit(130);
+      }
+    });
+}

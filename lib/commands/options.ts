@@ -1,0 +1,56 @@
+/** Option parsers and the model options shared by serve, embed-dir and classify. */
+import { type Command, InvalidArgumentError } from 'commander';
+import type { BackendName, Device, Precision } from '../backends/types.js';
+import { Clip } from '../clip.js';
+import { resolveModelArgument } from '../hub/cli.js';
+
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+export function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
+  return n;
+}
+
+export function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number 0..65535 (0: any free port)');
+  return n;
+}
+
+export function oneOf<T extends string>(...choices: T[]) {
+  return (value: string): T => {
+    if (!choices.includes(value as T)) throw new InvalidArgumentError(`expected one of ${choices.join(', ')}`);
+    return value as T;
+  };
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export interface ModelFlags {
+  model: string;
+  backend: BackendName | 'auto';
+  device: Device;
+  precision: Precision;
+  threads?: number;
+}
+
+/** --model (required), --backend, --device, --precision, --threads. */
+export function modelOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('--model <dir-or-name>', 'model directory, or a Hugging Face name')
+    .option('--backend <name>', 'native | wasm | torch | auto', oneOf<BackendName | 'auto'>('native', 'wasm', 'torch', 'auto'), 'auto')
+    .option('--device <device>', 'cpu | cuda', oneOf<Device>('cpu', 'cuda'), 'cpu')
+    .option('--precision <p>', 'fp32 | bf16', oneOf<Precision>('fp32', 'bf16'), 'fp32')
+    .option('--threads <n>', 'CPU threads (default: all cores)', positiveInt);
+}
+
+export async function loadModel(flags: ModelFlags): Promise<Clip> {
+  return Clip.load(await resolveModelArgument(flags.model), { backend: flags.backend, device: flags.device, precision: flags.precision, threads: flags.threads ?? 0 });
+}

@@ -1,0 +1,73 @@
+/** `convnext-clip serve`: the HTTP server until SIGTERM/SIGINT, which drain accepted requests and exit. */
+import type { AddressInfo } from 'node:net';
+import type { Command } from 'commander';
+import { SERVER_DEFAULTS, type ServerOptions, createServer } from '../server/index.js';
+import { type ModelFlags, loadModel, modelOptions, nonNegativeInt, oneOf, port, positiveInt } from './options.js';
+
+interface ServeFlags extends ModelFlags, Required<Pick<ServerOptions, 'maxBatch' | 'maxWaitMs' | 'maxQueue' | 'timeoutMs' | 'maxBodyBytes' | 'maxPixels' | 'maxItems'>> {
+  host: string;
+  port: number;
+  classifierCache: number;
+  graceMs: number;
+  logLevel: string;
+}
+
+export function registerServe(program: Command): void {
+  const d = SERVER_DEFAULTS;
+  modelOptions(program.command('serve').description('HTTP server: batched text/image embeddings and zero-shot classification (POST /v1/...; GET /healthz /readyz /metrics /openapi.json)'))
+    .option('--host <host>', 'address to bind (0.0.0.0 to accept other machines)', '127.0.0.1')
+    .option('--port <n>', 'port (0: any free port)', port, 8080)
+    .option('--max-batch <n>', 'most rows per forward pass; 1 turns batching off', positiveInt, d.maxBatch)
+    .option('--max-wait-ms <n>', 'how long a request waits for others to join its batch', nonNegativeInt, d.maxWaitMs)
+    .option('--max-queue <n>', 'requests waiting before new ones get 429', positiveInt, d.maxQueue)
+    .option('--timeout-ms <n>', 'per-request time limit (503 if still queued, else 504)', positiveInt, d.timeoutMs)
+    .option('--max-body-bytes <n>', 'largest request body (413 above)', positiveInt, d.maxBodyBytes)
+    .option('--max-pixels <n>', 'largest image in pixels (413 above)', positiveInt, d.maxPixels)
+    .option('--max-items <n>', 'most texts, images or labels per request', positiveInt, d.maxItems)
+    .option('--classifier-cache <n>', 'zero-shot classifiers kept (LRU)', nonNegativeInt, d.classifierCacheSize)
+    .option('--grace-ms <n>', 'on SIGTERM/SIGINT, longest wait for accepted requests', nonNegativeInt, 30_000)
+    .option('--log-level <level>', 'fastify log level on stdout', oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), 'warn')
+    .action(async (flags: ServeFlags) => {
+      const clip = await loadModel(flags);
+      const app = await createServer(clip, {
+        maxBatch: flags.maxBatch,
+        maxWaitMs: flags.maxWaitMs,
+        maxQueue: flags.maxQueue,
+        timeoutMs: flags.timeoutMs,
+        maxBodyBytes: flags.maxBodyBytes,
+        maxPixels: flags.maxPixels,
+        maxItems: flags.maxItems,
+        classifierCacheSize: flags.classifierCache,
+        logger: { level: flags.logLevel },
+      });
+      try {
+        await app.listen({ host: flags.host, port: flags.port });
+      } catch (err) {
+        clip.dispose();
+        throw err;
+      }
+      const { address, port: bound } = app.server.address() as AddressInfo;
+      const host = address.includes(':') ? `[${address}]` : address;
+      process.stderr.write(`convnext-clip: listening on http://${host}:${bound} (${clip.backend} ${clip.precision}, max batch ${flags.maxBatch}, max wait ${flags.maxWaitMs} ms)\n`);
+
+      let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
+      await new Promise<void>((resolve) => {
+        let signalled = false;
+        onSignal = (signal: NodeJS.Signals) => {
+          if (signalled) {
+            process.stderr.write(`convnext-clip: ${signal} again, exiting without draining\n`);
+            process.exit(1);
+          }
+          signalled = true;
+          process.stderr.write(`convnext-clip: ${signal}: draining ${app.inFlight} request(s), refusing new work\n`);
+          app.shutdown({ graceMs: flags.graceMs }).then(resolve, resolve);
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+      });
+      process.off('SIGTERM', onSignal!);
+      process.off('SIGINT', onSignal!);
+      clip.dispose();
+      process.stderr.write('convnext-clip: stopped\n');
+    });
+}

@@ -1,0 +1,62 @@
+/** Server limits and batching settings, with defaults and range checks. */
+import { ClipError } from '../errors.js';
+
+export interface ServerOptions {
+  /** Most rows (texts or images) per forward pass; 1 turns batching off (default 32). */
+  maxBatch?: number;
+  /** How long the first queued request waits for others to join its batch (default 5 ms). */
+  maxWaitMs?: number;
+  /** Admitted requests not yet in a forward pass; more answer 429 (default 256). */
+  maxQueue?: number;
+  /** Per-request time limit (default 30000 ms): 503 if still queued, else 504. */
+  timeoutMs?: number;
+  /** Largest request body (default 32 MiB). */
+  maxBodyBytes?: number;
+  /** Images with more pixels answer 413 (default 40 megapixels). */
+  maxPixels?: number;
+  /** Most texts, images or labels in one request (default 256). */
+  maxItems?: number;
+  /** Zero-shot classifiers kept, keyed by labels + templates (default 64). */
+  classifierCacheSize?: number;
+  /** Seconds in the Retry-After header of 429 and 503 answers (default 1). */
+  retryAfterSeconds?: number;
+  /** Fastify's logger option (default off). */
+  logger?: boolean | { level: string };
+}
+
+export type ResolvedServerOptions = Required<ServerOptions>;
+
+export const SERVER_DEFAULTS: ResolvedServerOptions = {
+  maxBatch: 32,
+  maxWaitMs: 5,
+  maxQueue: 256,
+  timeoutMs: 30_000,
+  maxBodyBytes: 32 * 1024 * 1024,
+  maxPixels: 40_000_000,
+  maxItems: 256,
+  classifierCacheSize: 64,
+  retryAfterSeconds: 1,
+  logger: false,
+};
+
+const RANGES: Partial<Record<keyof ServerOptions, [number, number]>> = {
+  maxBatch: [1, 4096],
+  maxWaitMs: [0, 60_000],
+  maxQueue: [1, 1_000_000],
+  timeoutMs: [1, 3_600_000],
+  maxBodyBytes: [1, 2 ** 31 - 1],
+  maxPixels: [1, 2 ** 40],
+  maxItems: [1, 65_536],
+  classifierCacheSize: [0, 100_000],
+  retryAfterSeconds: [0, 3600],
+};
+
+export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
+  const resolved = { ...SERVER_DEFAULTS } as Record<string, unknown>;
+  for (const [key, value] of Object.entries(options)) if (value !== undefined) resolved[key] = value;
+  for (const [key, [lo, hi]] of Object.entries(RANGES) as [keyof ServerOptions, [number, number]][]) {
+    const v = resolved[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new ClipError('E_INVALID_ARGUMENT', `${key} must be an integer in ${lo}..${hi}, got ${String(v)}`);
+  }
+  return resolved as ResolvedServerOptions;
+}
