@@ -28,17 +28,13 @@ typedef float vf __attribute__((vector_size(CCLIP_K_VBYTES)));
 typedef int32_t vi __attribute__((vector_size(CCLIP_K_VBYTES)));
 typedef uint32_t vu __attribute__((vector_size(CCLIP_K_VBYTES)));
 
-KINL vf loadf(const float* p) {
-  vf v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-KINL void storef(float* p, vf v) { __builtin_memcpy(p, &v, sizeof v); }
-KINL vu loadu(const void* p) {
-  vu v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
+// Unaligned, aliasing-safe access through may_alias vector types (plain vmovups-style loads; memcpy into a
+// vector may be lowered as an integer-domain move).
+typedef float vf_mem __attribute__((vector_size(CCLIP_K_VBYTES), aligned(4), may_alias));
+typedef uint32_t vu_mem __attribute__((vector_size(CCLIP_K_VBYTES), aligned(2), may_alias));
+KINL vf loadf(const float* p) { return *reinterpret_cast<const vf_mem*>(p); }
+KINL void storef(float* p, vf v) { *reinterpret_cast<vf_mem*>(p) = v; }
+KINL vu loadu(const void* p) { return *reinterpret_cast<const vu_mem*>(p); }
 KINL vf splat(float s) { return s - vf{}; }  // s - 0 == s for every s (s + 0 is not, for -0)
 KINL vf as_f(vu u) { return (vf)u; }
 KINL vu as_u(vf f) { return (vu)f; }
