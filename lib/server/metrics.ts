@@ -17,7 +17,7 @@ export class ServerMetrics {
 
   constructor(sample: { queueDepth: () => Record<string, number>; pending: () => number; inFlight: () => number }) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'clip_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'clip_' });
     this.requests = new Counter({ name: 'clip_http_requests_total', help: 'HTTP requests answered, by route and status', labelNames: ['route', 'method', 'status'], registers });
     this.latency = new Histogram({ name: 'clip_http_request_duration_seconds', help: 'Time from request to response', labelNames: ['route', 'method'], buckets: SECOND_BUCKETS, registers });
     this.batchRows = new Histogram({ name: 'clip_batch_rows', help: 'Rows (texts or images) per forward pass', labelNames: ['tower'], buckets: ROW_BUCKETS, registers });
