@@ -181,3 +181,50 @@ test('torch addon: wrong argument types throw, never abort', { skip }, async (t)
   handle.dispose();
   await expectThrow(() => handle.encodeText(new Int32Array(77), 1, 77), 'after dispose');
 });
+
+// On a machine whose addon was built against a CUDA libtorch and sees a GPU.
+const cuda = status.ok ? torchBackend.available('cuda') : status;
+const skipCuda = cuda.ok ? false : `no CUDA for the torch backend (${cuda.reason})`;
+for (const name of FIXTURE_MODELS) {
+  test(`torch cuda parity: ${name}`, { skip: skipCuda }, async (t) => {
+    const model = await fixtureModel(name);
+    const expected = await readExpected(path.join(model.dir, 'expected.safetensors'));
+    const pixels = floats(expected.get('pixels'), 'pixels');
+    const tokens = tokensOf(expected.get('tokens'));
+    const nImages = expected.get('pixels')!.shape[0];
+    const nTexts = expected.get('tokens')!.shape[0];
+    const dim = model.arch.embedDim;
+    for (const precision of ['fp32', 'bf16'] as const) {
+      const torch = await torchBackend.load(model.arch, model.manifest, { precision, device: 'cuda', threads: 1 });
+      try {
+        // eager with captures, then twice through the CUDA graphs (capture, replay)
+        const runs = [
+          await torch.encodeImage(pixels, nImages, { capture: true }),
+          await torch.encodeImage(pixels, nImages),
+          await torch.encodeImage(pixels, nImages),
+        ];
+        const texts = [await torch.encodeText(tokens, nTexts, { capture: true }), await torch.encodeText(tokens, nTexts), await torch.encodeText(tokens, nTexts)];
+        runs.forEach((r, i) => {
+          const want = floats(expected.get('image_features'), 'image_features');
+          if (precision === 'fp32') t.ok(maxRelativeDiff(r.features, want) <= FP32_TOLERANCE, `${precision} image_features run ${i}`);
+          else t.ok(minRowCosine(r.features, want, dim) >= BF16_MIN_COSINE, `${precision} image_features run ${i}: cos ${minRowCosine(r.features, want, dim).toFixed(6)}`);
+        });
+        texts.forEach((r, i) => {
+          const want = floats(expected.get('text_features'), 'text_features');
+          if (precision === 'fp32') t.ok(maxRelativeDiff(r.features, want) <= FP32_TOLERANCE, `${precision} text_features run ${i}`);
+          else t.ok(minRowCosine(r.features, want, dim) >= BF16_MIN_COSINE, `${precision} text_features run ${i}: cos ${minRowCosine(r.features, want, dim).toFixed(6)}`);
+        });
+        if (precision === 'fp32') {
+          for (const [key, got] of Object.entries({ ...runs[0].intermediates, ...texts[0].intermediates })) {
+            const want = expected.get(key);
+            if (!want) continue;
+            const rel = maxRelativeDiff(got, floats(want, key).subarray(0, got.length));
+            t.ok(rel <= FP32_TOLERANCE, `cuda fp32 ${key}: max rel diff ${rel.toExponential(2)}`);
+          }
+        }
+      } finally {
+        torch.dispose();
+      }
+    }
+  });
+}
