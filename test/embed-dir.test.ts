@@ -90,6 +90,9 @@ for (const format of ['npy', 'jsonl'] as const) {
     t.ok(outputs(out).data.equals(outputs(fullOut).data), `${format} output identical`);
     t.equal(outputs(out).index, outputs(fullOut).index, 'index identical');
 
+    const again = await embedDir(clip, { ...base, out, onProgress: () => t.fail('no work when already complete') });
+    t.ok(again.complete && again.embedded === 13 && again.failed.length === 1, 'a finished run is not redone');
+
     const index = JSON.parse(outputs(out).index);
     t.equal(index.files.length, 14);
     t.equal(index.embedded, 13);

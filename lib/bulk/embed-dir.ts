@@ -3,6 +3,7 @@
  * fixed slices of the (sharded) sorted file list and each finished batch is journaled, so an interrupted run
  * resumes where it stopped and produces the same bytes as an uninterrupted one.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import type { Clip } from '../clip.js';
@@ -49,6 +50,8 @@ export interface EmbedDirProgress {
 }
 
 export interface EmbedDirResult {
+  /** True when the output was already complete (same files and settings) and nothing ran. */
+  complete?: boolean;
   total: number;
   embedded: number;
   failed: BatchItem[];
@@ -106,7 +109,12 @@ export async function embedDir(clip: Clip, options: EmbedDirOptions): Promise<Em
     dim: D,
     maxPixels: options.maxPixels ?? 0,
   };
-  const journal = Journal.open(`${options.out}.journal`, run, options.restart === true);
+  const journalPath = `${options.out}.journal`;
+  if (options.restart !== true && !existsSync(journalPath)) {
+    const finished = finishedRun(options.out, indexPath, run);
+    if (finished) return { ...finished, out: options.out, index: indexPath };
+  }
+  const journal = Journal.open(journalPath, run, options.restart === true);
   try {
     const resumedBatches = journal.done.size;
     const progress: EmbedDirProgress = { done: 0, failed: 0, total: entries.length, resumed: 0 };
@@ -172,6 +180,19 @@ export async function embedDir(clip: Clip, options: EmbedDirOptions): Promise<Em
   }
 }
 
+/** The result of an earlier run that finished with the same settings, read from its index; else undefined. */
+function finishedRun(out: string, indexPath: string, run: Record<string, string | number>): Omit<EmbedDirResult, 'out' | 'index'> | undefined {
+  if (!existsSync(out) || !existsSync(indexPath)) return undefined;
+  try {
+    const index = JSON.parse(readFileSync(indexPath, 'utf8')) as { run: unknown; files: (BatchItem & { row: number | null })[] };
+    if (JSON.stringify(index.run) !== JSON.stringify(run)) return undefined;
+    const failed = index.files.filter((f) => f.row === null).map(({ row: _row, ...item }) => item);
+    return { complete: true, total: index.files.length, embedded: index.files.length - failed.length, failed, resumedBatches: 0 };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Streams the journal's rows (in batch order) into the output file. */
 function writeOutput(journal: Journal, batchCount: number, out: string, format: EmbedDirFormat, D: number, embedded: BatchItem[]): void {
   writeAtomic(out, (write) => {
@@ -202,7 +223,7 @@ function writeOutput(journal: Journal, batchCount: number, out: string, format: 
 /** The index: run settings, then one line per file (`row` in the output, or null and the error). */
 function writeIndex(file: string, info: { root: string; run: Record<string, string | number>; items: BatchItem[] }): void {
   writeAtomic(file, (write) => {
-    const { files: _hash, ...run } = info.run;
+    const run = info.run;
     const embedded = info.items.filter((it) => it.error === undefined).length;
     write(`{"version":1,"root":${JSON.stringify(info.root)},"run":${JSON.stringify(run)},"embedded":${embedded},"failed":${info.items.length - embedded},"files":[\n`);
     let row = 0;

@@ -87,6 +87,10 @@ export function registerEmbedDir(program: Command): void {
           },
         });
         bar?.stop();
+        if (result.complete) {
+          process.stderr.write(`convnext-clip: ${result.out} is already complete (${result.embedded} of ${result.total} images, ${result.failed.length} failed); --restart to redo it\n`);
+          return;
+        }
         const seconds = ((Date.now() - started) / 1000).toFixed(1);
         const resumedNote = result.resumedBatches > 0 ? `, ${resumed} resumed from the journal` : '';
         process.stderr.write(`convnext-clip: embedded ${result.embedded} of ${result.total} images in ${seconds} s (${result.failed.length} failed${resumedNote}) -> ${result.out}, ${result.index}\n`);
