@@ -4,6 +4,7 @@
 #   bench/gemm/run.sh test-asan     the same under AddressSanitizer + UBSan
 #   bench/gemm/run.sh test-tsan     the same under ThreadSanitizer
 #   bench/gemm/run.sh bench [args]  build + run bench/gemm/gemm_bench.cc (with OpenBLAS when installed)
+#   bench/gemm/run.sh test-wasm     the test built with Emscripten (wasm SIMD128 + pthreads), run in Node
 # CXX overrides the compiler; BUILD_DIR the output folder (default build-gemm/).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -33,5 +34,18 @@ case "$mode" in
     fi
     "$CXX" -O3 "${FLAGS[@]}" -o "$OUT/gemm_bench" bench/gemm/gemm_bench.cc "${CORE[@]}" "${EXTRA[@]}"
     exec "$OUT/gemm_bench" "$@" ;;
-  *) echo "usage: $0 test|test-asan|test-tsan|bench [args]" >&2; exit 2 ;;
+  test-wasm)
+    # Objects at -O2, link at -O0: Debian's emscripten 3.1.6 lacks the JS optimizer's node modules.
+    W="$OUT/wasm"
+    mkdir -p "$W"
+    objs=()
+    for f in native/core/tests/gemm_test.cc "${CORE[@]}"; do
+      o="$W/$(basename "$f" .cc).o"
+      em++ -O2 -std=c++17 -msimd128 -pthread -fexceptions -c "$f" -o "$o"
+      objs+=("$o")
+    done
+    em++ -O0 -fexceptions -pthread -sPROXY_TO_PTHREAD -sPTHREAD_POOL_SIZE=24 -sINITIAL_MEMORY=512MB -sEXIT_RUNTIME=1 \
+      "${objs[@]}" -o "$W/gemm_test.js"
+    exec node --no-experimental-fetch "$W/gemm_test.js" "$@" ;;
+  *) echo "usage: $0 test|test-asan|test-tsan|test-wasm|bench [args]" >&2; exit 2 ;;
 esac

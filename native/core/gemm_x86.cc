@@ -38,7 +38,7 @@
 #define CCLIP_K_MC 144
 #define CCLIP_K_KC 256
 #define CCLIP_K_NC 384
-#define CCLIP_K_RCP_ESTIMATE(d) ((vf)_mm512_rcp14_ps(d))
+#define CCLIP_K_RCP_ESTIMATE(d) ((vf)_mm512_maskz_rcp14_ps(static_cast<__mmask16>(0xffff), d))
 #define CCLIP_K_FMS(a, b, c) ((vf)_mm512_fmsub_ps(a, b, c))
 #include "gemm_kernels.h"
 #undef CCLIP_K_RCP_ESTIMATE
