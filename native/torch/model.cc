@@ -39,12 +39,26 @@ at::Tensor pad_rows(const at::Tensor& t, int64_t rows) {
 
 }  // namespace
 
+using SetThreads = void (*)(int);
+
+// openblas_set_num_threads from the BLAS libtorch loaded (the addon's libraries are not in the global scope).
+static SetThreads find_openblas_set_threads() {
+  if (void* f = dlsym(RTLD_DEFAULT, "openblas_set_num_threads")) return reinterpret_cast<SetThreads>(f);
+  for (const char* lib : {"libblas.so.3", "libopenblas.so.0", "libopenblasp.so.0"}) {
+    if (void* h = dlopen(lib, RTLD_LAZY | RTLD_NOLOAD)) {
+      void* f = dlsym(h, "openblas_set_num_threads");
+      dlclose(h);
+      if (f) return reinterpret_cast<SetThreads>(f);
+    }
+  }
+  return nullptr;
+}
+
 void set_cpu_threads(int threads) {
   const int n = threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
   if (at::get_num_threads() != n) at::set_num_threads(n);
   // ATen's CPU GEMM calls BLAS, whose pool is its own: size OpenBLAS's when it is the one loaded.
-  using SetThreads = void (*)(int);
-  static SetThreads openblas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  static SetThreads openblas = find_openblas_set_threads();
   static int openblas_threads = -1;
   if (openblas && openblas_threads != n) {
     openblas(n);
