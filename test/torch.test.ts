@@ -14,8 +14,8 @@ import { type FixtureModel, fixtureModel, floats, maxRelativeDiff, minRowCosine,
 const FP32_TOLERANCE = 1e-4;
 const BF16_MIN_COSINE = 0.999;
 const status = torchBackend.available();
-const skip = status.ok ? false : `torch addon not built (${status.reason})`;
-if (skip) test(`torch backend: SKIPPED, ${skip}`, { skip: true }, () => {});
+const skip = status.ok ? false : `torch backend unavailable: ${status.reason}`;
+if (skip) test(`torch backend tests SKIPPED (${skip})`, { skip: true }, () => {});
 
 function load(model: FixtureModel, precision: Precision, manifest = model.manifest): Promise<BackendModel> {
   return torchBackend.load(model.arch, manifest, { precision, device: 'cpu', threads: 2 });
