@@ -8,7 +8,7 @@ import type { BackendModel, Precision } from '../lib/backends/types.js';
 import { readManifest } from '../lib/checkpoint/index.js';
 import { readSafetensorsManifest } from '../lib/checkpoint/safetensors.js';
 import { ClipError } from '../lib/errors.js';
-import { FIXTURE_MODELS } from './helpers/fixtures.js';
+import { FIXTURE_MODELS, projectRoot } from './helpers/fixtures.js';
 import { type FixtureModel, fixtureModel, floats, maxRelativeDiff, minRowCosine, readExpected, tokensOf } from './native-helpers.js';
 
 const FP32_TOLERANCE = 1e-4;
@@ -149,7 +149,7 @@ test('torch: broken checkpoints and devices are typed errors', { skip }, async (
 
 test('torch addon: wrong argument types throw, never abort', { skip }, async (t) => {
   const { createRequire } = await import('node:module');
-  const file = [path.join('build', 'Release'), path.join('build-torch', 'Release')].map((d) => path.resolve(d, 'convnext_clip_torch.node'));
+  const file = [path.join('build', 'Release'), path.join('build-torch', 'Release')].map((d) => path.join(projectRoot, d, 'convnext_clip_torch.node'));
   const { existsSync } = await import('node:fs');
   const addon = createRequire(import.meta.url)(file.find((f) => existsSync(f))!) as {
     loadModel: (...args: unknown[]) => Promise<{ encodeImage: (...a: unknown[]) => Promise<unknown>; encodeText: (...a: unknown[]) => Promise<unknown>; dispose(): void }>;
