@@ -1,0 +1,111 @@
+/**
+ * The WebAssembly backend in Node: native/core built with Emscripten (wasm/prebuilt, committed; see
+ * wasm/README.md), SIMD128 and pthreads, weights in a heap of at most 4 GB (bf16 halves them: the full
+ * ConvNeXt-XXLarge fits in bf16 only). Each model gets its own module instance with `threads` pthreads; loads
+ * and forwards run there, so this thread stays free. Weights are read with fs a few MB at a time straight
+ * into the heap. After dispose() no worker keeps the process alive (idle models do not either).
+ */
+import { open, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import type { ClipArchitecture } from '../architecture.js';
+import { ClipError } from '../errors.js';
+import type { TensorManifest } from '../manifest.js';
+import type { Backend, BackendLoadOptions, BackendModel } from './types.js';
+import { wasmArtifacts } from './wasm-artifacts.js';
+import type { CclipModuleFactory, WeightSource } from './wasm-core.js';
+import { checkLoadOptions, loadWasmModel } from './wasm-model.js';
+
+export { WasmClipModel } from './wasm-model.js';
+
+interface Loaded {
+  factory: CclipModuleFactory;
+  wasmModule: WebAssembly.Module;
+}
+
+let compiled: Promise<Loaded> | undefined;
+
+/** Requires the glue and compiles cclip.wasm once per process. */
+function loadModule(dir: string): Promise<Loaded> {
+  compiled ??= (async () => {
+    const factory = createRequire(import.meta.url)(path.join(dir, 'cclip.js')) as CclipModuleFactory;
+    const wasmModule = await WebAssembly.compile(await readFile(path.join(dir, 'cclip.wasm')));
+    return { factory, wasmModule };
+  })();
+  compiled.catch(() => {
+    compiled = undefined;
+  });
+  return compiled;
+}
+
+function threadsSupported(): string | undefined {
+  if (typeof SharedArrayBuffer !== 'function' || typeof Atomics !== 'object') return 'this JavaScript runtime lacks SharedArrayBuffer/Atomics (wasm threads)';
+  try {
+    new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+  } catch {
+    return 'this JavaScript runtime cannot create shared WebAssembly memory (wasm threads)';
+  }
+  return undefined;
+}
+
+type FileHandle = Awaited<ReturnType<typeof open>>;
+
+/** A checkpoint file read with positional reads straight into the heap view it is handed. */
+async function fileSource(file: string): Promise<{ source: WeightSource; handle: FileHandle }> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, 'r');
+  } catch (err) {
+    throw new ClipError('E_IO', `cannot open ${file}: ${(err as Error).message}`, { subject: file, cause: err });
+  }
+  const { size } = await handle.stat();
+  const source: WeightSource = {
+    size,
+    async read(offset, into) {
+      for (let done = 0; done < into.length; ) {
+        const { bytesRead } = await handle.read(into, done, into.length - done, offset + done);
+        if (bytesRead === 0) throw new Error(`${file}: unexpected end of file at offset ${offset + done}`);
+        done += bytesRead;
+      }
+    },
+  };
+  return { source, handle };
+}
+
+export const wasmBackend: Backend = {
+  name: 'wasm',
+
+  available() {
+    const artifacts = wasmArtifacts();
+    if ('error' in artifacts) return { ok: false, reason: artifacts.error };
+    const threads = threadsSupported();
+    return threads ? { ok: false, reason: threads } : { ok: true };
+  },
+
+  async load(arch: ClipArchitecture, manifest: TensorManifest, options: BackendLoadOptions): Promise<BackendModel> {
+    const artifacts = wasmArtifacts();
+    if ('error' in artifacts) throw new ClipError('E_BACKEND_UNAVAILABLE', artifacts.error);
+    const unsupported = threadsSupported();
+    if (unsupported) throw new ClipError('E_BACKEND_UNAVAILABLE', unsupported);
+    const { precision, threads } = checkLoadOptions(options, os.availableParallelism());
+    let loaded: Loaded;
+    try {
+      loaded = await loadModule(artifacts.dir);
+    } catch (err) {
+      throw new ClipError('E_BACKEND_UNAVAILABLE', `cannot load the wasm build in ${artifacts.dir}: ${(err as Error).message}`, { cause: err });
+    }
+    const handles: FileHandle[] = [];
+    try {
+      const sources = new Map<string, WeightSource>();
+      for (const file of new Set([...manifest.tensors.values()].map((e) => e.file))) {
+        const { source, handle } = await fileSource(file);
+        handles.push(handle);
+        sources.set(file, source);
+      }
+      return await loadWasmModel({ ...loaded, arch, manifest, sources, precision, threads, onProgress: options.onProgress });
+    } finally {
+      await Promise.all(handles.map((h) => h.close().catch(() => {})));
+    }
+  },
+};

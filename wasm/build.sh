@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds native/core (towers + preprocessing) with Emscripten into wasm/prebuilt/: cclip.js (CommonJS module
+# factory createCclipModule), cclip.wasm, cclip.worker.js (pthread worker) and BUILD_INFO.json (toolchain, flags,
+# and the hash of the sources, checked by test/wasm-artifacts.test.ts). Objects go to build-wasm/.
+# Needs emcc (Debian: apt-get install emscripten; 3.1.6 is what CI and the committed build use).
+# JOBS=n to compile n files at once (default 2).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+source wasm/sources.sh
+# Debian's emcc runs on the system node and needs its modules.
+export NODE_PATH="${NODE_PATH:-/usr/share/nodejs}"
+command -v em++ >/dev/null || { echo "wasm/build.sh: em++ not found (apt-get install emscripten)" >&2; exit 1; }
+
+CXXFLAGS=(-O3 -std=c++17 -msimd128 -pthread -fwasm-exceptions -DNDEBUG -Wall -Wno-unused-function)
+LDFLAGS=(
+  -O3 -msimd128 -pthread -fwasm-exceptions
+  -sMODULARIZE=1 -sEXPORT_NAME=createCclipModule -sENVIRONMENT=node,web,worker
+  -sALLOW_MEMORY_GROWTH=1 -sINITIAL_MEMORY=64MB -sMAXIMUM_MEMORY=4GB
+  # one runner thread + (threads - 1) pool workers, started with the module: threads = Module.cclipThreads
+  '-sPTHREAD_POOL_SIZE=Module["cclipThreads"]'
+  -sEXPORTED_FUNCTIONS=_malloc,_free
+  -sEXPORTED_RUNTIME_METHODS=UTF8ToString,stringToUTF8,lengthBytesUTF8
+  -sEXIT_RUNTIME=0 -sNODEJS_CATCH_EXIT=0 -sNODEJS_CATCH_REJECTION=0
+  --post-js wasm/src/post.js
+)
+
+obj=build-wasm/obj
+out=wasm/prebuilt
+mkdir -p "$obj" "$out"
+sources=()
+for f in native/core/*.cc wasm/src/*.cc; do
+  [[ "$f" == native/core/file_reader.cc ]] && continue  # wasm/src/file_reader_wasm.cc reads through JS
+  sources+=("$f")
+done
+
+start=$(date +%s)
+objects=()
+pids=()
+for f in "${sources[@]}"; do
+  o="$obj/$(echo "$f" | tr / _).o"
+  objects+=("$o")
+  em++ "${CXXFLAGS[@]}" -Inative/core -c "$f" -o "$o" &
+  pids+=($!)
+  if (( ${#pids[@]} >= ${JOBS:-2} )); then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
+done
+for p in "${pids[@]}"; do wait "$p"; done
+em++ "${CXXFLAGS[@]}" "${LDFLAGS[@]}" "${objects[@]}" -o "$out/cclip.js"
+
+hash=$(cclip_wasm_sources_hash "$root")
+version=$(em++ --version | head -1 | sed -E 's/.* ([0-9]+\.[0-9]+\.[0-9]+).*/\1/')
+cat > "$out/BUILD_INFO.json" <<JSON
+{
+  "sourcesHash": "$hash",
+  "emscripten": "$version",
+  "cxxflags": "${CXXFLAGS[*]}",
+  "ldflags": "$(printf '%s ' "${LDFLAGS[@]}" | sed 's/"/\\"/g; s/ $//')"
+}
+JSON
+echo "wasm/build.sh: built $out (cclip.js, cclip.wasm, cclip.worker.js) in $(( $(date +%s) - start ))s; sources $hash"

@@ -1,0 +1,267 @@
+// C ABI of the wasm build (driven by lib/backends/wasm-core.ts). Every call that computes is a job: it is
+// queued to one runner pthread (so the JS thread never blocks), and its end is posted back to JS as
+// Module.cclipHost.done(job, result). Models, pools and results live in the wasm heap; JS frees results.
+#include <emscripten.h>
+#include <emscripten/threading.h>
+
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "../../native/core/model.h"
+#include "../../native/core/preprocess.h"
+#include "host.h"
+
+namespace cclip_wasm {
+
+namespace {
+
+struct Result {
+  std::string error;  // empty: success
+  cclip::ClipModel* model = nullptr;
+  std::vector<float> features;
+  cclip::Captures captures;
+};
+
+// One FIFO of jobs on one pthread: loads and forwards run in order, one at a time.
+class Runner {
+ public:
+  void post(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(job));
+      if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return !queue_.empty(); });
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      job();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  std::thread thread_;  // never joined: the workers are terminated from JS
+};
+
+Runner& runner() {
+  static Runner* r = new Runner();
+  return *r;
+}
+
+std::mutex g_sources_mu;
+std::map<int, uint64_t> g_sources;  // weight source id -> byte size, for the load in progress
+
+void finish(int job, Result* result) {
+  MAIN_THREAD_ASYNC_EM_ASM({ Module["cclipHost"].done($0, $1 >>> 0); }, job, result);
+}
+
+// Runs `body` on the runner thread, turning exceptions into the result's error.
+void submit(int job, std::function<void(Result&)> body) {
+  runner().post([job, body = std::move(body)] {
+    auto* result = new Result();
+    try {
+      body(*result);
+    } catch (const std::bad_alloc&) {
+      result->error = "out of memory (the wasm heap is limited to 4 GB; bf16 weights need half of fp32's)";
+    } catch (const std::exception& err) {
+      result->error = err.what();
+      if (result->error.empty()) result->error = "unknown error";
+    }
+    finish(job, result);
+  });
+}
+
+template <typename T>
+T next(std::istringstream& in, const char* what) {
+  T v{};
+  if (!(in >> v)) throw std::runtime_error(std::string("malformed load request: bad ") + what);
+  return v;
+}
+
+// The load request, one record a line:
+//   config embed d0..d3 c0..c3 eps image_size proj_mlp proj_bias width heads layers context vocab
+//   source id bytes
+//   tensor name dtype rank shape... strides... source offset byte_length
+void parse_request(const std::string& text, cclip::ClipConfig& config, std::vector<cclip::TensorSource>& tensors,
+                   std::map<int, uint64_t>& sources) {
+  std::istringstream lines(text);
+  std::string line;
+  bool have_config = false;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    std::istringstream in(line);
+    const auto kind = next<std::string>(in, "record");
+    if (kind == "config") {
+      config.embed_dim = next<int>(in, "embed_dim");
+      for (int& d : config.vision.depths) d = next<int>(in, "depth");
+      for (int& d : config.vision.dims) d = next<int>(in, "dim");
+      config.vision.norm_eps = static_cast<float>(next<double>(in, "eps"));
+      config.vision.image_size = next<int>(in, "image_size");
+      config.vision.proj_mlp = next<int>(in, "proj_mlp") != 0;
+      config.vision.proj_bias = next<int>(in, "proj_bias") != 0;
+      config.text.width = next<int>(in, "width");
+      config.text.heads = next<int>(in, "heads");
+      config.text.layers = next<int>(in, "layers");
+      config.text.context_length = next<int>(in, "context_length");
+      config.text.vocab_size = next<int>(in, "vocab_size");
+      have_config = true;
+    } else if (kind == "source") {
+      const int id = next<int>(in, "source id");
+      sources[id] = next<uint64_t>(in, "source size");
+    } else if (kind == "tensor") {
+      cclip::TensorSource t;
+      t.name = next<std::string>(in, "tensor name");
+      t.dtype = cclip::parse_source_dtype(next<std::string>(in, "dtype"));
+      const int rank = next<int>(in, "rank");
+      if (rank < 0 || rank > 8) throw std::runtime_error("malformed load request: rank of " + t.name);
+      for (int i = 0; i < rank; ++i) t.shape.push_back(next<int64_t>(in, "shape"));
+      for (int i = 0; i < rank; ++i) t.strides.push_back(next<int64_t>(in, "stride"));
+      t.file = std::to_string(next<int>(in, "source"));
+      t.offset = next<uint64_t>(in, "offset");
+      t.byte_length = next<uint64_t>(in, "byte_length");
+      tensors.push_back(std::move(t));
+    } else {
+      throw std::runtime_error("malformed load request: unknown record " + kind);
+    }
+  }
+  if (!have_config) throw std::runtime_error("malformed load request: no config");
+}
+
+}  // namespace
+
+uint64_t source_size(int id) {
+  std::lock_guard<std::mutex> lock(g_sources_mu);
+  auto it = g_sources.find(id);
+  if (it == g_sources.end()) throw std::runtime_error("unknown weight source " + std::to_string(id));
+  return it->second;
+}
+
+void read_source(int id, void* dst, size_t bytes, uint64_t offset) {
+  alignas(4) std::atomic<int32_t> state{0};  // 0 pending, 1 done, 2 failed (message in `error`)
+  char* error = nullptr;
+  MAIN_THREAD_ASYNC_EM_ASM({ Module["cclipHost"].read($0, $1 >>> 0, $2, $3, $4 >>> 0, $5 >>> 0); }, id, dst,
+                           static_cast<double>(bytes), static_cast<double>(offset), &state, &error);
+  int32_t s;
+  while ((s = state.load(std::memory_order_acquire)) == 0) {
+    emscripten_futex_wait(reinterpret_cast<volatile void*>(&state), 0, INFINITY);
+  }
+  if (s != 1) {
+    std::string message = error ? error : "read failed";
+    std::free(error);
+    throw std::runtime_error("cannot read weight source " + std::to_string(id) + ": " + message);
+  }
+}
+
+}  // namespace cclip_wasm
+
+using cclip_wasm::Result;
+
+extern "C" {
+
+// Loads a model from `request` (see parse_request; the caller frees it after the job ends).
+// precision: 0 fp32, 1 bf16. Result: the model handle, or an error.
+EMSCRIPTEN_KEEPALIVE void cclip_load(int job, const char* request, int precision, int threads) {
+  std::string text(request);
+  cclip_wasm::submit(job, [job, text = std::move(text), precision, threads](Result& r) {
+    cclip::ClipConfig config;
+    std::vector<cclip::TensorSource> tensors;
+    std::map<int, uint64_t> sources;
+    cclip_wasm::parse_request(text, config, tensors, sources);
+    {
+      std::lock_guard<std::mutex> lock(cclip_wasm::g_sources_mu);
+      cclip_wasm::g_sources = sources;
+    }
+    cclip::LoadOptions options;
+    options.precision = precision == 1 ? cclip::Precision::BF16 : cclip::Precision::F32;
+    options.threads = threads;
+    auto progress = [job](uint64_t loaded, uint64_t total) {
+      MAIN_THREAD_ASYNC_EM_ASM({ Module["cclipHost"].progress($0, $1, $2); }, job, static_cast<double>(loaded),
+                               static_cast<double>(total));
+    };
+    r.model = cclip::ClipModel::load(config, tensors, options, progress).release();
+  });
+}
+
+// pixels/tokens stay owned by the caller until the job ends. Result: features (+ captures).
+EMSCRIPTEN_KEEPALIVE void cclip_encode_image(int job, cclip::ClipModel* model, const float* pixels, double count, int n,
+                                             int capture) {
+  cclip_wasm::submit(job, [=](Result& r) {
+    r.features = model->encode_image(pixels, static_cast<int64_t>(count), n, capture ? &r.captures : nullptr);
+  });
+}
+
+EMSCRIPTEN_KEEPALIVE void cclip_encode_text(int job, cclip::ClipModel* model, const int32_t* tokens, double count, int n,
+                                            int context_length, int capture) {
+  cclip_wasm::submit(job, [=](Result& r) {
+    r.features = model->encode_text(tokens, static_cast<int64_t>(count), n, context_length,
+                                    capture ? &r.captures : nullptr);
+  });
+}
+
+EMSCRIPTEN_KEEPALIVE void cclip_free_model(int job, cclip::ClipModel* model) {
+  cclip_wasm::submit(job, [=](Result&) { delete model; });
+}
+
+// open_clip's eval transform of 8-bit pixels [height, width, channels] (packed rows) into features [3, S, S].
+// mode: 0 L, 1 RGB, 2 RGBA, 3 CMYK; resize_mode: 0 shortest, 1 longest, 2 squash; filter: 0 nearest,
+// 1 bilinear, 2 bicubic; params: fill[4], mean[3], std[3] as floats.
+EMSCRIPTEN_KEEPALIVE void cclip_preprocess(int job, const uint8_t* data, int width, int height, int channels, int mode,
+                                           int size, int resize_mode, int filter, const float* params) {
+  cclip::PreprocessSpec spec;
+  spec.size = size;
+  spec.resize_mode = static_cast<cclip::ResizeMode>(resize_mode);
+  spec.filter = static_cast<cclip::ResampleFilter>(filter);
+  for (int i = 0; i < 4; ++i) spec.fill[i] = static_cast<uint8_t>(params[i]);
+  for (int i = 0; i < 3; ++i) spec.mean[i] = params[4 + i], spec.std[i] = params[7 + i];
+  cclip::ImageU8 image;
+  image.pixels = cclip::PixelView{data, width, height, channels, static_cast<int64_t>(width) * channels};
+  image.mode = static_cast<cclip::PixelMode>(mode);
+  cclip_wasm::submit(job, [=](Result& r) {
+    r.features.resize(static_cast<size_t>(3) * size * size);
+    cclip::preprocess_image(image, spec, r.features.data(), nullptr);
+  });
+}
+
+EMSCRIPTEN_KEEPALIVE const char* cclip_result_error(Result* r) { return r->error.empty() ? nullptr : r->error.c_str(); }
+EMSCRIPTEN_KEEPALIVE cclip::ClipModel* cclip_result_model(Result* r) { return r->model; }
+EMSCRIPTEN_KEEPALIVE const float* cclip_result_features(Result* r) { return r->features.data(); }
+EMSCRIPTEN_KEEPALIVE double cclip_result_features_size(Result* r) { return static_cast<double>(r->features.size()); }
+EMSCRIPTEN_KEEPALIVE int cclip_result_capture_count(Result* r) { return static_cast<int>(r->captures.size()); }
+EMSCRIPTEN_KEEPALIVE const char* cclip_result_capture_name(Result* r, int i) { return r->captures[i].first.c_str(); }
+EMSCRIPTEN_KEEPALIVE const float* cclip_result_capture_data(Result* r, int i) { return r->captures[i].second.data(); }
+EMSCRIPTEN_KEEPALIVE double cclip_result_capture_size(Result* r, int i) {
+  return static_cast<double>(r->captures[i].second.size());
+}
+EMSCRIPTEN_KEEPALIVE void cclip_result_free(Result* r) { delete r; }
+
+EMSCRIPTEN_KEEPALIVE double cclip_weight_bytes(cclip::ClipModel* model) { return static_cast<double>(model->weight_bytes()); }
+
+// Peak heap use: the high-water mark of sbrk (the heap only grows).
+EMSCRIPTEN_KEEPALIVE double cclip_heap_bytes() { return static_cast<double>(reinterpret_cast<uintptr_t>(sbrk(0))); }
+
+}  // extern "C"
