@@ -3,9 +3,13 @@ import type { ClipArchitecture } from '../architecture.js';
 import { ClipError } from '../errors.js';
 import type { TensorManifest } from '../manifest.js';
 import { nativeBackend } from './native.js';
+import { torchBackend } from './torch.js';
 import type { Backend, BackendLoadOptions, BackendModel, BackendName, Device } from './types.js';
 
-const registry = new Map<BackendName, Backend>([[nativeBackend.name, nativeBackend]]);
+const registry = new Map<BackendName, Backend>([
+  [nativeBackend.name, nativeBackend],
+  [torchBackend.name, torchBackend],
+]);
 
 export const BACKEND_NAMES: readonly BackendName[] = ['native', 'wasm', 'torch'];
 
@@ -37,7 +41,7 @@ export async function loadWithBackend(
       failures.push(`${name}: not part of this build`);
       continue;
     }
-    const status = backend.available();
+    const status = backend.available(options.device);
     if (!status.ok) {
       failures.push(`${name}: ${status.reason}`);
       continue;

@@ -161,7 +161,7 @@ class TorchClipModel implements BackendModel {
   }
 }
 
-export const torchBackend: Backend & { available(device?: Device): { ok: true } | { ok: false; reason: string } } = {
+export const torchBackend: Backend = {
   name: 'torch',
 
   /** Whether the addon is built and loads; for device 'cuda', also whether it has CUDA and sees a GPU. */

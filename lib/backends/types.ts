@@ -47,7 +47,7 @@ export interface BackendModel {
 
 export interface Backend {
   readonly name: BackendName;
-  /** Whether this backend can run here; `reason` says why not. Cheap, never throws. */
-  available(): { ok: true } | { ok: false; reason: string };
+  /** Whether this backend can run here (on `device`, when given); `reason` says why not. Cheap, never throws. */
+  available(device?: Device): { ok: true } | { ok: false; reason: string };
   load(arch: ClipArchitecture, manifest: TensorManifest, options: BackendLoadOptions): Promise<BackendModel>;
 }
