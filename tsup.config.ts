@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'lib/index.ts', cli: 'lib/cli.ts' },
+  entry: { index: 'lib/index.ts', bin: 'lib/bin.ts' },
   format: ['esm', 'cjs'],
   dts: { entry: { index: 'lib/index.ts' } },
   shims: true,

@@ -1,11 +1,11 @@
-#!/usr/bin/env node
-/** The `convnext-clip` command line. Errors go to stderr with a non-zero exit code. */
+/** The `convnext-clip` command line (run by lib/bin.ts). Errors go to stderr with a non-zero exit code. */
 import { statSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { parameterCount } from './architecture.js';
 import type { BackendName, Device, Precision } from './backends/types.js';
 import { Clip } from './clip.js';
 import { ClipError } from './errors.js';
+import { registerServeCommands } from './commands/index.js';
 import { registerHubCommands, resolveModelArgument } from './hub/cli.js';
 import { registerImageCommands } from './image/cli.js';
 import { describeModel, findVocabulary } from './model-dir.js';
@@ -120,6 +120,7 @@ export function buildProgram(): Command {
     });
 
   registerImageCommands(program);
+  registerServeCommands(program);
   registerHubCommands(program);
   return program;
 }
@@ -139,11 +140,4 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`convnext-clip: ${e.message ?? String(err)} [${code}]\n`);
     return err instanceof ClipError && err.code === 'E_INVALID_ARGUMENT' ? 2 : 1;
   }
-}
-
-const invokedDirectly = process.argv[1] && /cli\.(c?js|ts)$/.test(process.argv[1]);
-if (invokedDirectly) {
-  main(process.argv.slice(2)).then((code) => {
-    process.exitCode = code;
-  });
 }
