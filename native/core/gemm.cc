@@ -23,7 +23,7 @@
 #define CCLIP_K_TARGET
 #define CCLIP_K_VBYTES 16
 #define CCLIP_K_MR 6
-#define CCLIP_K_MC 120
+#define CCLIP_K_MC 132
 #define CCLIP_K_KC 256
 #define CCLIP_K_NC 256
 #include "gemm_kernels.h"
@@ -157,10 +157,12 @@ void linear_impl(const float* x, int m, const PackedWeight& w, const float* bias
   // K passes of equal length <= kc.
   const int nk = std::max(1, ceil_div(k, ks.kc));
   const int kc = ceil_div(k, nk);
-  // M blocks of equal height (multiple of MR) <= mc.
-  int mc = round_up(ceil_div(m, ceil_div(m, ks.mc)), mr);
-  const int nic = ceil_div(m, mc);
-  // N ranges: enough items for the threads (a multiple of them), each range at least 4 panels wide.
+  // M blocks: the MR-row tiles shared out evenly (sizes differ by at most one tile), each <= mc rows.
+  const int m_tiles = ceil_div(m, mr);
+  const int nic = ceil_div(m_tiles, std::max(1, ks.mc / mr));
+  const int mc_pad = ceil_div(m_tiles, nic) * mr;  // tallest block
+  // N ranges of W panels, shared out the same way: enough items (nic * nj) to keep the threads busy and
+  // balanced (a multiple of the thread count where possible), each range at least 4 panels wide.
   const int panels = ceil_div(n, nr);
   const int threads = pool.size();
   int nj = 1;
@@ -169,11 +171,9 @@ void linear_impl(const float* x, int m, const PackedWeight& w, const float* bias
     nj = std::min(max_nj, ceil_div(4 * threads, nic));
     while (nj < max_nj && (nic * nj) % threads != 0) ++nj;
   }
-  const int range_panels = ceil_div(panels, nj);
-  nj = ceil_div(panels, range_panels);
-  // C blocks of equal width <= nc within a range.
-  const int ncb = ceil_div(range_panels, std::max(1, ks.nc / nr));
-  const int nc_panels = ceil_div(range_panels, ncb);
+  // C blocks of at most nc columns within a range.
+  const int max_range = ceil_div(panels, nj);
+  const int nc_panels = ceil_div(max_range, ceil_div(max_range, std::max(1, ks.nc / nr)));
 
   // Items are handed out one at a time (not in parallel_for's coarser chunks) so the threads finish together.
   // Consecutive items share an N range, so the threads stream the same W panels at the same time.
@@ -181,27 +181,29 @@ void linear_impl(const float* x, int m, const PackedWeight& w, const float* bias
   std::atomic<int> next_item{0};
   const int workers = std::min(threads, items);
   pool.parallel_for(workers, 1, [&](int64_t, int64_t) {
-    const int mc_pad = round_up(mc, mr);
     float* abuf = t_abuf.get(static_cast<size_t>(mc_pad) * std::max(k, 1));
     float* cbuf = t_cbuf.get(static_cast<size_t>(mc_pad) * nc_panels * nr);
     int packed_ic = -1;
     for (int item; (item = next_item.fetch_add(1, std::memory_order_relaxed)) < items;) {
-      const int ic = static_cast<int>(item % nic), jr = static_cast<int>(item / nic);
-      const int i0 = ic * mc, rows = std::min(mc, m - i0);
-      const int rows_pad = round_up(rows, mr);
-      if (packed_ic != ic) {  // A block [rows, K]: pass p at abuf + rows_pad * p * kc
+      const int ic = item % nic, jr = item / nic;
+      const int i0 = static_cast<int>(static_cast<int64_t>(ic) * m_tiles / nic) * mr;
+      const int i1 = std::min(m, static_cast<int>(static_cast<int64_t>(ic + 1) * m_tiles / nic) * mr);
+      const int rows = i1 - i0, rows_pad = round_up(rows, mr);
+      if (packed_ic != ic) {  // A block [rows, K]: pass at k0 starts at abuf + rows_pad * k0
         for (int k0 = 0; k0 < k; k0 += kc)
           ks.pack_a(x + static_cast<size_t>(i0) * k, k, rows, k0, std::min(kc, k - k0),
                     abuf + static_cast<size_t>(rows_pad) * k0);
         packed_ic = ic;
       }
-      const int p_end = std::min(panels, (jr + 1) * range_panels);
-      for (int p0 = jr * range_panels; p0 < p_end; p0 += nc_panels) {
+      const int p_begin = static_cast<int>(static_cast<int64_t>(jr) * panels / nj);
+      const int p_end = static_cast<int>(static_cast<int64_t>(jr + 1) * panels / nj);
+      for (int p0 = p_begin; p0 < p_end; p0 += nc_panels) {
         const int np = std::min(nc_panels, p_end - p0);
         const int ldc = np * nr;
         if (k == 0) std::fill(cbuf, cbuf + static_cast<size_t>(rows) * ldc, 0.0f);
         for (int k0 = 0; k0 < k; k0 += kc) {
-          const char* b = static_cast<const char*>(w.data.get()) + (p0 * panel_stride + static_cast<size_t>(k0) * nr) * esize;
+          const char* b =
+              static_cast<const char*>(w.data.get()) + (p0 * panel_stride + static_cast<size_t>(k0) * nr) * esize;
           ks.macro(rows, np, std::min(kc, k - k0), abuf + static_cast<size_t>(rows_pad) * k0, b, panel_stride, bf16,
                    cbuf, ldc, k0 > 0);
         }

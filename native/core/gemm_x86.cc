@@ -11,7 +11,7 @@
 #define CCLIP_K_TARGET __attribute__((target("avx2,fma")))
 #define CCLIP_K_VBYTES 32
 #define CCLIP_K_MR 6
-#define CCLIP_K_MC 120
+#define CCLIP_K_MC 132
 #define CCLIP_K_KC 256
 #define CCLIP_K_NC 256
 #define CCLIP_K_RCP_ESTIMATE(d) ((vf)_mm256_rcp_ps(d))
