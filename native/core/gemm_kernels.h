@@ -174,19 +174,38 @@ CCLIP_K_TARGET void macro_t(int rows, int panels, int kc, const float* a, const 
   const int ntiles = (rows + MR - 1) / MR;
   const int pf_bytes = kc * NR * static_cast<int>(esize);
   const int pf_step = ((pf_bytes + ntiles - 1) / ntiles + 63) & ~63;
+  // bf16 panels used by several tiles are widened to fp32 once (an L1-resident copy) rather than per tile.
+  const bool widen = BF16 && ntiles > 1 && kc <= CCLIP_K_KC;
+  alignas(64) float wide[BF16 ? CCLIP_K_KC * NR : 1];
   for (int jp = 0; jp < panels; ++jp) {
     const char* bp = static_cast<const char*>(b) + jp * b_stride * esize;
     const char* next = jp + 1 < panels ? bp + b_stride * esize : nullptr;
     float* cp = c + jp * NR;
+    if (widen) {
+      const uint16_t* bh = reinterpret_cast<const uint16_t*>(bp);
+      for (int k = 0; k < kc; ++k) {
+        const vu w = loadu(bh + static_cast<size_t>(k) * NR);
+        storef(wide + k * NR, as_f(w << 16));
+        storef(wide + k * NR + V, as_f(w & 0xffff0000u));
+      }
+    }
     int i = 0;
     for (int t = 0; i + MR <= rows; i += MR, ++t) {
       if (next)
         for (int o = t * pf_step; o < (t + 1) * pf_step && o < pf_bytes; o += 64) __builtin_prefetch(next + o, 0, 3);
-      tile<MR, BF16>(kc, a + static_cast<size_t>(i) * kc, bp, cp + static_cast<size_t>(i) * ldc, ldc, accumulate);
+      if (widen)
+        tile<MR, false>(kc, a + static_cast<size_t>(i) * kc, wide, cp + static_cast<size_t>(i) * ldc, ldc, accumulate);
+      else
+        tile<MR, BF16>(kc, a + static_cast<size_t>(i) * kc, bp, cp + static_cast<size_t>(i) * ldc, ldc, accumulate);
     }
-    if (i < rows)
-      tile_rows<MR - 1, BF16>(rows - i, kc, a + static_cast<size_t>(i) * kc, bp, cp + static_cast<size_t>(i) * ldc,
-                              ldc, accumulate);
+    if (i < rows) {
+      if (widen)
+        tile_rows<MR - 1, false>(rows - i, kc, a + static_cast<size_t>(i) * kc, wide,
+                                 cp + static_cast<size_t>(i) * ldc, ldc, accumulate);
+      else
+        tile_rows<MR - 1, BF16>(rows - i, kc, a + static_cast<size_t>(i) * kc, bp, cp + static_cast<size_t>(i) * ldc,
+                                ldc, accumulate);
+    }
   }
 }
 
