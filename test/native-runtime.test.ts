@@ -85,13 +85,16 @@ test('native: concurrent calls on one model give the sequential results', { skip
   try {
     const imageSeq = await native.encodeImage(pixels, images);
     const textSeq = await native.encodeText(tokens, texts);
-    const all = await Promise.all([
+    const order: number[] = [];
+    const calls = [
       native.encodeImage(pixels, images),
       native.encodeText(tokens, texts),
       native.encodeImage(pixels, images),
       native.encodeText(tokens, texts),
       native.encodeImage(pixels, images, { capture: true }),
-    ]);
+    ].map((p, i) => p.then((out) => (order.push(i), out)));
+    const all = await Promise.all(calls);
+    t.deepEqual(order, [0, 1, 2, 3, 4], 'calls on one model settle in call order (one at a time)');
     for (const [i, out] of all.entries()) {
       const want = i % 2 === 0 ? imageSeq.features : textSeq.features;
       t.deepEqual(Array.from(out.features), Array.from(want), `concurrent call ${i} matches the sequential result`);

@@ -13,8 +13,7 @@ namespace {
 LinearLayer load_linear(WeightLoader& loader, const std::string& weight_name, const std::string& bias_name, int n,
                         int k, Precision precision) {
   LinearLayer layer;
-  std::vector<float> w = loader.read(weight_name);
-  layer.weight = pack_weight(w.data(), n, k, precision);
+  layer.weight = pack_weight(loader.read_reused(weight_name), n, k, precision);
   if (!bias_name.empty()) layer.bias = loader.read(bias_name);
   return layer;
 }

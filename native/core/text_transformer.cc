@@ -15,21 +15,20 @@ constexpr float kTextNormEps = 1e-5f;  // nn.LayerNorm default in the OpenCLIP t
 LinearLayer load_linear(WeightLoader& loader, const std::string& weight_name, const std::string& bias_name, int n,
                         int k, Precision precision) {
   LinearLayer layer;
-  const std::vector<float> w = loader.read(weight_name);
-  layer.weight = pack_weight(w.data(), n, k, precision);
+  layer.weight = pack_weight(loader.read_reused(weight_name), n, k, precision);
   layer.bias = loader.read(bias_name);
   return layer;
 }
 
 }  // namespace
 
-void EmbeddingTable::set(const std::vector<float>& values, int r, int c, Precision precision) {
+void EmbeddingTable::set(std::vector<float> values, int r, int c, Precision precision) {
   rows = r;
   cols = c;
   f32.clear();
   bf16.clear();
   if (precision == Precision::F32) {
-    f32 = values;
+    f32 = std::move(values);
   } else {
     bf16.resize(values.size());
     for (size_t i = 0; i < values.size(); ++i) bf16[i] = float_to_bf16(values[i]);

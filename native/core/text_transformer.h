@@ -15,7 +15,7 @@ struct EmbeddingTable {
   int rows = 0, cols = 0;
   std::vector<float> f32;
   std::vector<uint16_t> bf16;
-  void set(const std::vector<float>& values, int rows, int cols, Precision precision);
+  void set(std::vector<float> values, int rows, int cols, Precision precision);
   void add_row_to(int row, float* out) const;  // out[cols] += table[row]
   size_t bytes() const { return f32.size() * 4 + bf16.size() * 2; }
 };

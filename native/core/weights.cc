@@ -138,15 +138,27 @@ const TensorSource& WeightLoader::source(const std::string& name) const {
 std::vector<float> WeightLoader::read(const std::string& name) {
   const TensorSource& src = source(name);
   std::vector<float> out(static_cast<size_t>(element_count(src.shape)));
-  if (!out.empty()) {
+  read_into(src, out.data());
+  return out;
+}
+
+const float* WeightLoader::read_reused(const std::string& name) {
+  const TensorSource& src = source(name);
+  const size_t count = static_cast<size_t>(element_count(src.shape));
+  if (reused_.size() < count) reused_ = std::vector<float>(count);  // grows only
+  read_into(src, reused_.data());
+  return reused_.data();
+}
+
+void WeightLoader::read_into(const TensorSource& src, float* out) {
+  if (element_count(src.shape) > 0) {
     if (is_contiguous(src)) {
-      read_contiguous(src, out.data());
+      read_contiguous(src, out);
     } else {
-      read_strided(src, out.data());
+      read_strided(src, out);
     }
   }
   advance(0, true);
-  return out;
 }
 
 void WeightLoader::read_contiguous(const TensorSource& src, float* out) {

@@ -41,12 +41,16 @@ class WeightLoader {
 
   // The tensor as fp32 in logical row-major order.
   std::vector<float> read(const std::string& name);
+  // The same into a buffer the loader reuses (valid until the next read_reused): big weights that are packed
+  // right away then cost no fresh allocation and page faults each.
+  const float* read_reused(const std::string& name);
 
   uint64_t total_bytes() const { return total_bytes_; }
 
  private:
   const TensorSource& source(const std::string& name) const;
   const FileReader& file(const std::string& path);
+  void read_into(const TensorSource& src, float* out);
   void read_contiguous(const TensorSource& src, float* out);
   void read_strided(const TensorSource& src, float* out);
   void advance(uint64_t bytes, bool force_report);
@@ -54,6 +58,7 @@ class WeightLoader {
   std::map<std::string, TensorSource> sources_;
   std::map<std::string, std::unique_ptr<FileReader>> files_;
   std::vector<unsigned char> staging_;
+  std::vector<float> reused_;
   ProgressFn progress_;
   uint64_t total_bytes_ = 0, loaded_bytes_ = 0, last_reported_ = 0;
 };

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <exception>
 #include <new>
@@ -16,6 +17,25 @@ struct AddonData {
   Napi::FunctionReference model_constructor;
 };
 
+class EncodeWorker;
+
+}  // namespace
+
+// Runs one model's calls one at a time, in order. A call waits here, not on a libuv thread blocked on a lock,
+// so concurrent calls never tie up libuv's small thread pool (fs, dns, zlib share it). JS thread only.
+class CallQueue {
+ public:
+  void submit(EncodeWorker* worker);
+  void finished();
+
+ private:
+  void start_next();
+  std::deque<EncodeWorker*> pending_;
+  bool running_ = false;
+};
+
+namespace {
+
 // Inference worker: runs `forward` off the JS thread, resolves {features, intermediates?}.
 class EncodeWorker : public Napi::AsyncWorker {
  public:
@@ -23,11 +43,12 @@ class EncodeWorker : public Napi::AsyncWorker {
 
   // `input` (the caller's typed array) stays referenced until the worker is done: the forward reads it in place,
   // so the JS thread never copies it.
-  EncodeWorker(Napi::Env env, std::shared_ptr<cclip::ClipModel> model, const Napi::Object& input, bool capture,
-               Forward forward)
+  EncodeWorker(Napi::Env env, std::shared_ptr<cclip::ClipModel> model, std::shared_ptr<CallQueue> queue,
+               const Napi::Object& input, bool capture, Forward forward)
       : Napi::AsyncWorker(env, "convnext_clip.encode"),
         deferred_(Napi::Promise::Deferred::New(env)),
         model_(std::move(model)),
+        queue_(std::move(queue)),
         input_(Napi::Persistent(input)),
         capture_(capture),
         forward_(std::move(forward)) {}
@@ -46,6 +67,7 @@ class EncodeWorker : public Napi::AsyncWorker {
   }
 
   void OnOK() override {
+    queue_->finished();  // the next call starts while this one's result is built
     Napi::Env env = Env();
     Napi::Object result = Napi::Object::New(env);
     result.Set("features", to_float32_array(env, features_));
@@ -59,6 +81,7 @@ class EncodeWorker : public Napi::AsyncWorker {
   }
 
   void OnError(const Napi::Error& error) override {
+    queue_->finished();
     model_.reset();
     deferred_.Reject(error.Value());
   }
@@ -72,6 +95,7 @@ class EncodeWorker : public Napi::AsyncWorker {
 
   Napi::Promise::Deferred deferred_;
   std::shared_ptr<cclip::ClipModel> model_;
+  std::shared_ptr<CallQueue> queue_;
   Napi::ObjectReference input_;
   bool capture_;
   Forward forward_;
@@ -88,6 +112,24 @@ bool batch_size_arg(const Napi::Value& v, int& n) {
 }
 
 }  // namespace
+
+void CallQueue::submit(EncodeWorker* worker) {
+  pending_.push_back(worker);
+  if (!running_) start_next();
+}
+
+void CallQueue::finished() {
+  running_ = false;
+  start_next();
+}
+
+void CallQueue::start_next() {
+  if (pending_.empty()) return;
+  EncodeWorker* worker = pending_.front();
+  pending_.pop_front();
+  running_ = true;
+  worker->Queue();
+}
 
 Napi::Value rejected_promise(Napi::Env env, const std::string& message, const char* code) {
   Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
@@ -126,6 +168,7 @@ NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Nati
     throw Napi::TypeError::New(info.Env(), "NativeModel is created by loadModel(), not with new");
   }
   model_ = *info[0].As<Napi::External<std::shared_ptr<cclip::ClipModel>>>().Data();
+  queue_ = std::make_shared<CallQueue>();
 }
 
 Napi::Value NativeModel::encode_image(const Napi::CallbackInfo& info) {
@@ -141,11 +184,11 @@ Napi::Value NativeModel::encode_image(const Napi::CallbackInfo& info) {
   const bool capture = info.Length() > 2 && info[2].ToBoolean().Value();
   const float* data = pixels.Data();
   const int64_t count = static_cast<int64_t>(pixels.ElementLength());
-  auto* worker = new EncodeWorker(env, model_, pixels, capture, [data, count, n](cclip::ClipModel& model, cclip::Captures* captures) {
+  auto* worker = new EncodeWorker(env, model_, queue_, pixels, capture, [data, count, n](cclip::ClipModel& model, cclip::Captures* captures) {
     return model.encode_image(data, count, n, captures);
   });
   Napi::Promise promise = worker->promise();
-  worker->Queue();
+  queue_->submit(worker);
   return promise;
 }
 
@@ -163,12 +206,12 @@ Napi::Value NativeModel::encode_text(const Napi::CallbackInfo& info) {
   const bool capture = info.Length() > 3 && info[3].ToBoolean().Value();
   const int32_t* data = tokens.Data();
   const int64_t count = static_cast<int64_t>(tokens.ElementLength());
-  auto* worker = new EncodeWorker(env, model_, tokens, capture,
+  auto* worker = new EncodeWorker(env, model_, queue_, tokens, capture,
                                   [data, count, n, context_length](cclip::ClipModel& model, cclip::Captures* captures) {
     return model.encode_text(data, count, n, context_length, captures);
   });
   Napi::Promise promise = worker->promise();
-  worker->Queue();
+  queue_->submit(worker);
   return promise;
 }
 

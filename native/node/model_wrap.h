@@ -1,6 +1,6 @@
 // NativeModel: the JS handle of a loaded model. Every inference runs on a libuv worker thread and returns a
 // Promise; workers hold their own shared_ptr, so dispose() during a call only drops the handle's reference.
-// Inputs are read in place from the caller's typed array (kept referenced until the call settles): callers must
+// Calls on one model run one at a time in call order (queued on the JS thread). Inputs are read in place from the caller's typed array (kept referenced until the call settles): callers must
 // not write to it meanwhile.
 #pragma once
 #include <napi.h>
@@ -10,6 +10,8 @@
 #include "../core/model.h"
 
 namespace cclip_node {
+
+class CallQueue;
 
 class NativeModel : public Napi::ObjectWrap<NativeModel> {
  public:
@@ -28,6 +30,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value precision(const Napi::CallbackInfo& info);
 
   std::shared_ptr<cclip::ClipModel> model_;
+  std::shared_ptr<CallQueue> queue_;  // shared with in-flight workers, so it drains after dispose()
 };
 
 // A Promise already rejected with Error(message) (and error.code when given).
