@@ -209,6 +209,7 @@ async function main(): Promise<void> {
   const self = fileURLToPath(import.meta.url);
   const node = process.execPath;
   const common = ['--model', args.model, '--threads', String(args.threads), '--batch', String(args.batch), '--budget', String(args.budget)];
+  const loadAtStart = os.loadavg()[0];
   const rows: Array<{ precision: Precision; native: Result; torch?: Result; profile: string }> = [];
   for (const precision of ['fp32', 'bf16'] as Precision[]) {
     const childArgs = ['--import', 'tsx', self, '--child', 'native', '--precision', precision, ...common];
@@ -237,6 +238,7 @@ async function main(): Promise<void> {
   lines.push('');
   lines.push(`- date: ${new Date().toISOString()}`);
   lines.push(`- machine: ${machineSummary()}`);
+  lines.push(`- machine load (1-minute load average) at start / end: ${loadAtStart.toFixed(1)} / ${os.loadavg()[0].toFixed(1)} (above ${os.cpus().length} means other processes shared the cores, and every number here is slower than on an idle machine)`);
   lines.push(`- model: ${args.model} (random weights from clip_reference.py make), ${args.threads} threads for both engines`);
   if (rows[0].torch) lines.push(`- PyTorch ${rows[0].torch.version} (Debian python3-torch), clip_reference.py's model, torch.set_num_threads(${args.threads}), encode_text(truncate=True)`);
   lines.push('- speedup = PyTorch time / native time (higher is better for native); latencies are medians of up to 5 runs after a warm-up, or one cold run when a run exceeds the per-measurement budget');

@@ -7,6 +7,7 @@ namespace cclip {
 
 namespace {
 constexpr int kMaxBatch = 1 << 16;
+constexpr int64_t kMaxActivationFloats = int64_t{1} << 31;  // 8 GiB for the largest activation of one call
 }
 
 ClipModel::ClipModel(const ClipConfig& config, Precision precision, int threads)
@@ -31,6 +32,12 @@ std::vector<float> ClipModel::encode_image(const float* pixels, int64_t pixel_co
                              " images of 3x" + std::to_string(size) + "x" + std::to_string(size) + " need " +
                              std::to_string(n * 3 * size * size));
   }
+  // Activation rows are ints in the GEMM API: refuse batches whose stem output would not fit (split them).
+  const int64_t stem_rows = static_cast<int64_t>(n) * (size / 4) * (size / 4);
+  if (stem_rows * config_.vision.dims[0] > kMaxActivationFloats) {
+    throw std::runtime_error("image batch of " + std::to_string(n) + " is too large for one call at " + std::to_string(size) +
+                             " px; split it into smaller batches");
+  }
   std::vector<float> features(static_cast<size_t>(n) * config_.embed_dim);
   std::lock_guard<std::mutex> lock(forward_mutex_);
   vision_.encode(pixels, n, features.data(), captures, pool_);
@@ -47,6 +54,9 @@ std::vector<float> ClipModel::encode_text(const int32_t* tokens, int64_t token_c
   if (token_count != static_cast<int64_t>(n) * context_length) {
     throw std::runtime_error("tokens hold " + std::to_string(token_count) + " ids; " + std::to_string(n) + " rows of " +
                              std::to_string(context_length) + " need " + std::to_string(static_cast<int64_t>(n) * context_length));
+  }
+  if (token_count * 4 * config_.text.width > kMaxActivationFloats) {
+    throw std::runtime_error("text batch of " + std::to_string(n) + " is too large for one call; split it into smaller batches");
   }
   std::vector<float> features(static_cast<size_t>(n) * config_.embed_dim);
   std::lock_guard<std::mutex> lock(forward_mutex_);
