@@ -1,4 +1,5 @@
-// Non-GEMM operators of the two towers. Activations are channels-last (NHWC / [rows, features]) fp32.
+// Non-GEMM operators of the two towers (ops.cc; depthwise_conv.cc; attention.cc). Activations are channels-last
+// (NHWC / [rows, features]) fp32.
 #pragma once
 #include <cstdint>
 #include <vector>
