@@ -39,7 +39,8 @@ struct Epilogue {
 
 PackedWeight pack_weight(const float* w /* [N, K] */, int n, int k, Precision precision);
 
-// x: [M, K] row-major, y: [M, N] row-major; bias: [N] or null.
+// x: [M, K] row-major, y: [M, N] row-major; bias: [N] or null. x must not overlap y (residual may).
+// Runs on `pool` (any size, including 1); safe to call concurrently with different pools.
 void linear(const float* x, int m, const PackedWeight& w, const float* bias, float* y, const Epilogue& epilogue,
             ThreadPool& pool);
 
