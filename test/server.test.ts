@@ -31,9 +31,11 @@ test('server: text and image embeddings equal Clip.embedTexts / embedImages (raw
     const want = await clip.embedImages(names.map((n) => fixture('images', n)));
     const D = clip.embedDim;
 
-    const raw = await request(`${base}/v1/embeddings/image`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png(names[0]) });
+    const raw = await request(`${base}/v1/embeddings/image`, { method: 'POST', headers: { 'content-type': 'image/png; name=chelsea.png' }, body: png(names[0]) });
     t.equal(raw.status, 200);
-    t.ok(maxAbsDiff(rows(raw.body), want.data.subarray(0, D)) <= 1e-5, 'raw image/png body');
+    t.ok(maxAbsDiff(rows(raw.body), want.data.subarray(0, D)) <= 1e-5, 'raw image/png body (with a parameter)');
+    const octets = await request(`${base}/v1/embeddings/image`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: png(names[0]) });
+    t.ok(octets.status === 200 && maxAbsDiff(rows(octets.body), want.data.subarray(0, D)) <= 1e-5, 'application/octet-stream body');
 
     const form = new FormData();
     for (const n of names) form.append('file', new Blob([png(n)], { type: 'image/png' }), n);
@@ -154,6 +156,7 @@ test('server: 413 for a body over max-body-bytes, an image over max-pixels, too 
     t.equal(wide.status, 413, 'image over max-pixels');
     t.equal(wide.body.error.code, 'E_INPUT_TOO_LARGE');
     t.equal((await postJson(`${base}/v1/embeddings/text`, { texts: Array(9).fill('a') })).status, 413, 'more items than max-items');
+    t.equal((await postJson(`${base}/v1/embeddings/text`, { texts: ['a'.repeat(20_000)] })).status, 413, 'a text over 16384 characters');
     t.equal((await request(`${base}/v1/embeddings/image`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png('tiny_3x2.png') })).status, 200, 'a small image still passes');
   } finally {
     await app.close();

@@ -18,7 +18,7 @@ export function registerServe(program: Command): void {
     .option('--host <host>', 'address to bind (0.0.0.0 to accept other machines)', '127.0.0.1')
     .option('--port <n>', 'port (0: any free port)', port, 8080)
     .option('--max-batch <n>', 'most rows per forward pass; 1 turns batching off', positiveInt, d.maxBatch)
-    .option('--max-wait-ms <n>', 'how long a request waits for others to join its batch', nonNegativeInt, d.maxWaitMs)
+    .option('--max-wait-ms <n>', 'how long the first queued request waits for others to join its batch (0: none; requests arriving during a forward pass still join the next)', nonNegativeInt, d.maxWaitMs)
     .option('--max-queue <n>', 'requests waiting before new ones get 429', positiveInt, d.maxQueue)
     .option('--timeout-ms <n>', 'per-request time limit (503 if still queued, else 504)', positiveInt, d.timeoutMs)
     .option('--max-body-bytes <n>', 'largest request body (413 above)', positiveInt, d.maxBodyBytes)

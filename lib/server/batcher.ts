@@ -1,7 +1,8 @@
 /**
  * Dynamic batching. Each tower (text, image) has a queue of jobs (one request's preprocessed rows); one forward
- * pass runs at a time over all towers, since each uses every core. A tower's queue is dispatched when it holds
- * maxBatch rows or its oldest job has waited maxWaitMs; whole jobs are packed up to maxBatch rows (a larger
+ * pass runs at a time over all towers, since each uses every core. When the engine is free, a tower's queue is
+ * dispatched once it holds maxBatch rows or its oldest job has waited maxWaitMs (0: at once, so batches form
+ * from the requests that arrived during the previous pass); whole jobs are packed up to maxBatch rows (a larger
  * job goes alone) and the results are split back to their jobs.
  */
 

@@ -66,7 +66,7 @@ export async function createServer(clip: Clip, serverOptions: ServerOptions = {}
 
   await app.register(multipart, { limits: { fileSize: options.maxBodyBytes, files: options.maxItems } });
   const raw = (_req: unknown, body: Buffer, done: (err: Error | null, body?: Buffer) => void) => done(null, body);
-  app.addContentTypeParser(/^image\/[\w.+-]+$/, { parseAs: 'buffer', bodyLimit: options.maxBodyBytes }, raw);
+  app.addContentTypeParser(/^image\/[\w.+-]+\s*(;.*)?$/, { parseAs: 'buffer', bodyLimit: options.maxBodyBytes }, raw);
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: options.maxBodyBytes }, raw);
 
   // Work routes: refused while draining; accepted ones are counted until their response is closed.

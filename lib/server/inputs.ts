@@ -29,9 +29,16 @@ export function stringList(value: unknown, name: string, maxItems: number): stri
   return value as string[];
 }
 
+/** Longer texts are refused (CLIP reads 77 tokens; this keeps tokenizing off the event loop's critical path). */
+export const MAX_TEXT_CHARS = 16_384;
+
 /** `{"texts": [...]}` */
 export function textsFromBody(body: unknown, maxItems: number): string[] {
-  return stringList(bodyObject(body).texts, 'texts', maxItems);
+  const texts = stringList(bodyObject(body).texts, 'texts', maxItems);
+  texts.forEach((text, i) => {
+    if (text.length > MAX_TEXT_CHARS) throw new HttpError(413, 'E_INPUT_TOO_LARGE', `texts[${i}] has ${text.length} characters, more than the limit of ${MAX_TEXT_CHARS}`);
+  });
+  return texts;
 }
 
 /** Base64 (or a data: URL) to bytes; anything else is E_INVALID_ARGUMENT. */

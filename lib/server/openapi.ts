@@ -49,6 +49,7 @@ export function openApiDocument(info: { embedDim: number; version: string }): Re
             required: true,
             content: {
               'image/*': { schema: { type: 'string', format: 'binary' } },
+              'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
               'multipart/form-data': { schema: multipartImages },
               'application/json': { schema: base64Images },
             },

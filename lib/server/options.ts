@@ -4,7 +4,10 @@ import { ClipError } from '../errors.js';
 export interface ServerOptions {
   /** Most rows (texts or images) per forward pass; 1 turns batching off (default 32). */
   maxBatch?: number;
-  /** How long the first queued request waits for others to join its batch (default 5 ms). */
+  /**
+   * How long the first queued request waits for others to join its batch (default 0: a forward pass starts as
+   * soon as the engine is free, and requests arriving meanwhile join the next one).
+   */
   maxWaitMs?: number;
   /** Admitted requests not yet in a forward pass; more answer 429 (default 256). */
   maxQueue?: number;
@@ -28,7 +31,7 @@ export type ResolvedServerOptions = Required<ServerOptions>;
 
 export const SERVER_DEFAULTS: ResolvedServerOptions = {
   maxBatch: 32,
-  maxWaitMs: 5,
+  maxWaitMs: 0,
   maxQueue: 256,
   timeoutMs: 30_000,
   maxBodyBytes: 32 * 1024 * 1024,
