@@ -11,9 +11,9 @@
 #define CCLIP_K_TARGET __attribute__((target("avx2,fma")))
 #define CCLIP_K_VBYTES 32
 #define CCLIP_K_MR 6
-#define CCLIP_K_MC 132
-#define CCLIP_K_KC 256
-#define CCLIP_K_NC 256
+#define CCLIP_K_MC 132  // A block 132 x 256 = 132 KB of a 512 KB L2
+#define CCLIP_K_KC 256  // W panel 256 x 16 = 16 KB: half of a 32 KB L1
+#define CCLIP_K_NC 256  // C scratch 132 x 256 = 132 KB
 #define CCLIP_K_RCP_ESTIMATE(d) ((vf)_mm256_rcp_ps(d))
 #define CCLIP_K_FMS(a, b, c) ((vf)_mm256_fmsub_ps(a, b, c))
 #include "gemm_kernels.h"
@@ -35,8 +35,8 @@
 #define CCLIP_K_TARGET __attribute__((target("avx512f,avx2,fma")))
 #define CCLIP_K_VBYTES 64
 #define CCLIP_K_MR 12
-#define CCLIP_K_MC 144
-#define CCLIP_K_KC 256
+#define CCLIP_K_MC 192  // A block 96 KB of a >= 1 MB L2
+#define CCLIP_K_KC 128  // W panel 128 x 32 = 16 KB: half of a 32 KB L1
 #define CCLIP_K_NC 384
 #define CCLIP_K_RCP_ESTIMATE(d) ((vf)_mm512_maskz_rcp14_ps(static_cast<__mmask16>(0xffff), d))
 #define CCLIP_K_FMS(a, b, c) ((vf)_mm512_fmsub_ps(a, b, c))
