@@ -133,10 +133,13 @@ try {
 
 // Soak: a fixed number of text requests, RSS of the server sampled every second.
 const server = await startServer({ maxBatch, maxWaitMs: 0, maxQueue: 1024 });
+const soakOptions = { url: `${server.base}/v1/embeddings/text`, method: 'POST' as const, headers: { 'content-type': 'application/json' }, body: textBody, connections: 8 };
+const rssCold = rssOf(server.child.pid!);
+await autocannon({ ...soakOptions, amount: 5000 }); // warm-up: JIT, heap growth to its working size
 const rss: number[] = [rssOf(server.child.pid!)];
 const sampler = setInterval(() => rss.push(rssOf(server.child.pid!)), 1000);
 const t0 = performance.now();
-const soak = await autocannon({ url: `${server.base}/v1/embeddings/text`, method: 'POST', headers: { 'content-type': 'application/json' }, body: textBody, connections: 8, amount: soakRequests });
+const soak = await autocannon({ ...soakOptions, amount: soakRequests });
 const soakSeconds = (performance.now() - t0) / 1000;
 clearInterval(sampler);
 rss.push(rssOf(server.child.pid!));
@@ -168,7 +171,7 @@ const lines = [
   '',
   `## Soak: ${soakSummary.requests} text requests, 8 clients, batching on`,
   '',
-  `${soakSummary.seconds.toFixed(1)} s, ${soakSummary.non2xx} non-2xx. Server RSS (MiB) sampled every second:`,
+  `After 5000 warm-up requests (RSS ${rssCold.toFixed(0)} MiB before them). ${soakSummary.seconds.toFixed(1)} s, ${soakSummary.non2xx} non-2xx. Server RSS (MiB) sampled every second:`,
   '',
   `- start ${rss[0].toFixed(0)}, min ${Math.min(...rss).toFixed(0)}, max ${Math.max(...rss).toFixed(0)}, end ${rss[rss.length - 1].toFixed(0)}`,
   `- mean of the first half ${soakSummary.firstHalf.toFixed(0)}, of the second half ${soakSummary.secondHalf.toFixed(0)} (${(soakSummary.secondHalf - soakSummary.firstHalf >= 0 ? '+' : '') + (soakSummary.secondHalf - soakSummary.firstHalf).toFixed(1)} MiB)`,

@@ -85,6 +85,21 @@ test('server: concurrent requests join one forward pass; --max-batch 1 turns bat
   }
 });
 
+test('server: --max-image-batch caps image passes apart from text passes', async (t) => {
+  const clip = await clipPromise;
+  const { app, base } = await startServer(clip, { maxBatch: 32, maxImageBatch: 1, maxWaitMs: 50 });
+  try {
+    const images = Array.from({ length: 3 }, () => request(`${base}/v1/embeddings/image`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png('coffee.png') }));
+    const texts = Array.from({ length: 6 }, (_, i) => postJson(`${base}/v1/embeddings/text`, { texts: [`text ${i}`] }));
+    t.ok((await Promise.all([...images, ...texts])).every((a) => a.status === 200), 'all 200');
+    const m = (await request(`${base}/metrics`)).body as string;
+    t.equal(metric(m, 'clip_batch_rows_count', { tower: 'image' }), 3, 'one image per pass');
+    t.ok(metric(m, 'clip_batch_rows_count', { tower: 'text' }) < 6, 'texts still batched');
+  } finally {
+    await app.close();
+  }
+});
+
 test('server: a broken image fails only its own request, even in a shared batch', async (t) => {
   const clip = await clipPromise;
   const { app, base } = await startServer(clip, { maxWaitMs: 50 });

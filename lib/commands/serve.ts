@@ -10,6 +10,7 @@ interface ServeFlags extends ModelFlags, Required<Pick<ServerOptions, 'maxBatch'
   classifierCache: number;
   graceMs: number;
   logLevel: string;
+  maxImageBatch?: number;
 }
 
 export function registerServe(program: Command): void {
@@ -18,6 +19,7 @@ export function registerServe(program: Command): void {
     .option('--host <host>', 'address to bind (0.0.0.0 to accept other machines)', '127.0.0.1')
     .option('--port <n>', 'port (0: any free port)', port, 8080)
     .option('--max-batch <n>', 'most rows per forward pass; 1 turns batching off', positiveInt, d.maxBatch)
+    .option('--max-image-batch <n>', 'most images per forward pass (default: --max-batch)', positiveInt)
     .option('--max-wait-ms <n>', 'how long the first queued request waits for others to join its batch (0: none; requests arriving during a forward pass still join the next)', nonNegativeInt, d.maxWaitMs)
     .option('--max-queue <n>', 'requests waiting before new ones get 429', positiveInt, d.maxQueue)
     .option('--timeout-ms <n>', 'per-request time limit (503 if still queued, else 504)', positiveInt, d.timeoutMs)
@@ -31,6 +33,7 @@ export function registerServe(program: Command): void {
       const clip = await loadModel(flags);
       const app = await createServer(clip, {
         maxBatch: flags.maxBatch,
+        maxImageBatch: flags.maxImageBatch,
         maxWaitMs: flags.maxWaitMs,
         maxQueue: flags.maxQueue,
         timeoutMs: flags.timeoutMs,

@@ -36,7 +36,7 @@ export class Engine {
 
   constructor(
     readonly clip: Clip,
-    private readonly options: { maxBatch: number; maxWaitMs: number; maxPixels: number; classifierCacheSize: number },
+    private readonly options: { maxBatch: number; maxImageBatch: number; maxWaitMs: number; maxPixels: number; classifierCacheSize: number },
     hooks: SchedulerHooks,
   ) {
     const batchSize = options.maxBatch;
@@ -46,11 +46,12 @@ export class Engine {
       maxBatch: batchSize,
       run: async (payloads, rows) => split((await clip.embedTexts(concat(payloads, (n) => new Int32Array(n)), { batchSize })).data, rows, D),
     });
+    const imageBatch = options.maxImageBatch;
     this.scheduler.addTower<Float32Array, Float32Array>('image', {
-      maxBatch: batchSize,
+      maxBatch: imageBatch,
       run: async (payloads, rows) => {
         const n = rows.reduce((a, b) => a + b, 0);
-        return split((await clip.embedImages({ data: concat(payloads, (k) => new Float32Array(k)), n }, { batchSize })).data, rows, D);
+        return split((await clip.embedImages({ data: concat(payloads, (k) => new Float32Array(k)), n }, { batchSize: imageBatch })).data, rows, D);
       },
     });
     this.classifiers = new ClassifierCache(options.classifierCacheSize);

@@ -4,6 +4,8 @@ import { ClipError } from '../errors.js';
 export interface ServerOptions {
   /** Most rows (texts or images) per forward pass; 1 turns batching off (default 32). */
   maxBatch?: number;
+  /** Most images per forward pass, when it should differ from maxBatch (default: maxBatch). */
+  maxImageBatch?: number;
   /**
    * How long the first queued request waits for others to join its batch (default 0: a forward pass starts as
    * soon as the engine is free, and requests arriving meanwhile join the next one).
@@ -27,9 +29,9 @@ export interface ServerOptions {
   logger?: boolean | { level: string };
 }
 
-export type ResolvedServerOptions = Required<ServerOptions>;
+export type ResolvedServerOptions = Required<Omit<ServerOptions, 'maxImageBatch'>> & { maxImageBatch: number };
 
-export const SERVER_DEFAULTS: ResolvedServerOptions = {
+export const SERVER_DEFAULTS: Required<Omit<ServerOptions, 'maxImageBatch'>> = {
   maxBatch: 32,
   maxWaitMs: 0,
   maxQueue: 256,
@@ -44,6 +46,7 @@ export const SERVER_DEFAULTS: ResolvedServerOptions = {
 
 const RANGES: Partial<Record<keyof ServerOptions, [number, number]>> = {
   maxBatch: [1, 4096],
+  maxImageBatch: [1, 4096],
   maxWaitMs: [0, 60_000],
   maxQueue: [1, 1_000_000],
   timeoutMs: [1, 3_600_000],
@@ -57,6 +60,7 @@ const RANGES: Partial<Record<keyof ServerOptions, [number, number]>> = {
 export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
   const resolved = { ...SERVER_DEFAULTS } as Record<string, unknown>;
   for (const [key, value] of Object.entries(options)) if (value !== undefined) resolved[key] = value;
+  resolved.maxImageBatch ??= resolved.maxBatch;
   for (const [key, [lo, hi]] of Object.entries(RANGES) as [keyof ServerOptions, [number, number]][]) {
     const v = resolved[key];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new ClipError('E_INVALID_ARGUMENT', `${key} must be an integer in ${lo}..${hi}, got ${String(v)}`);
