@@ -1,5 +1,6 @@
 // GEMM microbenchmark: cclip::linear (fused epilogue) on the ConvNeXt-XXLarge / text-tower shapes, fp32 and
-// bf16, 1 and 2 threads; with -DWITH_OPENBLAS also cblas_sgemm + a separate bias/GELU/scale/residual pass.
+// bf16, 1 and 2 threads; with -DWITH_OPENBLAS also cblas_sgemm + a separate bias/GELU/scale/residual pass
+// ("OBLAS", what the ratios compare against) and cblas_sgemm alone ("OBsgemm", no epilogue at all).
 // Run: bench/gemm/run.sh bench [--quick] [--threads 1,2] [--filter SUBSTR] [--cpu-time]
 #include <algorithm>
 #include <chrono>
@@ -163,7 +164,7 @@ int main(int argc, char** argv) {
   );
   std::printf("%-16s %5s %6s %6s %4s | %8s %8s", "shape", "M", "N", "K", "thr", "f32 GF/s", "bf16GF/s");
 #ifdef WITH_OPENBLAS
-  std::printf(" %8s %7s %7s", "OBLAS", "f32/OB", "bf16/OB");
+  std::printf(" %8s %7s %7s %8s", "OBLAS", "f32/OB", "bf16/OB", "OBsgemm");
 #endif
   std::printf("\n");
   std::vector<double> image_s(thread_counts.size() * 3, 0.0);  // per thread count: f32, bf16, openblas
@@ -177,7 +178,7 @@ int main(int argc, char** argv) {
       if (!filter.empty() && std::string(s.name).find(filter) == std::string::npos) continue;
       Data d = make_data(s);
       const double flops = 2.0 * s.m * s.n * s.k;
-      double t[3] = {0, 0, 0};
+      double t[4] = {0, 0, 0, 0};
       for (int p = 0; p < 2; ++p) {
         PackedWeight pw = pack_weight(d.w.data(), s.n, s.k, p == 0 ? Precision::F32 : Precision::BF16);
         Epilogue ep;
@@ -191,12 +192,19 @@ int main(int argc, char** argv) {
 #ifdef WITH_OPENBLAS
       std::vector<float> tmp(s.epi == 2 ? d.y.size() : 0);
       t[2] = time_best([&] { openblas_linear(s, d, tmp); }, min_s, reps);
+      std::vector<float> out(d.y.size());
+      t[3] = time_best(
+          [&] {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s.m, s.n, s.k, 1.0f, d.x.data(), s.k, d.w.data(), s.k,
+                        0.0f, out.data(), s.n);
+          },
+          min_s, reps);
       std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let OpenBLAS's spinning threads park
 #endif
       std::printf("%-16s %5d %6d %6d %4d | %8.1f %8.1f", s.name, s.m, s.n, s.k, threads, flops / t[0] * 1e-9,
                   flops / t[1] * 1e-9);
 #ifdef WITH_OPENBLAS
-      std::printf(" %8.1f %7.2f %7.2f", flops / t[2] * 1e-9, t[2] / t[0], t[2] / t[1]);
+      std::printf(" %8.1f %7.2f %7.2f %8.1f", flops / t[2] * 1e-9, t[2] / t[0], t[2] / t[1], flops / t[3] * 1e-9);
 #endif
       std::printf("\n");
       std::fflush(stdout);
