@@ -49,11 +49,11 @@ async function stopServer(server: Server): Promise<void> {
   await exited;
 }
 
-/** Rows and forward passes of a tower so far, from /metrics. */
-async function batchCounters(base: string, tower: string): Promise<{ rows: number; passes: number }> {
+/** Rows, forward passes and forward-pass seconds of a tower so far, from /metrics. */
+async function batchCounters(base: string, tower: string): Promise<{ rows: number; passes: number; seconds: number }> {
   const text = await (await fetch(`${base}/metrics`)).text();
-  const value = (name: string) => Number(new RegExp(`^${name}\\{tower="${tower}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-  return { rows: value('clip_batch_rows_sum'), passes: value('clip_batch_rows_count') };
+  const value = (name: string) => Number(new RegExp(`^${name}\\{[^}]*tower="${tower}"[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { rows: value('clip_batch_rows_sum'), passes: value('clip_batch_rows_count'), seconds: value('clip_forward_seconds_sum') };
 }
 
 interface Row {
@@ -64,6 +64,8 @@ interface Row {
   p50: number;
   p99: number;
   meanBatch: number;
+  /** Milliseconds of forward pass per row (image or text). */
+  msPerRow: number;
   non2xx: number;
 }
 
@@ -86,7 +88,7 @@ async function measure(server: Server, endpoint: 'text' | 'image', body: Buffer 
   await idle(server.base);
   const after = await batchCounters(server.base, endpoint);
   const passes = after.passes - before.passes;
-  return { endpoint, connections, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, meanBatch: passes > 0 ? (after.rows - before.rows) / passes : 0, non2xx: r.non2xx + r.errors + r.timeouts };
+  return { endpoint, connections, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, meanBatch: passes > 0 ? (after.rows - before.rows) / passes : 0, msPerRow: after.rows > before.rows ? (1000 * (after.seconds - before.seconds)) / (after.rows - before.rows) : 0, non2xx: r.non2xx + r.errors + r.timeouts };
 }
 
 function rssOf(pid: number): number {
@@ -121,9 +123,9 @@ try {
       for (const batching of CONFIGS) {
         const rs = runs[batching];
         const avg = (f: (x: Omit<Row, 'batching'>) => number) => rs.reduce((a, x) => a + f(x), 0) / rs.length;
-        const row: Row = { endpoint, batching, connections: c, rps: avg((x) => x.rps), p50: avg((x) => x.p50), p99: Math.max(...rs.map((x) => x.p99)), meanBatch: avg((x) => x.meanBatch), non2xx: rs.reduce((a, x) => a + x.non2xx, 0) };
+        const row: Row = { endpoint, batching, connections: c, rps: avg((x) => x.rps), p50: avg((x) => x.p50), p99: Math.max(...rs.map((x) => x.p99)), meanBatch: avg((x) => x.meanBatch), msPerRow: avg((x) => x.msPerRow), non2xx: rs.reduce((a, x) => a + x.non2xx, 0) };
         rows.push(row);
-        process.stderr.write(`${endpoint} batching ${batching} c=${c}: ${row.rps.toFixed(0)} req/s p50 ${row.p50} ms p99 ${row.p99} ms, mean batch ${row.meanBatch.toFixed(1)} (${rs.map((x) => x.rps.toFixed(0)).join(', ')})\n`);
+        process.stderr.write(`${endpoint} batching ${batching} c=${c}: ${row.rps.toFixed(0)} req/s p50 ${row.p50} ms p99 ${row.p99} ms, mean batch ${row.meanBatch.toFixed(1)}, ${row.msPerRow.toFixed(1)} ms/row (${rs.map((x) => x.rps.toFixed(0)).join(', ')})\n`);
       }
     }
   }
@@ -163,11 +165,11 @@ const lines = [
   `Model: fixture \`xxlarge-deep256\` (ConvNeXt-XXLarge layout, depths 3-4-30-3 at 256 px; 24-layer text tower), native backend, fp32, ${threads} engine thread(s).`,
   `Machine: ${cpu}, ${availableParallelism()} cores shared with autocannon (same machine); load average ${load0.toFixed(1)} at start, ${loadavg()[0].toFixed(1)} at the end. ${duration} s per text cell, ${2 * duration} s per image cell, each after a 1 s warm-up; the three servers run side by side and their cells alternate, ${repeat} times each: req/s and p50 are the mean of the runs, p99 the worst.`,
   `Batching on: --max-batch ${maxBatch} --max-wait-ms 0 (the default: a pass starts when the engine is free; requests arriving meanwhile join the next); on+wait: --max-batch ${maxBatch} --max-wait-ms ${maxWaitMs}; off: --max-batch 1. Text body: one 9-word text; image body: a 96x96 PNG (${png.length} bytes).`,
-  '"mean batch" is rows per forward pass, from /metrics.',
+  '"mean batch" is rows per forward pass and "fwd ms/row" the forward-pass time per row, both from /metrics.',
   '',
-  '| endpoint | batching | clients | req/s | p50 ms | p99 ms | mean batch | non-2xx |',
-  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ...rows.map((r) => `| ${r.endpoint} | ${r.batching} | ${r.connections} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(0)} | ${r.p99} | ${r.meanBatch.toFixed(1)} | ${r.non2xx} |`),
+  '| endpoint | batching | clients | req/s | p50 ms | p99 ms | mean batch | fwd ms/row | non-2xx |',
+  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ...rows.map((r) => `| ${r.endpoint} | ${r.batching} | ${r.connections} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(0)} | ${r.p99} | ${r.meanBatch.toFixed(1)} | ${r.msPerRow.toFixed(1)} | ${r.non2xx} |`),
   '',
   `## Soak: ${soakSummary.requests} text requests, 8 clients, batching on`,
   '',
