@@ -124,18 +124,24 @@ PackedWeight pack_weight_with(const KernelSet* ks, const float* w, int n, int k,
   const size_t esize = precision == Precision::F32 ? 4 : 2;
   p.data_bytes = count * esize;
   p.data.reset(aligned_alloc64(p.data_bytes), std::free);
-  // Panel jp, row kk: [nr] values W[jp*nr + j, kk] (zero past N).
+  // Panel jp, row kk: [nr] values W[jp*nr + j, kk] (zero past N). Walked in 64-deep K blocks so the nr source
+  // rows are read sequentially and the destination block (64 x nr) stays in L1.
+  float* df = static_cast<float*>(p.data.get());
+  uint16_t* dh = static_cast<uint16_t*>(p.data.get());
+  constexpr int kBlock = 64;
   for (int jp = 0; jp < panels; ++jp) {
-    for (int kk = 0; kk < k; ++kk) {
-      const size_t row = (static_cast<size_t>(jp) * k + kk) * nr;
+    for (int k0 = 0; k0 < k; k0 += kBlock) {
+      const int k1 = std::min(k, k0 + kBlock);
       for (int j = 0; j < nr; ++j) {
         const int col = jp * nr + j;
-        const float v = col < n ? w[static_cast<size_t>(col) * k + kk] : 0.0f;
+        const float* src = col < n ? w + static_cast<size_t>(col) * k : nullptr;
+        const size_t base = static_cast<size_t>(jp) * k * nr;
         if (precision == Precision::F32) {
-          static_cast<float*>(p.data.get())[row + j] = v;
+          for (int kk = k0; kk < k1; ++kk) df[base + static_cast<size_t>(kk) * nr + j] = src ? src[kk] : 0.0f;
         } else {  // interleave: u16 slot 2j holds column j, slot 2j+1 column j + nr/2
           const int slot = j < half ? 2 * j : 2 * (j - half) + 1;
-          static_cast<uint16_t*>(p.data.get())[row + slot] = float_to_bf16(v);
+          for (int kk = k0; kk < k1; ++kk)
+            dh[base + static_cast<size_t>(kk) * nr + slot] = src ? float_to_bf16(src[kk]) : 0;
         }
       }
     }
