@@ -27,12 +27,12 @@ function serve(...args: string[]): { child: ChildProcess; base: Promise<string>;
 }
 
 test('serve: SIGTERM drains accepted requests (all 200), refuses new ones (503), exits 0', async (t) => {
-  const server = serve('--max-wait-ms', '500');
+  const server = serve('--max-wait-ms', '1500');
   const base = await server.base;
   t.match(base, /^http:\/\/127\.0\.0\.1:\d+$/, 'binds to 127.0.0.1 by default');
   t.equal((await request(`${base}/readyz`)).status, 200, 'ready');
   const accepted = Array.from({ length: 5 }, (_, i) => postJson(`${base}/v1/embeddings/text`, { texts: [`request ${i}`] }));
-  // all five wait in the batch queue (max-wait 500 ms): 5 requests in flight
+  // all five wait in the batch queue (max-wait 1500 ms): 5 requests in flight
   for (let i = 0; i < 200; i++) {
     const m = (await request(`${base}/metrics`)).body as string;
     if (m.includes('clip_in_flight_requests 5')) break;

@@ -181,11 +181,10 @@ test('server: 413 for a body over max-body-bytes, an image over max-pixels, too 
 test('server: a full queue answers 429 with Retry-After; a queued request past its deadline 503, a running one 504', async (t) => {
   const clip = await clipPromise;
   {
-    const { app, base } = await startServer(clip, { maxQueue: 1, maxWaitMs: 400, retryAfterSeconds: 2 });
+    const { app, base } = await startServer(clip, { maxQueue: 1, maxWaitMs: 1500, retryAfterSeconds: 2 });
     try {
       const first = postJson(`${base}/v1/embeddings/text`, { texts: ['first'] });
-      await waitFor(() => app.inFlight === 1);
-      await new Promise((r) => setTimeout(r, 30));
+      for (let i = 0; i < 100 && !((await request(`${base}/metrics`)).body as string).includes('clip_pending_requests 1'); i++) await new Promise((r) => setTimeout(r, 10));
       const second = await postJson(`${base}/v1/embeddings/text`, { texts: ['second'] });
       t.equal(second.status, 429, 'queue full: 429');
       t.equal(second.body.error.code, 'E_OVERLOADED');
