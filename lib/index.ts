@@ -11,3 +11,5 @@ export type { Backend, BackendModel, BackendName, Device, Precision, LoadProgres
 export { resolveModel, resolveHubModel, HubError, isHubError, type ResolveOptions, type DownloadProgress } from './hub/index.js';
 export { convertModel } from './convert.js';
 export { decodeImage, preprocessImage, preprocessImages, type ImageSource, type RawImage, type PreprocessImageOptions } from './image/index.js';
+export { createServer, type ClipServer, type ServerOptions } from './server/index.js';
+export { embedDir, type EmbedDirOptions, type EmbedDirResult } from './bulk/index.js';
