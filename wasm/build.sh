@@ -12,9 +12,9 @@ source wasm/sources.sh
 export NODE_PATH="${NODE_PATH:-/usr/share/nodejs}"
 command -v em++ >/dev/null || { echo "wasm/build.sh: em++ not found (apt-get install emscripten)" >&2; exit 1; }
 
-CXXFLAGS=(-O3 -std=c++17 -msimd128 -pthread -fwasm-exceptions -DNDEBUG -Wall -Wno-unused-function)
+CXXFLAGS=(-O3 -std=c++17 -msimd128 -pthread -fexceptions -DNDEBUG -Wall -Wno-unused-function)
 LDFLAGS=(
-  -O3 -msimd128 -pthread -fwasm-exceptions
+  -O3 -msimd128 -pthread -fexceptions
   -sMODULARIZE=1 -sEXPORT_NAME=createCclipModule -sENVIRONMENT=node,web,worker
   -sALLOW_MEMORY_GROWTH=1 -sINITIAL_MEMORY=64MB -sMAXIMUM_MEMORY=4GB
   # one runner thread + (threads - 1) pool workers, started with the module: threads = Module.cclipThreads
@@ -48,7 +48,7 @@ for p in "${pids[@]}"; do wait "$p"; done
 em++ "${CXXFLAGS[@]}" "${LDFLAGS[@]}" "${objects[@]}" -o "$out/cclip.js"
 
 hash=$(cclip_wasm_sources_hash "$root")
-version=$(em++ --version | head -1 | sed -E 's/.* ([0-9]+\.[0-9]+\.[0-9]+).*/\1/')
+version=$(em++ --version 2>/dev/null | sed -nE '1s/.* ([0-9]+\.[0-9]+\.[0-9]+).*/\1/p')
 cat > "$out/BUILD_INFO.json" <<JSON
 {
   "sourcesHash": "$hash",

@@ -13,11 +13,11 @@ export interface WasmBuildInfo {
   ldflags: string;
 }
 
-/** wasm/prebuilt of this package, or why it is unusable. */
+/** wasm/prebuilt of this package ($CCLIP_WASM_DIR overrides the directory), or why it is unusable. */
 export function wasmArtifacts(): { dir: string; root: string } | { error: string } {
   const root = findPackageRoot();
   if (!root) return { error: 'cannot find the convnext-clip package root' };
-  const dir = path.join(root, 'wasm', 'prebuilt');
+  const dir = process.env.CCLIP_WASM_DIR ? path.resolve(process.env.CCLIP_WASM_DIR) : path.join(root, 'wasm', 'prebuilt');
   const missing = WASM_FILES.filter((f) => !existsSync(path.join(dir, f)));
   if (missing.length) return { error: `the wasm build is missing ${missing.join(', ')} in ${dir} (run \`npm run build:wasm\`; it needs emcc)` };
   return { dir, root };
@@ -32,7 +32,7 @@ export function wasmSources(root: string): string[] {
   const list = (dir: string, keep: (f: string) => boolean) =>
     readdirSync(path.join(root, dir), { withFileTypes: true }).filter((d) => d.isFile() && keep(d.name)).map((d) => `${dir}/${d.name}`);
   const files = [
-    ...list('native/core', (f) => f.endsWith('.cc') || f.endsWith('.h')),
+    ...list('native/core', (f) => (f.endsWith('.cc') || f.endsWith('.h')) && f !== 'file_reader.cc'),
     ...list('wasm/src', () => true),
     'wasm/build.sh',
     'wasm/sources.sh',

@@ -15,6 +15,27 @@ export interface WeightSource {
   read(offset: number, into: Uint8Array): Promise<void>;
 }
 
+/** Bytes already in memory (a Node Buffer or an ArrayBuffer the page fetched). */
+export function bytesSource(bytes: ArrayBuffer | ArrayBufferView): WeightSource {
+  const all = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return {
+    size: all.length,
+    async read(offset, into) {
+      into.set(all.subarray(offset, offset + into.length));
+    },
+  };
+}
+
+/** A Blob or File (browser, or Node's Blob): each chunk is sliced and read on demand. */
+export function blobSource(blob: Blob): WeightSource {
+  return {
+    size: blob.size,
+    async read(offset, into) {
+      into.set(new Uint8Array(await blob.slice(offset, offset + into.length).arrayBuffer()));
+    },
+  };
+}
+
 /** What createCclipModule() resolves to (the parts used here). */
 interface CclipModule {
   _malloc(bytes: number): number;
@@ -68,6 +89,8 @@ export interface RuntimeOptions {
   locateFile?: (file: string, scriptDirectory: string) => string;
   /** Browser: the cclip.js URL or Blob, when the page did not load it with a <script> tag. */
   mainScriptUrlOrBlob?: string | Blob;
+  /** Environment the core's getenv sees (CCLIP_PROFILE=1: per-op times on stderr / the console). */
+  env?: Record<string, string>;
 }
 
 interface Job {
@@ -85,7 +108,7 @@ export interface RawOutput {
 export class WasmRuntime {
   private readonly jobs = new Map<number, Job>();
   private nextJob = 1;
-  private sources = new Map<number, WeightSource>();
+  private sources = new Map<number, { name: string; source: WeightSource }>();
   private terminated = false;
   private idleWaiters: Array<() => void> = [];
 
@@ -114,7 +137,7 @@ export class WasmRuntime {
       },
       ...(options.locateFile ? { locateFile: options.locateFile } : {}),
       ...(options.mainScriptUrlOrBlob ? { mainScriptUrlOrBlob: options.mainScriptUrlOrBlob } : {}),
-      print: () => {},
+      ...(options.env ? { cclipEnv: options.env } : {}),
     })) as CclipModule;
     return new WasmRuntime(mod);
   }
@@ -173,12 +196,16 @@ export class WasmRuntime {
   private async serveRead(id: number, dst: number, bytes: number, offset: number, statePtr: number, errorPtr: number): Promise<void> {
     let state = 1;
     try {
-      const source = this.sources.get(id);
-      if (!source) throw new Error(`no weight source ${id}`);
-      await source.read(offset, new Uint8Array(this.mod.cclipMemory().buffer, dst, bytes));
+      const entry = this.sources.get(id);
+      if (!entry) throw new Error(`no weight source ${id}`);
+      try {
+        await entry.source.read(offset, new Uint8Array(this.mod.cclipMemory().buffer, dst, bytes));
+      } catch (err) {
+        throw new Error(`cannot read ${entry.name} (${bytes} bytes at ${offset}): ${(err as Error)?.message ?? err}`);
+      }
     } catch (err) {
       state = 2;
-      const message = (err as Error)?.message ?? String(err);
+      const message = (err as Error).message;
       const length = this.mod.lengthBytesUTF8(message) + 1;
       const ptr = this.mod._malloc(length) >>> 0;
       this.mod.stringToUTF8(message, ptr, length);
@@ -229,7 +256,7 @@ export class WasmRuntime {
     this.sources = new Map();
     for (const [file, source] of files) {
       ids.set(file, ids.size);
-      this.sources.set(ids.size - 1, source);
+      this.sources.set(ids.size - 1, { name: file, source });
     }
     const request = loadRequest(arch, tensors, ids, files);
     const length = this.mod.lengthBytesUTF8(request) + 1;
@@ -332,7 +359,10 @@ function loadRequest(arch: ClipArchitecture, tensors: TensorEntry[], ids: Map<st
     ['config', arch.embedDim, ...v.depths, ...v.dims, v.normEps, v.imageSize, v.proj === 'mlp' ? 1 : 0, v.projBias ? 1 : 0,
       t.width, t.heads, t.layers, t.contextLength, t.vocabSize].join(' '),
   ];
-  for (const [file, id] of ids) lines.push(`source ${id} ${files.get(file)!.size}`);
+  for (const [file, id] of ids) {
+    if (/[\r\n]/.test(file) || !file.trim()) throw new Error(`weight source name ${JSON.stringify(file)} is empty or has a line break`);
+    lines.push(`source ${id} ${files.get(file)!.size} ${file}`);
+  }
   for (const e of tensors) {
     const id = ids.get(e.file);
     if (id === undefined) throw new Error(`no weight source for ${e.file}`);

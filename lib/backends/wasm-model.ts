@@ -3,7 +3,7 @@ import { type ClipArchitecture, expectedTensors } from '../architecture.js';
 import { ClipError } from '../errors.js';
 import type { TensorEntry, TensorManifest } from '../manifest.js';
 import type { BackendLoadOptions, BackendModel, Precision, TowerOptions, TowerOutput } from './types.js';
-import { type CclipModuleFactory, WasmRuntime, type WeightSource } from './wasm-core.js';
+import { type CclipModuleFactory, type PreprocessImage, type PreprocessSpec, WasmRuntime, type WeightSource } from './wasm-core.js';
 
 const SUPPORTED_DTYPES = new Set(['F32', 'F16', 'BF16']);
 const MAX_BATCH = 65536;
@@ -60,6 +60,7 @@ export interface WasmLoadRequest {
   onProgress?: BackendLoadOptions['onProgress'];
   locateFile?: (file: string, scriptDirectory: string) => string;
   mainScriptUrlOrBlob?: string | Blob;
+  env?: Record<string, string>;
 }
 
 /** Starts a module with `threads` pthreads and streams the weights in. */
@@ -71,7 +72,7 @@ export async function loadWasmModel(req: WasmLoadRequest): Promise<WasmClipModel
   let runtime: WasmRuntime;
   try {
     runtime = await WasmRuntime.create({ factory: req.factory, wasmModule: req.wasmModule, threads: req.threads,
-      locateFile: req.locateFile, mainScriptUrlOrBlob: req.mainScriptUrlOrBlob });
+      locateFile: req.locateFile, mainScriptUrlOrBlob: req.mainScriptUrlOrBlob, env: req.env });
   } catch (err) {
     throw new ClipError('E_BACKEND_UNAVAILABLE', `cannot start the wasm module: ${(err as Error)?.message ?? err}`, { cause: err });
   }
@@ -154,6 +155,26 @@ export class WasmClipModel implements BackendModel {
       return await runtime.encodeText(this.handle, tokens, n, contextLength, Boolean(options.capture));
     } catch (err) {
       throw wasmError(err, 'encodeText failed');
+    }
+  }
+
+  /** open_clip's eval transform (native/core/preprocess) of 8-bit pixels into [3, size, size] floats, in the module. */
+  async preprocess(image: PreprocessImage, spec: PreprocessSpec): Promise<Float32Array> {
+    const runtime = this.live('preprocess');
+    const { width, height, channels } = image;
+    if (![width, height].every((d) => Number.isInteger(d) && d >= 1 && d <= 1 << 15) || ![1, 3, 4].includes(channels)) {
+      throw new ClipError('E_INVALID_ARGUMENT', `preprocess: bad image geometry ${width}x${height}x${channels}`);
+    }
+    if (image.data.length !== width * height * channels) {
+      throw new ClipError('E_INVALID_ARGUMENT', `preprocess: ${image.data.length} bytes for a ${width}x${height}x${channels} image`);
+    }
+    const wantChannels = { L: 1, RGB: 3, RGBA: 4, CMYK: 4 }[image.mode];
+    if (wantChannels !== channels) throw new ClipError('E_INVALID_ARGUMENT', `preprocess: mode ${image.mode} needs ${wantChannels} channels, got ${channels}`);
+    if (!Number.isInteger(spec.size) || spec.size < 1 || spec.size > 4096) throw new ClipError('E_INVALID_ARGUMENT', `preprocess: bad size ${spec.size}`);
+    try {
+      return await runtime.preprocess(image, spec);
+    } catch (err) {
+      throw wasmError(err, 'preprocess failed');
     }
   }
 

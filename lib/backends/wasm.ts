@@ -15,9 +15,10 @@ import type { TensorManifest } from '../manifest.js';
 import type { Backend, BackendLoadOptions, BackendModel } from './types.js';
 import { wasmArtifacts } from './wasm-artifacts.js';
 import type { CclipModuleFactory, WeightSource } from './wasm-core.js';
-import { checkLoadOptions, loadWasmModel } from './wasm-model.js';
+import { checkLoadOptions, loadWasmModel, type WasmClipModel } from './wasm-model.js';
 
 export { WasmClipModel } from './wasm-model.js';
+export { blobSource, bytesSource, type WeightSource } from './wasm-core.js';
 
 interface Loaded {
   factory: CclipModuleFactory;
@@ -73,6 +74,31 @@ async function fileSource(file: string): Promise<{ source: WeightSource; handle:
   return { source, handle };
 }
 
+/**
+ * Loads from caller-supplied weight sources instead of the manifest's files (`sources` maps each entry's `file`
+ * to its bytes: bytesSource(buffer), blobSource(blob), or your own WeightSource).
+ */
+export async function loadWasmFromSources(
+  arch: ClipArchitecture,
+  manifest: TensorManifest,
+  sources: Map<string, WeightSource>,
+  options: BackendLoadOptions,
+): Promise<WasmClipModel> {
+  const artifacts = wasmArtifacts();
+  if ('error' in artifacts) throw new ClipError('E_BACKEND_UNAVAILABLE', artifacts.error);
+  const unsupported = threadsSupported();
+  if (unsupported) throw new ClipError('E_BACKEND_UNAVAILABLE', unsupported);
+  const { precision, threads } = checkLoadOptions(options, os.availableParallelism());
+  let loaded: Loaded;
+  try {
+    loaded = await loadModule(artifacts.dir);
+  } catch (err) {
+    throw new ClipError('E_BACKEND_UNAVAILABLE', `cannot load the wasm build in ${artifacts.dir}: ${(err as Error).message}`, { cause: err });
+  }
+  const env = process.env.CCLIP_PROFILE ? { CCLIP_PROFILE: process.env.CCLIP_PROFILE } : undefined;
+  return loadWasmModel({ ...loaded, arch, manifest, sources, precision, threads, onProgress: options.onProgress, env });
+}
+
 export const wasmBackend: Backend = {
   name: 'wasm',
 
@@ -84,17 +110,7 @@ export const wasmBackend: Backend = {
   },
 
   async load(arch: ClipArchitecture, manifest: TensorManifest, options: BackendLoadOptions): Promise<BackendModel> {
-    const artifacts = wasmArtifacts();
-    if ('error' in artifacts) throw new ClipError('E_BACKEND_UNAVAILABLE', artifacts.error);
-    const unsupported = threadsSupported();
-    if (unsupported) throw new ClipError('E_BACKEND_UNAVAILABLE', unsupported);
-    const { precision, threads } = checkLoadOptions(options, os.availableParallelism());
-    let loaded: Loaded;
-    try {
-      loaded = await loadModule(artifacts.dir);
-    } catch (err) {
-      throw new ClipError('E_BACKEND_UNAVAILABLE', `cannot load the wasm build in ${artifacts.dir}: ${(err as Error).message}`, { cause: err });
-    }
+    checkLoadOptions(options, 1); // argument errors before any file is opened
     const handles: FileHandle[] = [];
     try {
       const sources = new Map<string, WeightSource>();
@@ -103,7 +119,7 @@ export const wasmBackend: Backend = {
         handles.push(handle);
         sources.set(file, source);
       }
-      return await loadWasmModel({ ...loaded, arch, manifest, sources, precision, threads, onProgress: options.onProgress });
+      return await loadWasmFromSources(arch, manifest, sources, options);
     } finally {
       await Promise.all(handles.map((h) => h.close().catch(() => {})));
     }

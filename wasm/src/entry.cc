@@ -73,8 +73,12 @@ Runner& runner() {
   return *r;
 }
 
+struct Source {
+  int id;
+  uint64_t bytes;
+};
 std::mutex g_sources_mu;
-std::map<int, uint64_t> g_sources;  // weight source id -> byte size, for the load in progress
+std::map<std::string, Source> g_sources;  // weight source name -> id and size, for the load in progress
 
 void finish(int job, Result* result) {
   MAIN_THREAD_ASYNC_EM_ASM({ Module["cclipHost"].done($0, $1 >>> 0); }, job, result);
@@ -105,10 +109,11 @@ T next(std::istringstream& in, const char* what) {
 
 // The load request, one record a line:
 //   config embed d0..d3 c0..c3 eps image_size proj_mlp proj_bias width heads layers context vocab
-//   source id bytes
+//   source id bytes name (the rest of the line: a file path or name, shown in errors)
 //   tensor name dtype rank shape... strides... source offset byte_length
 void parse_request(const std::string& text, cclip::ClipConfig& config, std::vector<cclip::TensorSource>& tensors,
-                   std::map<int, uint64_t>& sources) {
+                   std::map<std::string, Source>& sources) {
+  std::map<int, std::string> names;
   std::istringstream lines(text);
   std::string line;
   bool have_config = false;
@@ -132,7 +137,12 @@ void parse_request(const std::string& text, cclip::ClipConfig& config, std::vect
       have_config = true;
     } else if (kind == "source") {
       const int id = next<int>(in, "source id");
-      sources[id] = next<uint64_t>(in, "source size");
+      const auto bytes = next<uint64_t>(in, "source size");
+      std::string name;
+      std::getline(in >> std::ws, name);
+      if (name.empty() || sources.count(name) || names.count(id)) throw std::runtime_error("malformed load request: source " + name);
+      sources[name] = Source{id, bytes};
+      names[id] = name;
     } else if (kind == "tensor") {
       cclip::TensorSource t;
       t.name = next<std::string>(in, "tensor name");
@@ -141,7 +151,9 @@ void parse_request(const std::string& text, cclip::ClipConfig& config, std::vect
       if (rank < 0 || rank > 8) throw std::runtime_error("malformed load request: rank of " + t.name);
       for (int i = 0; i < rank; ++i) t.shape.push_back(next<int64_t>(in, "shape"));
       for (int i = 0; i < rank; ++i) t.strides.push_back(next<int64_t>(in, "stride"));
-      t.file = std::to_string(next<int>(in, "source"));
+      const auto it = names.find(next<int>(in, "source"));
+      if (it == names.end()) throw std::runtime_error("malformed load request: tensor " + t.name + " names no source");
+      t.file = it->second;
       t.offset = next<uint64_t>(in, "offset");
       t.byte_length = next<uint64_t>(in, "byte_length");
       tensors.push_back(std::move(t));
@@ -154,11 +166,12 @@ void parse_request(const std::string& text, cclip::ClipConfig& config, std::vect
 
 }  // namespace
 
-uint64_t source_size(int id) {
+int source_id(const std::string& name, uint64_t* bytes) {
   std::lock_guard<std::mutex> lock(g_sources_mu);
-  auto it = g_sources.find(id);
-  if (it == g_sources.end()) throw std::runtime_error("unknown weight source " + std::to_string(id));
-  return it->second;
+  auto it = g_sources.find(name);
+  if (it == g_sources.end()) throw std::runtime_error("unknown weight source " + name);
+  *bytes = it->second.bytes;
+  return it->second.id;
 }
 
 void read_source(int id, void* dst, size_t bytes, uint64_t offset) {
@@ -173,7 +186,7 @@ void read_source(int id, void* dst, size_t bytes, uint64_t offset) {
   if (s != 1) {
     std::string message = error ? error : "read failed";
     std::free(error);
-    throw std::runtime_error("cannot read weight source " + std::to_string(id) + ": " + message);
+    throw std::runtime_error(message);
   }
 }
 
@@ -190,7 +203,7 @@ EMSCRIPTEN_KEEPALIVE void cclip_load(int job, const char* request, int precision
   cclip_wasm::submit(job, [job, text = std::move(text), precision, threads](Result& r) {
     cclip::ClipConfig config;
     std::vector<cclip::TensorSource> tensors;
-    std::map<int, uint64_t> sources;
+    std::map<std::string, cclip_wasm::Source> sources;
     cclip_wasm::parse_request(text, config, tensors, sources);
     {
       std::lock_guard<std::mutex> lock(cclip_wasm::g_sources_mu);

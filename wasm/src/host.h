@@ -7,8 +7,8 @@
 
 namespace cclip_wasm {
 
-// Byte size of weight source `id` (registered by the load call before any read).
-uint64_t source_size(int id);
+// The id and byte size of the weight source named `name` (registered by the load call before any read).
+int source_id(const std::string& name, uint64_t* bytes);
 // Has the JS host copy `bytes` of source `id` at `offset` into dst (heap memory); blocks this (non-main)
 // thread until the copy is done. Throws std::runtime_error with the host's message on failure.
 void read_source(int id, void* dst, size_t bytes, uint64_t offset);

@@ -1,0 +1,111 @@
+/**
+ * Runs in the page (bundled by test/browser-wasm.test.ts): loads a fixture model from the test server with the
+ * browser entry of the wasm backend, embeds the expected pixels and tokens, and returns how close they came.
+ */
+import { bytesSource, loadClipInBrowser, readSafetensorsHeader } from '../../lib/backends/wasm-browser.js';
+import type { CclipModuleFactory } from '../../lib/backends/wasm-core.js';
+
+export interface PageRequest {
+  model: string;
+  precision: 'fp32' | 'bf16';
+  threads: number;
+  /** How the page hands over the weights: a File (as from <input type=file>) or an ArrayBuffer. */
+  via: 'file' | 'arraybuffer';
+}
+
+export interface PageResult {
+  crossOriginIsolated: boolean;
+  hardwareConcurrency: number;
+  loadMs: number;
+  imageMs: number;
+  textMs: number;
+  /** max |got - want| / max |want| per tensor (features and captured intermediates). */
+  rel: Record<string, number>;
+  imageCos: number;
+  textCos: number;
+  progressEnd: boolean;
+  ticksDuringImage: number;
+}
+
+function maxRel(got: Float32Array, want: Float32Array): number {
+  let d = 0;
+  let r = 0;
+  for (let i = 0; i < got.length; i++) {
+    d = Math.max(d, Math.abs(got[i] - want[i]));
+    r = Math.max(r, Math.abs(want[i]));
+  }
+  return got.length === 0 || Number.isNaN(d) ? NaN : r === 0 ? d : d / r;
+}
+
+function minCos(got: Float32Array, want: Float32Array, dim: number): number {
+  let min = Infinity;
+  for (let row = 0; row < want.length / dim; row++) {
+    let dot = 0, a = 0, b = 0;
+    for (let i = row * dim; i < (row + 1) * dim; i++) {
+      dot += got[i] * want[i];
+      a += got[i] * got[i];
+      b += want[i] * want[i];
+    }
+    min = Math.min(min, dot / Math.sqrt(a * b));
+  }
+  return min;
+}
+
+async function run(req: PageRequest): Promise<PageResult> {
+  const base = `/fixtures/${req.model}`;
+  const config = await (await fetch(`${base}/open_clip_config.json`)).json();
+  const response = await fetch(`${base}/open_clip_model.safetensors`);
+  const weights = req.via === 'file' ? new File([await response.blob()], 'open_clip_model.safetensors') : await response.arrayBuffer();
+
+  const expectedBytes = await (await fetch(`${base}/expected.safetensors`)).arrayBuffer();
+  const expectedManifest = await readSafetensorsHeader(bytesSource(expectedBytes), 'expected.safetensors');
+  const tensor = (name: string) => {
+    const e = expectedManifest.tensors.get(name);
+    if (!e) throw new Error(`expected.safetensors lacks ${name}`);
+    const bytes = expectedBytes.slice(e.offset, e.offset + e.byteLength);
+    return { shape: e.shape, data: e.dtype === 'I64' ? Int32Array.from(new BigInt64Array(bytes), Number) : new Float32Array(bytes) };
+  };
+
+  let progressEnd = false;
+  const t0 = performance.now();
+  const clip = await loadClipInBrowser({
+    factory: (globalThis as unknown as { createCclipModule: CclipModuleFactory }).createCclipModule,
+    wasm: '/wasm/cclip.wasm', config, weights, precision: req.precision, threads: req.threads,
+    onProgress: (p) => (progressEnd = p.loadedBytes === p.totalBytes),
+  });
+  const loadMs = performance.now() - t0;
+  try {
+    const pixels = tensor('pixels');
+    const tokens = tensor('tokens');
+    const capture = req.precision === 'fp32';
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const t1 = performance.now();
+    const image = await clip.encodeImage(pixels.data as Float32Array, pixels.shape[0], { capture });
+    const imageMs = performance.now() - t1;
+    clearInterval(timer);
+    const t2 = performance.now();
+    const text = await clip.encodeText(tokens.data as Int32Array, tokens.shape[0], { capture });
+    const textMs = performance.now() - t2;
+
+    const rel: Record<string, number> = {};
+    const imageWant = tensor('image_features').data as Float32Array;
+    const textWant = tensor('text_features').data as Float32Array;
+    rel.image_features = maxRel(image.features, imageWant);
+    rel.text_features = maxRel(text.features, textWant);
+    for (const [name, got] of Object.entries({ ...image.intermediates, ...text.intermediates })) {
+      if (expectedManifest.tensors.has(name)) rel[name] = maxRel(got, tensor(name).data as Float32Array);
+    }
+    const dim = image.features.length / pixels.shape[0];
+    return {
+      crossOriginIsolated, hardwareConcurrency: navigator.hardwareConcurrency, loadMs, imageMs, textMs, rel,
+      imageCos: minCos(image.features, imageWant, dim), textCos: minCos(text.features, textWant, dim),
+      progressEnd, ticksDuringImage: ticks,
+    };
+  } finally {
+    clip.dispose();
+  }
+}
+
+(globalThis as unknown as { runParity: typeof run }).runParity = run;
+document.title = 'ready';
