@@ -1,0 +1,158 @@
+/**
+ * What every addon-backed engine (native, torch, wasm) shares on the JavaScript side: finding the package,
+ * checking load options and the manifest, validating inputs before they cross into C++, and the model wrapper
+ * with dispose semantics. Each backend supplies only how to load its addon and its handle.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type ClipArchitecture, expectedTensors } from '../architecture.js';
+import { ClipError } from '../errors.js';
+import type { TensorDType, TensorEntry, TensorManifest } from '../manifest.js';
+import type { BackendLoadOptions, BackendModel, BackendName, Device, LoadProgress, Precision, TowerOptions, TowerOutput } from './types.js';
+
+const PACKAGE_NAME = 'convnext-clip';
+const MAX_BATCH = 65536;
+
+/** The directory of the package.json named convnext-clip at or above this module. */
+export function findPackageRoot(start: string = path.dirname(fileURLToPath(import.meta.url))): string | undefined {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    const manifest = path.join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      try {
+        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === PACKAGE_NAME) return dir;
+      } catch {
+        // an unreadable package.json is not ours; keep walking up
+      }
+    }
+    if (path.dirname(dir) === dir) return undefined;
+  }
+}
+
+/** An addon's failure as a ClipError (E_DISPOSED stays itself, anything else is E_NATIVE). */
+export function addonError(err: unknown, what: string): ClipError {
+  if (err instanceof ClipError) return err;
+  if ((err as { code?: unknown })?.code === 'E_DISPOSED') return new ClipError('E_DISPOSED', `${what}: the model has been disposed`, { cause: err });
+  const message = err instanceof Error ? err.message : String(err);
+  return new ClipError('E_NATIVE', `${what}: ${message}`, { cause: err });
+}
+
+/** Precision and threads as every engine takes them; returns the thread count (0 = all cores). */
+export function checkLoadOptions(options: BackendLoadOptions): number {
+  if (options.precision !== 'fp32' && options.precision !== 'bf16') {
+    throw new ClipError('E_INVALID_ARGUMENT', `precision must be 'fp32' or 'bf16', got ${JSON.stringify(options.precision)}`);
+  }
+  const threads = options.threads ?? 0;
+  if (!Number.isInteger(threads) || threads < 0 || threads > 1024) {
+    throw new ClipError('E_INVALID_ARGUMENT', `threads must be an integer in [0, 1024] (0 = all cores), got ${threads}`);
+  }
+  return threads;
+}
+
+/** A progress callback that cannot break a load by throwing. */
+export function guardedProgress(onProgress: ((p: LoadProgress) => void) | undefined): ((p: LoadProgress) => void) | undefined {
+  if (!onProgress) return undefined;
+  return (p) => {
+    try {
+      onProgress(p);
+    } catch {
+      // a throwing progress callback must not break the load
+    }
+  };
+}
+
+/** The manifest entries the towers read, in load order; throws E_TENSOR_MISSING / E_TENSOR_SHAPE. */
+export function selectTensors(arch: ClipArchitecture, manifest: TensorManifest, dtypes: ReadonlySet<TensorDType>, backend: BackendName): TensorEntry[] {
+  const out: TensorEntry[] = [];
+  for (const [name, shape] of expectedTensors(arch)) {
+    if (name === 'logit_scale') continue; // used by Clip for logits, not by the towers
+    const entry = manifest.tensors.get(name);
+    if (!entry) throw new ClipError('E_TENSOR_MISSING', `checkpoint lacks tensor ${name}`, { subject: name });
+    if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
+      throw new ClipError('E_TENSOR_SHAPE', `tensor ${name} has shape [${entry.shape}], expected [${shape}]`, { subject: name });
+    }
+    if (!dtypes.has(entry.dtype)) {
+      throw new ClipError('E_TENSOR_SHAPE', `tensor ${name} has dtype ${entry.dtype}; the ${backend} backend reads ${[...dtypes].join(', ')}`, { subject: name });
+    }
+    out.push({ ...entry, shape: [...entry.shape], strides: [...entry.strides] });
+  }
+  return out;
+}
+
+/** A loaded model inside an addon. */
+export interface AddonModelHandle {
+  encodeImage(pixels: Float32Array, n: number, capture: boolean): Promise<TowerOutput>;
+  encodeText(tokens: Int32Array, n: number, contextLength: number, capture: boolean): Promise<TowerOutput>;
+  dispose(): void;
+  readonly weightBytes: number;
+}
+
+function checkBatch(n: number, what: string): void {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_BATCH) throw new ClipError('E_INVALID_ARGUMENT', `${what}: n must be an integer in [1, ${MAX_BATCH}], got ${n}`);
+}
+
+/** BackendModel over an addon handle: input checks in JS, typed errors, dispose semantics. */
+export class AddonModel<H extends AddonModelHandle = AddonModelHandle> implements BackendModel {
+  protected handle: H | undefined;
+
+  constructor(
+    handle: H,
+    protected readonly arch: ClipArchitecture,
+    readonly backend: BackendName,
+    readonly device: Device,
+    readonly precision: Precision,
+  ) {
+    this.handle = handle;
+  }
+
+  /** Bytes of weights held by the addon (0 once disposed). */
+  get weightBytes(): number {
+    return this.handle?.weightBytes ?? 0;
+  }
+
+  protected live(what: string): H {
+    if (!this.handle) throw new ClipError('E_DISPOSED', `${what}: the model has been disposed`);
+    return this.handle;
+  }
+
+  async encodeImage(pixels: Float32Array, n: number, options: TowerOptions = {}): Promise<TowerOutput> {
+    const handle = this.live('encodeImage');
+    checkBatch(n, 'encodeImage');
+    if (!(pixels instanceof Float32Array)) throw new ClipError('E_INVALID_ARGUMENT', 'encodeImage: pixels must be a Float32Array');
+    const size = this.arch.vision.imageSize;
+    const expected = n * 3 * size * size;
+    if (pixels.length !== expected) {
+      throw new ClipError('E_INVALID_ARGUMENT', `encodeImage: pixels hold ${pixels.length} floats; ${n} images of 3x${size}x${size} need ${expected}`);
+    }
+    try {
+      return await handle.encodeImage(pixels, n, Boolean(options.capture));
+    } catch (err) {
+      throw addonError(err, 'encodeImage failed');
+    }
+  }
+
+  async encodeText(tokens: Int32Array, n: number, options: TowerOptions = {}): Promise<TowerOutput> {
+    const handle = this.live('encodeText');
+    checkBatch(n, 'encodeText');
+    if (!(tokens instanceof Int32Array)) throw new ClipError('E_INVALID_ARGUMENT', 'encodeText: tokens must be an Int32Array');
+    const { contextLength, vocabSize } = this.arch.text;
+    if (tokens.length !== n * contextLength) {
+      throw new ClipError('E_INVALID_ARGUMENT', `encodeText: tokens hold ${tokens.length} ids; ${n} rows of ${contextLength} need ${n * contextLength}`);
+    }
+    for (let i = 0; i < tokens.length; i++) {
+      if (tokens[i] < 0 || tokens[i] >= vocabSize) {
+        throw new ClipError('E_INVALID_ARGUMENT', `encodeText: token id ${tokens[i]} at row ${Math.floor(i / contextLength)}, position ${i % contextLength} is outside the vocabulary [0, ${vocabSize})`);
+      }
+    }
+    try {
+      return await handle.encodeText(tokens, n, contextLength, Boolean(options.capture));
+    } catch (err) {
+      throw addonError(err, 'encodeText failed');
+    }
+  }
+
+  dispose(): void {
+    this.handle?.dispose();
+    this.handle = undefined;
+  }
+}
