@@ -14,9 +14,20 @@ const available = wasmBackend.available();
 const skip = !available.ok;
 const wasmModule = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'lib', 'backends', 'wasm.ts');
 
-test('wasm: available() explains itself', (t) => {
+test('wasm: available() explains itself, also when the artefacts are missing', (t) => {
   const status = wasmBackend.available();
   t.ok(status.ok || (typeof status.reason === 'string' && status.reason.length > 0), status.ok ? 'available' : `unavailable: ${status.reason}`);
+  const empty = mkdtempSync(path.join(os.tmpdir(), 'cclip-wasm-empty-'));
+  const saved = process.env.CCLIP_WASM_DIR;
+  process.env.CCLIP_WASM_DIR = empty;
+  try {
+    const missing = wasmBackend.available();
+    t.ok(!missing.ok && /cclip\.wasm.*build:wasm/.test(missing.reason), `without artefacts: ${missing.ok ? 'ok?' : missing.reason}`);
+  } finally {
+    if (saved === undefined) delete process.env.CCLIP_WASM_DIR;
+    else process.env.CCLIP_WASM_DIR = saved;
+    rmSync(empty, { recursive: true, force: true });
+  }
   t.end();
 });
 
