@@ -15,6 +15,8 @@ apt_install() {
 
 # Compilers for the native addon (node-gyp) and the C++ core tests.
 apt_install g++ make python3
+# Chromium for the page test of the wasm build (committed in wasm/prebuilt; `npm run build:wasm` needs emscripten).
+apt_install chromium
 # libtorch (CPU, 1.13) + OpenBLAS for the torch backend, cmake for cmake-js.
 if [ -z "${CONVNEXT_CLIP_SKIP_TORCH:-}" ]; then apt_install libtorch-dev libopenblas0-pthread cmake; fi
 

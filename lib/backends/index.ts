@@ -4,11 +4,13 @@ import { ClipError } from '../errors.js';
 import type { TensorManifest } from '../manifest.js';
 import { nativeBackend } from './native.js';
 import { torchBackend } from './torch.js';
+import { wasmBackend } from './wasm.js';
 import type { Backend, BackendLoadOptions, BackendModel, BackendName, Device } from './types.js';
 
 const registry = new Map<BackendName, Backend>([
   [nativeBackend.name, nativeBackend],
   [torchBackend.name, torchBackend],
+  [wasmBackend.name, wasmBackend],
 ]);
 
 export const BACKEND_NAMES: readonly BackendName[] = ['native', 'wasm', 'torch'];
