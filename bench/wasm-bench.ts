@@ -257,8 +257,8 @@ function report(args: Args, runs: Array<Record<string, unknown>>, xxl: Record<st
   L.push('- ratios: ORT/wasm > 1 means wasm is faster than onnxruntime-web; wasm/native = how much slower wasm is than the native addon (same precision)');
   L.push('- our text tower stops at the last end token (causal attention: identical output), so the 22-token row costs less than 77 tokens; ONNX computes all 77 positions either way');
   for (const run of runs) L.push(`- ${run.threads} thread(s): machine load (1-min average, median over rounds) ${fmt(run.load)}${(run.notes as string[]).length ? `; ${(run.notes as string[]).join('; ')}` : ''}`);
-  L.push('', '| threads | engine | image b1 ms (cpu) | text b1 22 tok ms (cpu) | text b1 77 tok ms (cpu) | image ORT/wasm | text22 ORT/wasm | image wasm/native | text77 wasm/native | load s | vs PyTorch fp32: image / text max rel diff |');
-  L.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+  L.push('', '| threads | engine | image b1 ms (cpu) | text b1 22 tok ms (cpu) | text b1 77 tok ms (cpu) | image ORT/wasm | text22 ORT/wasm | text77 ORT/wasm | image wasm/native | text77 wasm/native | load s | vs PyTorch fp32: image / text max rel diff |');
+  L.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
   for (const run of runs) {
     const rows = run.result as Array<Record<string, number | string>>;
     const by = (n: string) => rows.find((r) => r.engine === n);
@@ -268,7 +268,7 @@ function report(args: Args, runs: Array<Record<string, unknown>>, xxl: Record<st
       const native = kind === 'wasm' ? by(`native ${prec}`) : undefined;
       const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' ? `${(a / b).toFixed(2)}x` : '');
       L.push(`| ${run.threads} | ${r.engine} | ${fmt(r.image_ms, 0)} (${fmt(r.image_cpu_ms, 0)}) | ${fmt(r.text22_ms, 0)} (${fmt(r.text22_cpu_ms, 0)}) | ${fmt(r.text77_ms, 0)} (${fmt(r.text77_cpu_ms, 0)}) | ` +
-        `${kind === 'wasm' ? ratio(ort?.image_ms, r.image_ms) : ''} | ${kind === 'wasm' ? ratio(ort?.text22_ms, r.text22_ms) : ''} | ${ratio(r.image_ms, native?.image_ms)} | ${ratio(r.text77_ms, native?.text77_ms)} | ${fmt(r.load_s, 1)} | ` +
+        `${kind === 'wasm' ? ratio(ort?.image_ms, r.image_ms) : ''} | ${kind === 'wasm' ? ratio(ort?.text22_ms, r.text22_ms) : ''} | ${kind === 'wasm' ? ratio(ort?.text77_ms, r.text77_ms) : ''} | ${ratio(r.image_ms, native?.image_ms)} | ${ratio(r.text77_ms, native?.text77_ms)} | ${fmt(r.load_s, 1)} | ` +
         `${Number(r.image_rel).toExponential(1)} / ${Number(r.text_rel).toExponential(1)} |`);
     }
   }
