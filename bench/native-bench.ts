@@ -277,7 +277,15 @@ async function main(): Promise<void> {
   }
   const text = lines.join('\n') + '\n';
   console.log(text);
-  if (args.out) writeFileSync(args.out, text);
+  if (args.out) writeFileSync(args.out, text + otherSections(args.out));
+}
+
+/** The sections other benches own in the same file (from `## wasm` on), kept when this bench rewrites it. */
+function otherSections(file: string): string {
+  if (!existsSync(file)) return '';
+  const old = readFileSync(file, 'utf8');
+  const start = old.search(/^## wasm$/m);
+  return start < 0 ? '' : `\n${old.slice(start)}`;
 }
 
 main().catch((err) => {
