@@ -18,6 +18,7 @@ import { ClipTokenizer } from './tokenizer/index.js';
 export interface ClipLoadOptions {
   backend?: BackendName | 'auto';
   device?: Device;
+  /** fp32 or bf16 weights; default fp32, except bf16 on the wasm backend (its heap is 4 GB). */
   precision?: Precision;
   /** Worker threads for CPU backends; 0 (default) uses every core. */
   threads?: number;
@@ -78,10 +79,10 @@ export class Clip {
   /** `source`: a model directory, `{config, weights, vocabulary}` paths, or a Hugging Face repo name. */
   static async load(source: string | ModelPaths, options: ClipLoadOptions = {}): Promise<Clip> {
     const device = options.device ?? 'cpu';
-    const precision = options.precision ?? 'fp32';
+    const precision = options.precision; // undefined: the backend's default (fp32; bf16 for wasm)
     const threads = options.threads ?? 0;
     if (device !== 'cpu' && device !== 'cuda') throw new ClipError('E_INVALID_ARGUMENT', `device must be 'cpu' or 'cuda', got ${JSON.stringify(device)}`);
-    if (precision !== 'fp32' && precision !== 'bf16') throw new ClipError('E_INVALID_ARGUMENT', `precision must be 'fp32' or 'bf16', got ${JSON.stringify(precision)}`);
+    if (precision !== undefined && precision !== 'fp32' && precision !== 'bf16') throw new ClipError('E_INVALID_ARGUMENT', `precision must be 'fp32' or 'bf16', got ${JSON.stringify(precision)}`);
     if (!Number.isInteger(threads) || threads < 0 || threads > 1024) throw new ClipError('E_INVALID_ARGUMENT', `threads must be an integer in 0..1024, got ${threads}`);
 
     // A model directory, explicit paths, or a Hugging Face name resolved through the shared cache.

@@ -134,3 +134,15 @@ test('bad inputs to the API are typed errors; a disposed model refuses work', as
   t.equal(await codeOf(clip.embedTexts(['a cat'])), 'E_DISPOSED', 'after dispose');
   clip.dispose(); // twice is harmless
 });
+
+test('precision defaults: fp32 natively, bf16 on wasm (its heap is 4 GB)', async (t) => {
+  const native = await Clip.load(fixture('models', 'xxlarge-tiny'), { backend: 'native', threads: 1 });
+  t.equal(native.precision, 'fp32');
+  native.dispose();
+  const wasm = await Clip.load(fixture('models', 'xxlarge-tiny'), { backend: 'wasm', threads: 1 });
+  t.equal(wasm.precision, 'bf16');
+  wasm.dispose();
+  const wasm32 = await Clip.load(fixture('models', 'xxlarge-tiny'), { backend: 'wasm', precision: 'fp32', threads: 1 });
+  t.equal(wasm32.precision, 'fp32', 'an explicit precision wins');
+  wasm32.dispose();
+});

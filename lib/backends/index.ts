@@ -5,7 +5,7 @@ import type { TensorManifest } from '../manifest.js';
 import { nativeBackend } from './native.js';
 import { torchBackend } from './torch.js';
 import { wasmBackend } from './wasm.js';
-import type { Backend, BackendLoadOptions, BackendModel, BackendName, Device } from './types.js';
+import type { Backend, BackendLoadOptions, BackendModel, BackendName, Device, Precision } from './types.js';
 
 const registry = new Map<BackendName, Backend>([
   [nativeBackend.name, nativeBackend],
@@ -28,13 +28,22 @@ function preference(device: Device): BackendName[] {
   return device === 'cuda' ? ['torch'] : ['native', 'torch', 'wasm'];
 }
 
-/** Loads with the named backend, or with `auto` tries each in order; one error says why each failed. */
+/** wasm keeps weights in a 4 GB heap: bf16 by default there (the full XXLarge needs 4.5 GiB in fp32). */
+function defaultPrecision(name: BackendName): Precision {
+  return name === 'wasm' ? 'bf16' : 'fp32';
+}
+
+/**
+ * Loads with the named backend, or with `auto` tries each in order; one error says why each failed.
+ * Without a precision, each backend takes its default (fp32; bf16 for wasm).
+ */
 export async function loadWithBackend(
   requested: BackendName | 'auto',
   arch: ClipArchitecture,
   manifest: TensorManifest,
-  options: BackendLoadOptions,
+  options: Omit<BackendLoadOptions, 'precision'> & { precision?: Precision },
 ): Promise<BackendModel> {
+
   const candidates = requested === 'auto' ? preference(options.device) : [requested];
   const failures: string[] = [];
   for (const name of candidates) {
@@ -48,9 +57,10 @@ export async function loadWithBackend(
       failures.push(`${name}: ${status.reason}`);
       continue;
     }
-    if (requested !== 'auto') return backend.load(arch, manifest, options);
+    const withPrecision = { ...options, precision: options.precision ?? defaultPrecision(name) };
+    if (requested !== 'auto') return backend.load(arch, manifest, withPrecision);
     try {
-      return await backend.load(arch, manifest, options);
+      return await backend.load(arch, manifest, withPrecision);
     } catch (err) {
       // A broken checkpoint fails the same way everywhere: report it rather than trying the next backend.
       if (err instanceof ClipError && err.code !== 'E_BACKEND_UNAVAILABLE') throw err;

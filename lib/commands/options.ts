@@ -47,7 +47,7 @@ export function modelOptions(cmd: Command): Command {
     .requiredOption('--model <dir-or-name>', 'model directory, or a Hugging Face name')
     .option('--backend <name>', 'native | wasm | torch | auto', oneOf<BackendName | 'auto'>('native', 'wasm', 'torch', 'auto'), 'auto')
     .option('--device <device>', 'cpu | cuda', oneOf<Device>('cpu', 'cuda'), 'cpu')
-    .option('--precision <p>', 'fp32 | bf16', oneOf<Precision>('fp32', 'bf16'), 'fp32')
+    .option('--precision <p>', 'fp32 | bf16 (default fp32; bf16 on the wasm backend)', oneOf<Precision>('fp32', 'bf16'))
     .option('--threads <n>', 'CPU threads (default: all cores)', positiveInt);
 }
 
