@@ -146,3 +146,31 @@ test('precision defaults: fp32 natively, bf16 on wasm (its heap is 4 GB)', async
   t.equal(wasm32.precision, 'fp32', 'an explicit precision wins');
   wasm32.dispose();
 });
+
+test('a model converted to bf16 safetensors passes the bf16 tolerances end to end', async (t) => {
+  const { convertModel } = await import('../lib/convert.js');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const out = mkdtempSync(path.join(tmpdir(), 'cclip-bf16-'));
+  try {
+    const dir = fixture('models', 'xxlarge-deep256');
+    await convertModel({ model: dir, out, precision: 'bf16' });
+    const info = JSON.parse(readFileSync(path.join(dir, 'expected.json'), 'utf8')) as ExpectedJson;
+    const expected = await readExpected(path.join(dir, 'expected.safetensors'));
+    const want = floats(expected.get('text_embeds'), 'text_embeds');
+    for (const backend of ['native', 'wasm'] as const) {
+      const clip = await Clip.load(out, { backend, threads: 2 });
+      try {
+        const texts = await clip.embedTexts(info.texts);
+        const D = texts.dim;
+        let minCos = 1;
+        for (let i = 0; i < texts.rows; i++) minCos = Math.min(minCos, cosine(texts.row(i), want.subarray(i * D, (i + 1) * D)));
+        t.ok(minCos >= 0.999, `${backend} on converted bf16 weights: min text cosine ${minCos.toFixed(6)}`);
+      } finally {
+        clip.dispose();
+      }
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
