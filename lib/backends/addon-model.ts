@@ -2,32 +2,14 @@
  * What every addon-backed engine (native, torch, wasm) shares on the JavaScript side: finding the package,
  * checking load options and the manifest, validating inputs before they cross into C++, and the model wrapper
  * with dispose semantics. Each backend supplies only how to load its addon and its handle.
+ * No Node imports here: the browser build of the wasm backend uses it too.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type ClipArchitecture, expectedTensors } from '../architecture.js';
 import { ClipError } from '../errors.js';
 import type { TensorDType, TensorEntry, TensorManifest } from '../manifest.js';
 import type { BackendLoadOptions, BackendModel, BackendName, Device, LoadProgress, Precision, TowerOptions, TowerOutput } from './types.js';
 
-const PACKAGE_NAME = 'convnext-clip';
 const MAX_BATCH = 65536;
-
-/** The directory of the package.json named convnext-clip at or above this module. */
-export function findPackageRoot(start: string = path.dirname(fileURLToPath(import.meta.url))): string | undefined {
-  for (let dir = start; ; dir = path.dirname(dir)) {
-    const manifest = path.join(dir, 'package.json');
-    if (existsSync(manifest)) {
-      try {
-        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === PACKAGE_NAME) return dir;
-      } catch {
-        // an unreadable package.json is not ours; keep walking up
-      }
-    }
-    if (path.dirname(dir) === dir) return undefined;
-  }
-}
 
 /** An addon's failure as a ClipError (E_DISPOSED stays itself, anything else is E_NATIVE). */
 export function addonError(err: unknown, what: string): ClipError {

@@ -10,10 +10,11 @@ import { fileURLToPath } from 'node:url';
 import type { ClipArchitecture } from '../architecture.js';
 import { ClipError } from '../errors.js';
 import type { TensorDType, TensorEntry, TensorManifest } from '../manifest.js';
-import { AddonModel, type AddonModelHandle, addonError, checkLoadOptions, findPackageRoot, guardedProgress, selectTensors } from './addon-model.js';
+import { AddonModel, type AddonModelHandle, addonError, checkLoadOptions, guardedProgress, selectTensors } from './addon-model.js';
+import { findPackageRoot } from './package-root.js';
 import type { Backend, BackendLoadOptions, BackendModel, Precision } from './types.js';
 
-export { findPackageRoot } from './addon-model.js';
+export { findPackageRoot } from './package-root.js';
 
 /** What the addon exports (native/node/addon.cc). */
 interface NativeAddon {

@@ -10,7 +10,8 @@ import path from 'node:path';
 import type { ClipArchitecture } from '../architecture.js';
 import { ClipError } from '../errors.js';
 import type { TensorDType, TensorEntry, TensorManifest } from '../manifest.js';
-import { AddonModel, type AddonModelHandle, addonError, checkLoadOptions, findPackageRoot, guardedProgress, selectTensors } from './addon-model.js';
+import { AddonModel, type AddonModelHandle, addonError, checkLoadOptions, guardedProgress, selectTensors } from './addon-model.js';
+import { findPackageRoot } from './package-root.js';
 import type { Backend, BackendLoadOptions, BackendModel, Device, Precision } from './types.js';
 
 /** What the addon exports (native/torch/addon). */

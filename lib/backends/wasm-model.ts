@@ -1,38 +1,14 @@
 /** The wasm BackendModel, shared by the Node backend (wasm.ts) and the browser entry (wasm-browser.ts). */
-import { type ClipArchitecture, expectedTensors } from '../architecture.js';
+import type { ClipArchitecture } from '../architecture.js';
 import { ClipError } from '../errors.js';
-import type { TensorEntry, TensorManifest } from '../manifest.js';
-import type { BackendLoadOptions, BackendModel, Precision, TowerOptions, TowerOutput } from './types.js';
+import type { TensorDType, TensorManifest } from '../manifest.js';
+import { AddonModel, type AddonModelHandle, addonError, selectTensors } from './addon-model.js';
+import type { BackendLoadOptions, Precision, TowerOutput } from './types.js';
 import { type CclipModuleFactory, type PreprocessImage, type PreprocessSpec, WasmRuntime, type WeightSource } from './wasm-core.js';
 
-const SUPPORTED_DTYPES = new Set(['F32', 'F16', 'BF16']);
-const MAX_BATCH = 65536;
+const SUPPORTED_DTYPES = new Set<TensorDType>(['F32', 'F16', 'BF16']);
 /** One module's pthreads: the runner plus helpers (browsers cap Workers; so do memory and sense). */
 export const MAX_WASM_THREADS = 64;
-
-export function wasmError(err: unknown, what: string): ClipError {
-  if (err instanceof ClipError) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  return new ClipError('E_NATIVE', `${what}: ${message}`, { cause: err });
-}
-
-/** The manifest entries the towers read, in load order; throws E_TENSOR_MISSING / E_TENSOR_SHAPE. */
-export function selectTensors(arch: ClipArchitecture, manifest: TensorManifest): TensorEntry[] {
-  const out: TensorEntry[] = [];
-  for (const [name, shape] of expectedTensors(arch)) {
-    if (name === 'logit_scale') continue; // Clip's, not the towers'
-    const entry = manifest.tensors.get(name);
-    if (!entry) throw new ClipError('E_TENSOR_MISSING', `checkpoint lacks tensor ${name}`, { subject: name });
-    if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
-      throw new ClipError('E_TENSOR_SHAPE', `tensor ${name} has shape [${entry.shape}], expected [${shape}]`, { subject: name });
-    }
-    if (!SUPPORTED_DTYPES.has(entry.dtype)) {
-      throw new ClipError('E_TENSOR_SHAPE', `tensor ${name} has dtype ${entry.dtype}; the wasm backend reads F32, F16 and BF16`, { subject: name });
-    }
-    out.push(entry);
-  }
-  return out;
-}
 
 export function checkLoadOptions(options: BackendLoadOptions, hardwareThreads: number): { precision: Precision; threads: number } {
   if (options.device !== 'cpu') {
@@ -65,7 +41,7 @@ export interface WasmLoadRequest {
 
 /** Starts a module with `threads` pthreads and streams the weights in. */
 export async function loadWasmModel(req: WasmLoadRequest): Promise<WasmClipModel> {
-  const tensors = selectTensors(req.arch, req.manifest);
+  const tensors = selectTensors(req.arch, req.manifest, SUPPORTED_DTYPES, 'wasm');
   for (const e of tensors) {
     if (!req.sources.has(e.file)) throw new ClipError('E_INVALID_ARGUMENT', `no weight source given for ${e.file}`, { subject: e.file });
   }
@@ -80,87 +56,59 @@ export async function loadWasmModel(req: WasmLoadRequest): Promise<WasmClipModel
   try {
     const handle = await runtime.load(req.arch, tensors, req.sources, req.precision, req.threads,
       onProgress ? (loadedBytes, totalBytes) => onProgress({ loadedBytes, totalBytes }) : undefined);
-    return new WasmClipModel(runtime, handle, req.arch, req.precision, req.threads);
+    return new WasmClipModel(new WasmModelHandle(runtime, handle), req.arch, req.precision, req.threads);
   } catch (err) {
     runtime.terminate();
-    throw wasmError(err, 'loading the model failed');
+    throw addonError(err, 'loading the model failed');
   }
 }
 
-function checkBatch(n: number, what: string): void {
-  if (!Number.isInteger(n) || n < 1 || n > MAX_BATCH) {
-    throw new ClipError('E_INVALID_ARGUMENT', `${what}: n must be an integer in [1, ${MAX_BATCH}], got ${n}`);
-  }
-}
-
-export class WasmClipModel implements BackendModel {
-  readonly backend = 'wasm' as const;
-  readonly device = 'cpu' as const;
-  private runtime: WasmRuntime | undefined;
-
+/** A model's slot in its own wasm module, seen as an addon handle. */
+class WasmModelHandle implements AddonModelHandle {
   constructor(
-    runtime: WasmRuntime,
-    private readonly handle: number,
-    private readonly arch: ClipArchitecture,
-    readonly precision: Precision,
+    readonly runtime: WasmRuntime,
+    private readonly slot: number,
+  ) {}
+
+  get weightBytes(): number {
+    return this.runtime.weightBytes(this.slot);
+  }
+
+  encodeImage(pixels: Float32Array, n: number, capture: boolean): Promise<TowerOutput> {
+    return this.runtime.encodeImage(this.slot, pixels, n, capture);
+  }
+
+  encodeText(tokens: Int32Array, n: number, contextLength: number, capture: boolean): Promise<TowerOutput> {
+    return this.runtime.encodeText(this.slot, tokens, n, contextLength, capture);
+  }
+
+  /** Calls in flight finish first; then every pthread is terminated and the heap released. */
+  dispose(): void {
+    const runtime = this.runtime;
+    if (!runtime.busy) runtime.terminate();
+    else void runtime.idle().then(() => runtime.terminate());
+  }
+}
+
+/** The shared addon model (input checks, typed errors, dispose) plus the module's heap and preprocessing. */
+export class WasmClipModel extends AddonModel<WasmModelHandle> {
+  constructor(
+    handle: WasmModelHandle,
+    arch: ClipArchitecture,
+    precision: Precision,
     readonly threads: number,
   ) {
-    this.runtime = runtime;
-  }
-
-  /** Bytes of packed weights in the heap (0 once disposed). */
-  get weightBytes(): number {
-    return this.runtime ? this.runtime.weightBytes(this.handle) : 0;
+    super(handle, arch, 'wasm', 'cpu', precision);
   }
 
   /** Bytes of wasm memory (its peak: it never shrinks); 0 once disposed. */
   get heapBytes(): number {
-    return this.runtime?.memoryBytes ?? 0;
-  }
-
-  private live(what: string): WasmRuntime {
-    if (!this.runtime) throw new ClipError('E_DISPOSED', `${what}: the model has been disposed`);
-    return this.runtime;
-  }
-
-  async encodeImage(pixels: Float32Array, n: number, options: TowerOptions = {}): Promise<TowerOutput> {
-    const runtime = this.live('encodeImage');
-    checkBatch(n, 'encodeImage');
-    if (!(pixels instanceof Float32Array)) throw new ClipError('E_INVALID_ARGUMENT', 'encodeImage: pixels must be a Float32Array');
-    const size = this.arch.vision.imageSize;
-    if (pixels.length !== n * 3 * size * size) {
-      throw new ClipError('E_INVALID_ARGUMENT', `encodeImage: pixels hold ${pixels.length} floats; ${n} images of 3x${size}x${size} need ${n * 3 * size * size}`);
-    }
-    try {
-      return await runtime.encodeImage(this.handle, pixels, n, Boolean(options.capture));
-    } catch (err) {
-      throw wasmError(err, 'encodeImage failed');
-    }
-  }
-
-  async encodeText(tokens: Int32Array, n: number, options: TowerOptions = {}): Promise<TowerOutput> {
-    const runtime = this.live('encodeText');
-    checkBatch(n, 'encodeText');
-    if (!(tokens instanceof Int32Array)) throw new ClipError('E_INVALID_ARGUMENT', 'encodeText: tokens must be an Int32Array');
-    const { contextLength, vocabSize } = this.arch.text;
-    if (tokens.length !== n * contextLength) {
-      throw new ClipError('E_INVALID_ARGUMENT', `encodeText: tokens hold ${tokens.length} ids; ${n} rows of ${contextLength} need ${n * contextLength}`);
-    }
-    for (let i = 0; i < tokens.length; i++) {
-      if (tokens[i] < 0 || tokens[i] >= vocabSize) {
-        throw new ClipError('E_INVALID_ARGUMENT', `encodeText: token id ${tokens[i]} at row ${Math.floor(i / contextLength)}, position ${i % contextLength} is outside the vocabulary [0, ${vocabSize})`);
-      }
-    }
-    try {
-      return await runtime.encodeText(this.handle, tokens, n, contextLength, Boolean(options.capture));
-    } catch (err) {
-      throw wasmError(err, 'encodeText failed');
-    }
+    return this.handle?.runtime.memoryBytes ?? 0;
   }
 
   /** open_clip's eval transform (native/core/preprocess) of 8-bit pixels into [3, size, size] floats, in the module. */
   async preprocess(image: PreprocessImage, spec: PreprocessSpec): Promise<Float32Array> {
-    const runtime = this.live('preprocess');
+    const runtime = this.live('preprocess').runtime;
     const { width, height, channels } = image;
     if (![width, height].every((d) => Number.isInteger(d) && d >= 1 && d <= 1 << 15) || ![1, 3, 4].includes(channels)) {
       throw new ClipError('E_INVALID_ARGUMENT', `preprocess: bad image geometry ${width}x${height}x${channels}`);
@@ -174,16 +122,7 @@ export class WasmClipModel implements BackendModel {
     try {
       return await runtime.preprocess(image, spec);
     } catch (err) {
-      throw wasmError(err, 'preprocess failed');
+      throw addonError(err, 'preprocess failed');
     }
-  }
-
-  /** Calls in flight finish first; then every pthread is terminated and the heap released. */
-  dispose(): void {
-    const runtime = this.runtime;
-    this.runtime = undefined;
-    if (!runtime) return;
-    if (!runtime.busy) runtime.terminate();
-    else void runtime.idle().then(() => runtime.terminate());
   }
 }

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { findPackageRoot } from '../backends/addon-model.js';
+import { findPackageRoot } from '../backends/package-root.js';
 import type { Clip } from '../clip.js';
 import { Engine } from './engine.js';
 import { HttpError, errorBody, toHttpError } from './errors.js';
