@@ -17,6 +17,8 @@ apt_install() {
 apt_install g++ make python3
 # Chromium for the page test of the wasm build (committed in wasm/prebuilt; `npm run build:wasm` needs emscripten).
 apt_install chromium
+# Redis for the queue tests (they start their own instance on a loopback port).
+apt_install redis-server
 # libtorch (CPU, 1.13) + OpenBLAS for the torch backend, cmake for cmake-js.
 if [ -z "${CONVNEXT_CLIP_SKIP_TORCH:-}" ]; then apt_install libtorch-dev libopenblas0-pthread cmake; fi
 
