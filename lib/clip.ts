@@ -136,6 +136,16 @@ export class Clip {
     return options.normalize === false ? result : result.normalized();
   }
 
+  /**
+   * Files, encoded bytes or raw pixels -> [n, 3, S, S] with this model's preprocess_cfg, by the loaded backend's
+   * own preprocessing (sharp decodes; no other backend's binary is needed).
+   */
+  async preprocessImages(images: ImageSource | readonly ImageSource[], options: PreprocessImageOptions = {}): Promise<Float32Array> {
+    this.live();
+    const list = Array.isArray(images) ? (images as readonly ImageSource[]) : [images as ImageSource];
+    return preprocessImages(list, this.preprocess, options, (...args) => this.live().preprocessImage(...args));
+  }
+
   /** Images (files, encoded bytes, raw pixels) or preprocessed pixel tensors -> [n, D]. */
   async embedImages(images: ImageInput, options: EmbedImageOptions = {}): Promise<Embeddings> {
     const { data, n } = await this.toPixels(images, options);
@@ -226,7 +236,7 @@ export class Clip {
     if (!isPixelTensor(images)) {
       const list = Array.isArray(images) ? (images as readonly ImageSource[]) : [images as ImageSource];
       if (list.length === 0) throw new ClipError('E_INVALID_ARGUMENT', 'no images given');
-      return { data: await preprocessImages(list, this.preprocess, options), n: list.length };
+      return { data: await this.preprocessImages(list, options), n: list.length };
     }
     const n = images.n ?? images.data.length / per;
     if (!Number.isInteger(n) || n <= 0 || images.data.length !== n * per) {

@@ -7,7 +7,7 @@
 import { type ClipArchitecture, expectedTensors } from '../architecture.js';
 import { ClipError } from '../errors.js';
 import type { TensorDType, TensorEntry, TensorManifest } from '../manifest.js';
-import type { BackendLoadOptions, BackendModel, BackendName, Device, LoadProgress, Precision, TowerOptions, TowerOutput } from './types.js';
+import type { BackendLoadOptions, BackendModel, BackendName, Device, ImagePreprocessor, LoadProgress, PixelMode, Precision, PreprocessSpec, TowerOptions, TowerOutput } from './types.js';
 
 const MAX_BATCH = 65536;
 
@@ -73,7 +73,28 @@ function checkBatch(n: number, what: string): void {
   if (!Number.isInteger(n) || n < 1 || n > MAX_BATCH) throw new ClipError('E_INVALID_ARGUMENT', `${what}: n must be an integer in [1, ${MAX_BATCH}], got ${n}`);
 }
 
-/** BackendModel over an addon handle: input checks in JS, typed errors, dispose semantics. */
+const MODE_CHANNELS: Record<PixelMode, number> = { L: 1, RGB: 3, RGBA: 4, CMYK: 4 };
+const MAX_SIDE = 1 << 20;
+
+/** What protects memory before pixels cross into an engine: buffer sizes that match the geometry and mode. */
+function checkPixelBuffers(pixels: Uint8Array, width: number, height: number, mode: PixelMode, spec: PreprocessSpec, out: Float32Array): void {
+  const channels = MODE_CHANNELS[mode];
+  const sideOk = (d: number) => Number.isInteger(d) && d >= 1 && d <= MAX_SIDE;
+  if (!channels || !sideOk(width) || !sideOk(height) || !sideOk(spec?.size)) {
+    throw new ClipError('E_INVALID_ARGUMENT', `preprocessImage: bad geometry ${width}x${height} mode ${String(mode)} -> size ${spec?.size}`);
+  }
+  if (!(pixels instanceof Uint8Array) || pixels.length !== width * height * channels) {
+    throw new ClipError('E_INVALID_ARGUMENT', `preprocessImage: pixels must be ${width}x${height}x${channels} bytes`);
+  }
+  if (!(out instanceof Float32Array) || out.length !== 3 * spec.size * spec.size) {
+    throw new ClipError('E_INVALID_ARGUMENT', `preprocessImage: out must be a Float32Array of 3x${spec.size}x${spec.size}`);
+  }
+  if (!Array.isArray(spec.fill) || spec.fill.length !== channels) {
+    throw new ClipError('E_INVALID_ARGUMENT', `preprocessImage: fill must hold ${channels} values for mode ${mode}`);
+  }
+}
+
+/** BackendModel over an addon handle: input checks in JS, typed errors, dispose semantics, its own preprocessing. */
 export class AddonModel<H extends AddonModelHandle = AddonModelHandle> implements BackendModel {
   protected handle: H | undefined;
 
@@ -83,9 +104,24 @@ export class AddonModel<H extends AddonModelHandle = AddonModelHandle> implement
     readonly backend: BackendName,
     readonly device: Device,
     readonly precision: Precision,
+    /** The engine's own image preprocessing; without one, preprocessImage is a typed E_BACKEND_UNAVAILABLE. */
+    private readonly preprocessor?: ImagePreprocessor,
   ) {
     this.handle = handle;
   }
+
+  readonly preprocessImage: ImagePreprocessor = async (pixels, width, height, mode, spec, out) => {
+    this.live('preprocessImage');
+    if (!this.preprocessor) {
+      throw new ClipError('E_BACKEND_UNAVAILABLE', `the ${this.backend} backend's binary has no image preprocessing (rebuild it with preprocessImage), so it cannot embed images from files or bytes; pass preprocessed pixels instead`);
+    }
+    checkPixelBuffers(pixels, width, height, mode, spec, out);
+    try {
+      await this.preprocessor(pixels, width, height, mode, spec, out);
+    } catch (err) {
+      throw addonError(err, 'preprocessImage failed');
+    }
+  };
 
   /** Bytes of weights held by the addon (0 once disposed). */
   get weightBytes(): number {

@@ -3,16 +3,13 @@
  * the addon straight from the checkpoint files named in the manifest; every load and inference runs off the
  * JavaScript thread and returns a Promise.
  */
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ClipArchitecture } from '../architecture.js';
 import { ClipError } from '../errors.js';
 import type { TensorDType, TensorEntry, TensorManifest } from '../manifest.js';
 import { AddonModel, type AddonModelHandle, addonError, checkLoadOptions, guardedProgress, selectTensors } from './addon-model.js';
-import { findPackageRoot } from './package-root.js';
-import type { Backend, BackendLoadOptions, BackendModel, Precision } from './types.js';
+import { nativeAddonFile } from './package-root.js';
+import type { Backend, BackendLoadOptions, BackendModel, ImagePreprocessor, Precision } from './types.js';
 
 export { findPackageRoot } from './package-root.js';
 
@@ -25,34 +22,29 @@ interface NativeAddon {
     onProgress?: (progress: { loadedBytes: number; totalBytes: number }) => void,
   ): Promise<NativeModelHandle>;
   hardwareThreads: number;
+  preprocessImage: ImagePreprocessor;
 }
 
 interface NativeModelHandle extends AddonModelHandle {
   readonly disposed: boolean;
 }
 
-const ADDON_RELATIVE_PATH = path.join('build', 'Release', 'convnext_clip.node');
 const SUPPORTED_DTYPES = new Set<TensorDType>(['F32', 'F16', 'BF16']);
 
 let cachedAddon: { addon: NativeAddon } | { error: string } | undefined;
 
 function loadAddon(): { addon: NativeAddon } | { error: string } {
   if (cachedAddon) return cachedAddon;
-  const root = findPackageRoot();
-  if (!root) {
-    cachedAddon = { error: `cannot find the convnext-clip package root above ${fileURLToPath(import.meta.url)}` };
-    return cachedAddon;
-  }
-  const file = path.join(root, ADDON_RELATIVE_PATH);
-  if (!existsSync(file)) {
-    cachedAddon = { error: `the native addon is not built (${file} is missing; run \`npm run build:native\`)` };
+  const found = nativeAddonFile();
+  if ('error' in found) {
+    cachedAddon = found;
     return cachedAddon;
   }
   try {
     const require = createRequire(import.meta.url);
-    cachedAddon = { addon: require(file) as NativeAddon };
+    cachedAddon = { addon: require(found.file) as NativeAddon };
   } catch (err) {
-    cachedAddon = { error: `cannot load the native addon ${file}: ${(err as Error).message}` };
+    cachedAddon = { error: `cannot load the native addon ${found.file}: ${(err as Error).message}` };
   }
   return cachedAddon;
 }
@@ -79,6 +71,7 @@ export const nativeBackend: Backend = {
     } catch (err) {
       throw addonError(err, 'loading the model failed');
     }
-    return new AddonModel(handle, arch, 'native', 'cpu', options.precision);
+    const addon = loaded.addon;
+    return new AddonModel(handle, arch, 'native', 'cpu', options.precision, (...args) => addon.preprocessImage(...args));
   },
 };

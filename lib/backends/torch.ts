@@ -12,7 +12,7 @@ import { ClipError } from '../errors.js';
 import type { TensorDType, TensorEntry, TensorManifest } from '../manifest.js';
 import { AddonModel, type AddonModelHandle, addonError, checkLoadOptions, guardedProgress, selectTensors } from './addon-model.js';
 import { findPackageRoot } from './package-root.js';
-import type { Backend, BackendLoadOptions, BackendModel, Device, Precision } from './types.js';
+import type { Backend, BackendLoadOptions, BackendModel, Device, ImagePreprocessor, Precision } from './types.js';
 
 /** What the addon exports (native/torch/addon). */
 interface TorchAddon {
@@ -25,6 +25,8 @@ interface TorchAddon {
   cudaStatus(): { ok: true } | { ok: false; reason: string };
   torchVersion: string;
   cudaBuild: boolean;
+  /** The core's preprocessing, linked into the torch addon (absent from older builds). */
+  preprocessImage?: ImagePreprocessor;
 }
 
 interface TorchModelHandle extends AddonModelHandle {
@@ -95,6 +97,8 @@ export const torchBackend: Backend = {
     } catch (err) {
       throw addonError(err, 'loading the model failed');
     }
-    return new TorchClipModel(handle, arch, 'torch', device, precision);
+    // Its own preprocessing only: never the native addon's binary.
+    const preprocess = typeof addon.preprocessImage === 'function' ? addon.preprocessImage.bind(addon) : undefined;
+    return new TorchClipModel(handle, arch, 'torch', device, precision, preprocess);
   },
 };

@@ -34,10 +34,29 @@ export interface TowerOutput {
   intermediates?: Record<string, Float32Array>;
 }
 
+/** Pillow's mode of decoded 8-bit pixels (LA is given as RGBA with R = G = B). */
+export type PixelMode = 'L' | 'RGB' | 'RGBA' | 'CMYK';
+
+/** open_clip's eval transform of one decoded image, as every backend's preprocessing takes it. */
+export interface PreprocessSpec {
+  size: number;
+  resizeMode: 'shortest' | 'longest' | 'squash';
+  filter: 'bicubic' | 'bilinear' | 'nearest';
+  /** Padding colour in the image's own mode, one value per channel. */
+  fill: number[];
+  mean: [number, number, number];
+  std: [number, number, number];
+}
+
+/** Decoded pixels [height, width, channels of `mode`] in, [3, size, size] normalized floats written to `out`. */
+export type ImagePreprocessor = (pixels: Uint8Array, width: number, height: number, mode: PixelMode, spec: PreprocessSpec, out: Float32Array) => Promise<void>;
+
 export interface BackendModel {
   readonly backend: BackendName;
   readonly device: Device;
   readonly precision: Precision;
+  /** This backend's own open_clip eval transform (no other backend's binary is needed). */
+  preprocessImage: ImagePreprocessor;
   /** pixels: [n, 3, S, S] NCHW float32, already normalized. */
   encodeImage(pixels: Float32Array, n: number, options?: TowerOptions): Promise<TowerOutput>;
   /** tokens: [n, contextLength] row-major ids. */

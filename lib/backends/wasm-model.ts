@@ -98,7 +98,12 @@ export class WasmClipModel extends AddonModel<WasmModelHandle> {
     precision: Precision,
     readonly threads: number,
   ) {
-    super(handle, arch, 'wasm', 'cpu', precision);
+    // The module's own preprocessing (native/core/preprocess compiled in): no native addon needed.
+    super(handle, arch, 'wasm', 'cpu', precision, async (data, width, height, mode, spec, out) => {
+      const fill: [number, number, number, number] = [0, 0, 0, 0];
+      spec.fill.forEach((v, i) => (fill[i] = v));
+      out.set(await handle.runtime.preprocess({ data, width, height, channels: spec.fill.length, mode }, { ...spec, fill }));
+    });
   }
 
   /** Bytes of wasm memory (its peak: it never shrinks); 0 once disposed. */

@@ -8,7 +8,6 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import type { Clip } from '../clip.js';
 import { ClipError } from '../errors.js';
-import { preprocessImages } from '../image/index.js';
 import { type FileEntry, IMAGE_EXTENSIONS, type Shard, listHash, listImages, selectShard } from './files.js';
 import { type BatchItem, Journal } from './journal.js';
 import { npyHeader, rowBytes, writeAtomic } from './output.js';
@@ -129,7 +128,7 @@ export async function embedDir(clip: Clip, options: EmbedDirOptions): Promise<Em
       const results = await mapLimit(batch, concurrency, async (entry) => {
         const file = path.join(options.folder, entry.path);
         try {
-          return await preprocessImages([file], clip.preprocess, { maxPixels: options.maxPixels, concurrency: 1 });
+          return await clip.preprocessImages([file], { maxPixels: options.maxPixels, concurrency: 1 });
         } catch (err) {
           const label = `input #0 (${file}): `;
           const message = err instanceof Error ? err.message : String(err);

@@ -1,20 +1,11 @@
-/** The addon's image functions (native/node/preprocess_binding.h); $CONVNEXT_CLIP_ADDON overrides the path. */
-import { existsSync, readFileSync } from 'node:fs';
+/** The native addon's image functions (native/node/preprocess_binding.h); $CONVNEXT_CLIP_ADDON overrides the path, `none` hides it. */
 import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { nativeAddonFile } from '../backends/package-root.js';
+import type { PreprocessSpec } from '../backends/types.js';
 import { ClipError } from '../errors.js';
 import type { PixelMode } from './types.js';
 
-export interface NativePreprocessSpec {
-  size: number;
-  resizeMode: 'shortest' | 'longest' | 'squash';
-  filter: 'bicubic' | 'bilinear' | 'nearest';
-  /** padding colour in the image's own mode, one value per channel */
-  fill: number[];
-  mean: [number, number, number];
-  std: [number, number, number];
-}
+export type NativePreprocessSpec = PreprocessSpec;
 
 export interface NativeImageAddon {
   /** Writes out [3, size, size]. */
@@ -23,28 +14,14 @@ export interface NativeImageAddon {
   resizeImage(pixels: Uint8Array, width: number, height: number, channels: number, outWidth: number, outHeight: number, filter: NativePreprocessSpec['filter']): Promise<Uint8Array>;
 }
 
-function packageRoot(): string | undefined {
-  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
-    const manifest = path.join(dir, 'package.json');
-    try {
-      if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === 'convnext-clip') return dir;
-    } catch {
-      // not ours; keep walking up
-    }
-    if (path.dirname(dir) === dir) return undefined;
-  }
-}
-
 let cached: NativeImageAddon | undefined;
 
 /** Loads the addon once; E_BACKEND_UNAVAILABLE says why it cannot. */
 export function imageAddon(): NativeImageAddon {
   if (cached) return cached;
-  const root = packageRoot();
-  const file = process.env.CONVNEXT_CLIP_ADDON ?? (root && path.join(root, 'build', 'Release', 'convnext_clip.node'));
-  if (!file || !existsSync(file)) {
-    throw new ClipError('E_BACKEND_UNAVAILABLE', `image preprocessing needs the native addon, which is not built (${file ?? 'package root not found'}; run \`npm run build:native\`)`);
-  }
+  const found = nativeAddonFile();
+  if ('error' in found) throw new ClipError('E_BACKEND_UNAVAILABLE', `this preprocessing uses the native addon: ${found.error}`);
+  const file = found.file;
   let addon: Partial<NativeImageAddon>;
   try {
     addon = createRequire(import.meta.url)(file) as Partial<NativeImageAddon>;

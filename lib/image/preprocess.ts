@@ -1,13 +1,15 @@
 /**
  * open_clip's eval transform, identical to the Python reference: decode (Pillow's pixels), Resize in the
  * image's own mode (Pillow BICUBIC/BILINEAR, NEAREST for palette images), CenterCrop or pad, convert('RGB'),
- * ToTensor, Normalize. The pixel work runs in the native addon off the JS thread; files decode concurrently.
+ * ToTensor, Normalize. The pixel work runs in the engine handed in (a loaded model's own preprocessing; by
+ * default the native addon's), off the JS thread; files decode concurrently.
  */
 import { availableParallelism } from 'node:os';
 import { ClipError } from '../errors.js';
 import type { PreprocessConfig } from '../model-dir.js';
 import { decodeImage } from './decode.js';
-import { type NativePreprocessSpec, imageAddon } from './native.js';
+import type { ImagePreprocessor, PreprocessSpec } from '../backends/types.js';
+import { imageAddon } from './native.js';
 import { DEFAULT_MAX_PIXELS, type DecodedImage, type ImageSource, type PreprocessImageOptions } from './types.js';
 
 /** Padding colour in the decoded image's mode: Pillow pads with fill_color per channel (an index in mode P). */
@@ -35,9 +37,12 @@ function checkOptions(options: PreprocessImageOptions): { maxPixels: number; con
   return { maxPixels, concurrency };
 }
 
-/** Preprocesses one decoded image into out [3, S, S]. */
-export async function transformDecoded(image: DecodedImage, cfg: PreprocessConfig, out: Float32Array): Promise<void> {
-  const spec: NativePreprocessSpec = {
+/** The native addon's preprocessing, for callers without a loaded model (E_BACKEND_UNAVAILABLE without the addon). */
+export const nativePreprocessor: ImagePreprocessor = (...args) => imageAddon().preprocessImage(...args);
+
+/** Preprocesses one decoded image into out [3, S, S] with `engine`. */
+export async function transformDecoded(image: DecodedImage, cfg: PreprocessConfig, out: Float32Array, engine: ImagePreprocessor = nativePreprocessor): Promise<void> {
+  const spec: PreprocessSpec = {
     size: cfg.size,
     resizeMode: cfg.resizeMode,
     filter: image.kind === 'plain' ? cfg.interpolation : 'nearest',
@@ -45,7 +50,7 @@ export async function transformDecoded(image: DecodedImage, cfg: PreprocessConfi
     mean: cfg.mean,
     std: cfg.std,
   };
-  await imageAddon().preprocessImage(image.data, image.width, image.height, image.mode, spec, out);
+  await engine(image.data, image.width, image.height, image.mode, spec, out);
 }
 
 function labelOf(source: ImageSource, i: number): string {
@@ -53,14 +58,20 @@ function labelOf(source: ImageSource, i: number): string {
 }
 
 /**
- * Images -> [n, 3, S, S] float32, as open_clip's eval transform makes them. A failing image rejects the
- * whole batch with its ClipError, which names it (`input #i`, and the path for files).
+ * Images -> [n, 3, S, S] float32, as open_clip's eval transform makes them, by `engine` (default: the native
+ * addon; `Clip.preprocessImages` uses its model's own). A failing image rejects the whole batch with its
+ * ClipError, which names it (`input #i`, and the path for files).
  */
-export async function preprocessImages(inputs: readonly ImageSource[], cfg: PreprocessConfig, options: PreprocessImageOptions = {}): Promise<Float32Array> {
+export async function preprocessImages(
+  inputs: readonly ImageSource[],
+  cfg: PreprocessConfig,
+  options: PreprocessImageOptions = {},
+  engine: ImagePreprocessor = nativePreprocessor,
+): Promise<Float32Array> {
   if (!Array.isArray(inputs)) throw new ClipError('E_INVALID_ARGUMENT', 'images must be an array of file paths, encoded images or raw pixels');
   checkConfig(cfg);
   const { maxPixels, concurrency } = checkOptions(options);
-  imageAddon(); // fail early when the addon is missing
+  if (engine === nativePreprocessor) imageAddon(); // fail early when the addon is missing
   const per = 3 * cfg.size * cfg.size;
   const out = new Float32Array(inputs.length * per);
   let next = 0;
@@ -70,7 +81,7 @@ export async function preprocessImages(inputs: readonly ImageSource[], cfg: Prep
       const i = next++;
       try {
         const image = await decodeImage(inputs[i], labelOf(inputs[i], i), { autoOrient: options.autoOrient, maxPixels });
-        await transformDecoded(image, cfg, out.subarray(i * per, (i + 1) * per));
+        await transformDecoded(image, cfg, out.subarray(i * per, (i + 1) * per), engine);
       } catch (error) {
         failures.push({ index: i, error });
       }
@@ -86,6 +97,6 @@ export async function preprocessImages(inputs: readonly ImageSource[], cfg: Prep
 }
 
 /** One image -> [3, S, S]. */
-export async function preprocessImage(input: ImageSource, cfg: PreprocessConfig, options: PreprocessImageOptions = {}): Promise<Float32Array> {
-  return preprocessImages([input], cfg, options);
+export async function preprocessImage(input: ImageSource, cfg: PreprocessConfig, options: PreprocessImageOptions = {}, engine?: ImagePreprocessor): Promise<Float32Array> {
+  return preprocessImages([input], cfg, options, engine);
 }

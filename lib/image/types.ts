@@ -22,8 +22,9 @@ export interface PreprocessImageOptions {
 
 export const DEFAULT_MAX_PIXELS = 100_000_000;
 
-/** Pillow's mode after decoding, as the native transform takes it (LA is given as RGBA). */
-export type PixelMode = 'L' | 'RGB' | 'RGBA' | 'CMYK';
+import type { PixelMode } from '../backends/types.js';
+
+export type { PixelMode } from '../backends/types.js';
 
 /** A decoded image in its own mode, with what Pillow would do differently for it. */
 export interface DecodedImage {

@@ -4,7 +4,6 @@
  */
 import type { Clip, ZeroShotClassifier } from '../clip.js';
 import { DEFAULT_TEMPLATES } from '../clip.js';
-import { preprocessImages } from '../image/index.js';
 import { BatchScheduler, type SchedulerHooks } from './batcher.js';
 import { ClassifierCache, classifierFrom, prompts } from './classifiers.js';
 import type { RequestWork } from './work.js';
@@ -78,7 +77,7 @@ export class Engine {
 
   /** Encoded images to [3, S, S] pixels each; throws the first bad image's ClipError (naming `input #i`). */
   preprocess(images: Uint8Array[]): Promise<Float32Array> {
-    return preprocessImages(images, this.clip.preprocess, { maxPixels: this.options.maxPixels });
+    return this.clip.preprocessImages(images, { maxPixels: this.options.maxPixels });
   }
 
   /** [n * D] normalized rows of preprocessed pixels. */
