@@ -5,15 +5,19 @@
  *   const texts = await clip.embedTexts(['a photo of a cat']);   // Embeddings [n, D], L2-normalized
  */
 import type { ClipArchitecture } from './architecture.js';
-import { loadWithBackend } from './backends/index.js';
+import { BACKEND_NAMES, loadWithBackend } from './backends/index.js';
 import type { BackendModel, BackendName, Device, LoadProgress, Precision } from './backends/types.js';
 import { readTensor } from './checkpoint/index.js';
-import { Embeddings, matmulTransposed, normalizeInPlace, softmaxInPlace } from './embeddings.js';
+import { Embeddings } from './embeddings.js';
 import { ClipError } from './errors.js';
 import { type ResolveOptions, resolveModel } from './hub/index.js';
 import { type ImageSource, type PreprocessImageOptions, preprocessImages } from './image/index.js';
 import { type ModelPaths, type PreprocessConfig, describeModel } from './model-dir.js';
 import { ClipTokenizer } from './tokenizer/index.js';
+import { finiteFloats, integerIn, invalid, is, mismatch, oneOf, optionalBool, optionalFunction, optionalIntegerIn, optionsObject, stringList, tokenRow } from './validate.js';
+import { DEFAULT_TEMPLATES, type LabelScore, type ZeroShotClassifier, checkClassifier, classifierFrom, prompts, rank } from './zero-shot.js';
+
+export { DEFAULT_TEMPLATES, type LabelScore, type ZeroShotClassifier } from './zero-shot.js';
 
 export interface ClipLoadOptions {
   backend?: BackendName | 'auto';
@@ -46,21 +50,9 @@ export type ImageInput = PixelTensor | ImageSource | readonly ImageSource[];
 
 export interface EmbedImageOptions extends EmbedOptions, PreprocessImageOptions {}
 
-/** open_clip's zero-shot classifier: one unit vector per label. */
-export interface ZeroShotClassifier {
-  labels: string[];
-  /** [labels.length, D]: mean of the normalized template embeddings, renormalized. */
-  weights: Embeddings;
-}
-
-export interface LabelScore {
-  label: string;
-  score: number;
-}
-
-export const DEFAULT_TEMPLATES = ['a photo of a {}.'];
-
 const MAX_TEXT_BATCH = 4096;
+/** |logit_scale| above ln(1000) is no trained CLIP's temperature (open_clip clamps it to ln(100)). */
+const MAX_LOGIT_SCALE = Math.log(1000);
 
 export class Clip {
   private model: BackendModel | undefined;
@@ -77,23 +69,27 @@ export class Clip {
   }
 
   /** `source`: a model directory, `{config, weights, vocabulary}` paths, or a Hugging Face repo name. */
-  static async load(source: string | ModelPaths, options: ClipLoadOptions = {}): Promise<Clip> {
-    const device = options.device ?? 'cpu';
-    const precision = options.precision; // undefined: the backend's default (fp32; bf16 for wasm)
-    const threads = options.threads ?? 0;
-    if (device !== 'cpu' && device !== 'cuda') throw new ClipError('E_INVALID_ARGUMENT', `device must be 'cpu' or 'cuda', got ${JSON.stringify(device)}`);
-    if (precision !== undefined && precision !== 'fp32' && precision !== 'bf16') throw new ClipError('E_INVALID_ARGUMENT', `precision must be 'fp32' or 'bf16', got ${JSON.stringify(precision)}`);
-    if (!Number.isInteger(threads) || threads < 0 || threads > 1024) throw new ClipError('E_INVALID_ARGUMENT', `threads must be an integer in 0..1024, got ${threads}`);
+  static async load(source: string | ModelPaths, options?: ClipLoadOptions): Promise<Clip> {
+    const checked = checkLoadOptions(options);
+    if (!(typeof source === 'string' && source.length > 0) && !is.plainObject(source)) {
+      throw invalid('a model directory, a Hugging Face name or {dir, config, weights, vocabulary} paths', 'source', source);
+    }
+    if (is.plainObject(source)) {
+      for (const key of ['dir', 'config', 'weights'] as const) {
+        if (source[key] !== undefined && !(typeof source[key] === 'string' && source[key].length > 0)) throw invalid('a path', `source.${key}`, source[key]);
+      }
+    }
 
     // A model directory, explicit paths, or a Hugging Face name resolved through the shared cache.
-    const description = await describeModel(typeof source === 'string' ? await resolveModel(source, options.hub) : source);
+    const description = await describeModel(typeof source === 'string' ? await resolveModel(source, checked.hub) : source);
     const { files, arch, manifest } = description;
     if (!files.vocabulary) {
       throw new ClipError('E_NOT_FOUND', `no tokenizer vocabulary beside ${files.config} (vocab.json + merges.txt, or bpe_simple_vocab_16e6.txt.gz)`);
     }
     const tokenizer = await ClipTokenizer.load(files.vocabulary);
-    const logitScale = Math.exp((await readTensor(manifest.tensors.get('logit_scale')!))[0]);
-    const model = await loadWithBackend(options.backend ?? 'auto', arch, manifest, { device, precision, threads, onProgress: options.onProgress });
+    const logitScale = await readLogitScale(manifest.tensors.get('logit_scale')!);
+    const { backend, ...loadOptions } = checked;
+    const model = await loadWithBackend(backend, arch, manifest, loadOptions);
     return new Clip(model, arch, description.preprocess, tokenizer, logitScale);
   }
 
@@ -115,11 +111,11 @@ export class Clip {
   }
 
   /** Texts (tokenized here) or token ids ([n, contextLength] rows) -> [n, D]. */
-  async embedTexts(texts: string | string[] | Int32Array | number[][], options: EmbedOptions = {}): Promise<Embeddings> {
+  async embedTexts(texts: string | string[] | Int32Array | number[][], options?: EmbedOptions): Promise<Embeddings> {
+    const { normalize, batchSize } = checkEmbedOptions(options, 32);
     const ctx = this.arch.text.contextLength;
     const tokens = this.toTokens(texts);
     const n = tokens.length / ctx;
-    const batchSize = batchSizeOf(options.batchSize, 32);
     // Sorting by length lets each batch stop at its own last end token (exact: attention is causal).
     const lengths = Array.from({ length: n }, (_, i) => endPosition(tokens.subarray(i * ctx, (i + 1) * ctx)));
     const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => lengths[a] - lengths[b]);
@@ -133,24 +129,25 @@ export class Clip {
       rows.forEach((r, i) => out.set(features.subarray(i * D, (i + 1) * D), r * D));
     }
     const result = new Embeddings(out, n, D);
-    return options.normalize === false ? result : result.normalized();
+    return normalize ? result.normalized() : result;
   }
 
   /**
    * Files, encoded bytes or raw pixels -> [n, 3, S, S] with this model's preprocess_cfg, by the loaded backend's
    * own preprocessing (sharp decodes; no other backend's binary is needed).
    */
-  async preprocessImages(images: ImageSource | readonly ImageSource[], options: PreprocessImageOptions = {}): Promise<Float32Array> {
+  async preprocessImages(images: ImageSource | readonly ImageSource[], options?: PreprocessImageOptions): Promise<Float32Array> {
     this.live();
+    if (images === undefined || images === null) throw invalid('an image or an array of images', 'images', images);
     const list = Array.isArray(images) ? (images as readonly ImageSource[]) : [images as ImageSource];
     return preprocessImages(list, this.preprocess, options, (...args) => this.live().preprocessImage(...args));
   }
 
   /** Images (files, encoded bytes, raw pixels) or preprocessed pixel tensors -> [n, D]. */
-  async embedImages(images: ImageInput, options: EmbedImageOptions = {}): Promise<Embeddings> {
-    const { data, n } = await this.toPixels(images, options);
+  async embedImages(images: ImageInput, options?: EmbedImageOptions): Promise<Embeddings> {
+    const { normalize, batchSize } = checkEmbedOptions(options, 8);
+    const { data, n } = await this.toPixels(images, options ?? {});
     const per = 3 * this.arch.vision.imageSize ** 2;
-    const batchSize = batchSizeOf(options.batchSize, 8);
     const D = this.arch.embedDim;
     const out = new Float32Array(n * D);
     for (let start = 0; start < n; start += batchSize) {
@@ -159,42 +156,22 @@ export class Clip {
       out.set(features, start * D);
     }
     const result = new Embeddings(out, n, D);
-    return options.normalize === false ? result : result.normalized();
+    return normalize ? result.normalized() : result;
   }
 
   /** open_clip's build_zero_shot_classifier: per label, the renormalized mean of its normalized template embeddings. */
   async zeroShot(labels: string[], templates: string[] = DEFAULT_TEMPLATES): Promise<ZeroShotClassifier> {
-    if (!Array.isArray(labels) || labels.length === 0 || !labels.every((l) => typeof l === 'string')) {
-      throw new ClipError('E_INVALID_ARGUMENT', 'labels must be a non-empty array of strings');
-    }
-    if (!Array.isArray(templates) || templates.length === 0 || !templates.every((t) => typeof t === 'string')) {
-      throw new ClipError('E_INVALID_ARGUMENT', 'templates must be a non-empty array of strings');
-    }
-    const prompts = labels.flatMap((label) => templates.map((t) => (t.includes('{}') ? t.replaceAll('{}', label) : `${t} ${label}`)));
-    const embeds = await this.embedTexts(prompts);
-    const D = this.embedDim;
-    const weights = new Float32Array(labels.length * D);
-    for (let c = 0; c < labels.length; c++) {
-      const w = weights.subarray(c * D, (c + 1) * D);
-      for (let t = 0; t < templates.length; t++) {
-        const row = embeds.row(c * templates.length + t);
-        for (let k = 0; k < D; k++) w[k] += row[k] / templates.length;
-      }
-      normalizeInPlace(w);
-    }
-    return { labels: [...labels], weights: new Embeddings(weights, labels.length, D) };
+    stringList(labels, 'labels');
+    stringList(templates, 'templates');
+    const embeds = await this.embedTexts(prompts(labels, templates));
+    return classifierFrom(labels, templates.length, embeds.data, this.embedDim);
   }
 
   /** Per image, labels ranked by softmax(logit_scale * cosine). */
-  async classify(images: ImageInput, classifier: ZeroShotClassifier | string[], options: EmbedImageOptions = {}): Promise<LabelScore[][]> {
-    const zs = Array.isArray(classifier) ? await this.zeroShot(classifier) : classifier;
-    const imageEmbeds = await this.embedImages(images, options);
-    const logits = matmulTransposed(imageEmbeds, zs.weights);
-    const C = zs.labels.length;
-    return Array.from({ length: imageEmbeds.rows }, (_, i) => {
-      const probs = softmaxInPlace(logits.subarray(i * C, (i + 1) * C).map((x) => x * this.logitScale));
-      return zs.labels.map((label, c) => ({ label, score: probs[c] })).sort((a, b) => b.score - a.score);
-    });
+  async classify(images: ImageInput, classifier: ZeroShotClassifier | string[], options?: EmbedImageOptions): Promise<LabelScore[][]> {
+    const zs = Array.isArray(classifier) ? await this.zeroShot(classifier) : checkClassifier(classifier, this.embedDim);
+    const imageEmbeds = await this.embedImages(images, { ...optionsObject(options, 'options'), normalize: true });
+    return Array.from({ length: imageEmbeds.rows }, (_, i) => rank(imageEmbeds.row(i), zs, this.logitScale));
   }
 
   dispose(): void {
@@ -206,26 +183,24 @@ export class Clip {
     const ctx = this.arch.text.contextLength;
     const vocab = this.arch.text.vocabSize;
     let tokens: Int32Array;
-    if (typeof texts === 'string' || (Array.isArray(texts) && texts.every((t) => typeof t === 'string'))) {
-      const list = typeof texts === 'string' ? [texts] : (texts as string[]);
-      if (list.length > MAX_TEXT_BATCH * 64) throw new ClipError('E_INPUT_TOO_LARGE', `at most ${MAX_TEXT_BATCH * 64} texts per call`);
+    const kinds = 'a string, an array of strings, an Int32Array of token ids or an array of token id rows';
+    if (Array.isArray(texts) && texts.length > MAX_TEXT_BATCH * 64) throw new ClipError('E_INPUT_TOO_LARGE', `at most ${MAX_TEXT_BATCH * 64} texts per call`);
+    if (typeof texts === 'string' || (Array.isArray(texts) && texts.length > 0 && typeof texts[0] === 'string')) {
+      const list = typeof texts === 'string' ? [texts] : stringList(texts, 'texts');
       tokens = this.tokenizer.tokenize(list, ctx);
     } else if (texts instanceof Int32Array) {
       tokens = texts;
-    } else if (Array.isArray(texts) && texts.every((r) => Array.isArray(r))) {
+    } else if (Array.isArray(texts) && texts.length > 0 && Array.isArray(texts[0])) {
       tokens = new Int32Array(texts.length * ctx);
-      texts.forEach((row, i) => {
-        if (row.length > ctx) throw new ClipError('E_INVALID_ARGUMENT', `token row ${i} has ${row.length} ids, more than the context length ${ctx}`);
-        tokens.set(row, i * ctx);
-      });
+      texts.forEach((row, i) => tokens.set(tokenRow(row, `texts[${i}]`, ctx, vocab), i * ctx));
     } else {
-      throw new ClipError('E_INVALID_ARGUMENT', 'texts must be a string, an array of strings, an Int32Array of token ids or an array of id rows');
+      throw invalid(kinds, 'texts', texts);
     }
     if (tokens.length === 0 || tokens.length % ctx !== 0) {
-      throw new ClipError('E_INVALID_ARGUMENT', `token ids must be a non-empty multiple of the context length ${ctx}, got ${tokens.length}`);
+      throw mismatch(`a non-empty multiple of the context length ${ctx} token ids`, 'texts', `${tokens.length} ids`);
     }
     for (let i = 0; i < tokens.length; i++) {
-      if (!(tokens[i] >= 0 && tokens[i] < vocab)) throw new ClipError('E_INVALID_ARGUMENT', `token id ${tokens[i]} at position ${i} is outside the vocabulary 0..${vocab - 1}`);
+      if (!(tokens[i] >= 0 && tokens[i] < vocab)) throw invalid(`an integer token id between 0 and ${vocab - 1}`, `texts[${i}]`, tokens[i]);
     }
     return tokens;
   }
@@ -235,16 +210,14 @@ export class Clip {
     const per = 3 * S * S;
     if (!isPixelTensor(images)) {
       const list = Array.isArray(images) ? (images as readonly ImageSource[]) : [images as ImageSource];
-      if (list.length === 0) throw new ClipError('E_INVALID_ARGUMENT', 'no images given');
+      if (list.length === 0) throw invalid('at least one image', 'images', images);
       return { data: await this.preprocessImages(list, options), n: list.length };
     }
     const n = images.n ?? images.data.length / per;
     if (!Number.isInteger(n) || n <= 0 || images.data.length !== n * per) {
-      throw new ClipError('E_INVALID_ARGUMENT', `pixel data has ${images.data.length} values; expected n x 3 x ${S} x ${S} with n >= 1`);
+      throw mismatch(`n x 3 x ${S} x ${S} pixel values with n >= 1`, 'images.data', `${images.data.length} values${images.n === undefined ? '' : ` for n = ${images.n}`}`);
     }
-    for (let i = 0; i < images.data.length; i++) {
-      if (!Number.isFinite(images.data[i])) throw new ClipError('E_INVALID_ARGUMENT', `pixel value at index ${i} is not finite`);
-    }
+    finiteFloats(images.data, 'images.data'); // the NaN policy: refused, typed, before any engine sees them
     return { data: images.data, n };
   }
 }
@@ -253,10 +226,33 @@ function isPixelTensor(images: ImageInput): images is PixelTensor {
   return typeof images === 'object' && images !== null && !Array.isArray(images) && (images as PixelTensor).data instanceof Float32Array;
 }
 
-function batchSizeOf(v: number | undefined, fallback: number): number {
-  if (v === undefined) return fallback;
-  if (!Number.isInteger(v) || v < 1 || v > MAX_TEXT_BATCH) throw new ClipError('E_INVALID_ARGUMENT', `batchSize must be an integer in 1..${MAX_TEXT_BATCH}`);
-  return v;
+function checkEmbedOptions(options: EmbedOptions | undefined, defaultBatch: number): { normalize: boolean; batchSize: number } {
+  const o = optionsObject(options, 'options');
+  return { normalize: optionalBool(o.normalize, 'options.normalize') ?? true, batchSize: optionalIntegerIn(o.batchSize, 'options.batchSize', 1, MAX_TEXT_BATCH, defaultBatch) };
+}
+
+function checkLoadOptions(options: ClipLoadOptions | undefined) {
+  const o = optionsObject(options, 'options');
+  if (o.hub !== undefined && !is.plainObject(o.hub)) throw invalid('an options object', 'options.hub', o.hub);
+  return {
+    backend: o.backend === undefined ? ('auto' as const) : oneOf(o.backend, 'options.backend', ['auto', ...BACKEND_NAMES] as const),
+    device: o.device === undefined ? ('cpu' as const) : oneOf(o.device, 'options.device', ['cpu', 'cuda'] as const),
+    // undefined: the backend's default (fp32; bf16 for wasm)
+    precision: o.precision === undefined ? undefined : oneOf(o.precision, 'options.precision', ['fp32', 'bf16'] as const),
+    threads: o.threads === undefined ? 0 : integerIn(o.threads, 'options.threads', 0, 1024),
+    onProgress: optionalFunction(o.onProgress, 'options.onProgress'),
+    hub: o.hub,
+  };
+}
+
+/** exp(logit_scale), refused at load when it is not one number or not a plausible temperature. */
+async function readLogitScale(entry: Parameters<typeof readTensor>[0]): Promise<number> {
+  const values = await readTensor(entry);
+  const raw = values[0];
+  if (values.length !== 1 || !Number.isFinite(raw) || Math.abs(raw) > MAX_LOGIT_SCALE) {
+    throw new ClipError('E_CHECKPOINT_CORRUPT', `logit_scale is ${values.length === 1 ? raw : `${values.length} values`}; expected one finite number with |logit_scale| <= ln(1000) (exp(logit_scale) is the softmax temperature)`, { subject: 'logit_scale' });
+  }
+  return Math.exp(raw);
 }
 
 /** Index of the first maximum id (the end token), as open_clip's argmax picks it. */

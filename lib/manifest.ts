@@ -8,6 +8,12 @@ export const DTYPE_BYTES: Record<TensorDType, number> = {
   F64: 8, I64: 8, F32: 4, I32: 4, F16: 2, BF16: 2, I16: 2, I8: 1, U8: 1, BOOL: 1,
 };
 
+/**
+ * The one weight dtype policy of every backend: F32, F16 and BF16 are read; F64 (and integer) weights are refused
+ * with E_TENSOR_SHAPE (convert them first: `convnext-clip convert`). See docs/validation.md.
+ */
+export const WEIGHT_DTYPES: ReadonlySet<TensorDType> = new Set<TensorDType>(['F32', 'F16', 'BF16']);
+
 export interface TensorEntry {
   name: string;
   dtype: TensorDType;

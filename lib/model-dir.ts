@@ -9,7 +9,7 @@ import path from 'node:path';
 import { type ClipArchitecture, expectedTensors, parseModelConfig } from './architecture.js';
 import { readManifest } from './checkpoint/index.js';
 import { ClipError } from './errors.js';
-import type { TensorManifest } from './manifest.js';
+import { type TensorManifest, WEIGHT_DTYPES } from './manifest.js';
 
 export const OPENAI_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
 export const OPENAI_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
@@ -145,8 +145,6 @@ export async function readModelConfig(file: string): Promise<{ arch: ClipArchite
     throw err;
   }
 }
-
-const WEIGHT_DTYPES = new Set(['F32', 'F16', 'BF16']);
 
 /** Checks that every tensor the architecture needs exists with its shape; names the first that does not. */
 export function validateManifest(arch: ClipArchitecture, manifest: TensorManifest, file: string): void {

@@ -137,16 +137,16 @@ test('native: bad inputs are clear errors, not crashes', { skip }, async (t) => 
   try {
     await rejectsWith(t, native.encodeImage(new Float32Array(3 * size * size - 1), 1), 'E_INVALID_ARGUMENT', /need/, 'short pixels');
     await rejectsWith(t, native.encodeImage(new Float32Array(3 * size * size), 2), 'E_INVALID_ARGUMENT', /need/, 'n larger than the pixels');
-    await rejectsWith(t, native.encodeImage(new Float32Array(0), 0), 'E_INVALID_ARGUMENT', /n must be/, 'n = 0');
-    await rejectsWith(t, native.encodeImage(new Float32Array(3 * size * size), 1.5), 'E_INVALID_ARGUMENT', /n must be/, 'fractional n');
+    await rejectsWith(t, native.encodeImage(new Float32Array(0), 0), 'E_INVALID_ARGUMENT', /Expected an integer between 1 and \d+ for n but received/, 'n = 0');
+    await rejectsWith(t, native.encodeImage(new Float32Array(3 * size * size), 1.5), 'E_INVALID_ARGUMENT', /Expected an integer between 1 and \d+ for n but received/, 'fractional n');
     await rejectsWith(t, native.encodeText(new Int32Array(ctx - 1), 1), 'E_INVALID_ARGUMENT', /need/, 'short tokens');
-    await rejectsWith(t, native.encodeText(new Int32Array(ctx), 0), 'E_INVALID_ARGUMENT', /n must be/, 'text n = 0');
+    await rejectsWith(t, native.encodeText(new Int32Array(ctx), 0), 'E_INVALID_ARGUMENT', /Expected an integer between 1 and \d+ for n but received/, 'text n = 0');
     const outOfVocab = new Int32Array(ctx);
     outOfVocab[3] = model.arch.text.vocabSize;
-    await rejectsWith(t, native.encodeText(outOfVocab, 1), 'E_INVALID_ARGUMENT', /outside the vocabulary/, 'token id = vocab size');
+    await rejectsWith(t, native.encodeText(outOfVocab, 1), 'E_INVALID_ARGUMENT', /Expected a token id inside the vocabulary/, 'token id = vocab size');
     const negative = new Int32Array(ctx);
     negative[0] = -1;
-    await rejectsWith(t, native.encodeText(negative, 1), 'E_INVALID_ARGUMENT', /outside the vocabulary/, 'negative token id');
+    await rejectsWith(t, native.encodeText(negative, 1), 'E_INVALID_ARGUMENT', /Expected a token id inside the vocabulary/, 'negative token id');
     const nan = new Float32Array(3 * size * size).fill(Number.NaN);
     const out = await native.encodeImage(nan, 1);
     t.equal(out.features.length, model.arch.embedDim, 'NaN pixels do not crash (NaN in, NaN out)');

@@ -5,30 +5,30 @@
  * No Node imports here: the browser build of the wasm backend uses it too.
  */
 import { type ClipArchitecture, expectedTensors } from '../architecture.js';
-import { ClipError } from '../errors.js';
-import type { TensorDType, TensorEntry, TensorManifest } from '../manifest.js';
+import { ClipError, type ClipErrorCode } from '../errors.js';
+import { type TensorDType, type TensorEntry, type TensorManifest, WEIGHT_DTYPES } from '../manifest.js';
+import { integerIn, invalid, oneOf } from '../validate.js';
 import type { BackendLoadOptions, BackendModel, BackendName, Device, ImagePreprocessor, LoadProgress, PixelMode, Precision, PreprocessSpec, TowerOptions, TowerOutput } from './types.js';
 
 const MAX_BATCH = 65536;
 
-/** An addon's failure as a ClipError (E_DISPOSED stays itself, anything else is E_NATIVE). */
+/** Codes an engine gives its errors (native/core/spec.h cclip::Error, carried by native/napi and the wasm entry). */
+const ENGINE_CODES = new Set<string>(['E_INVALID_ARGUMENT', 'E_CONFIG', 'E_TENSOR_MISSING', 'E_TENSOR_SHAPE', 'E_CHECKPOINT_CORRUPT', 'E_IO']);
+
+/** An addon's failure as a ClipError (E_DISPOSED and the engine's own codes stay themselves, anything else is E_NATIVE). */
 export function addonError(err: unknown, what: string): ClipError {
   if (err instanceof ClipError) return err;
-  if ((err as { code?: unknown })?.code === 'E_DISPOSED') return new ClipError('E_DISPOSED', `${what}: the model has been disposed`, { cause: err });
+  const code = (err as { code?: unknown })?.code;
+  if (code === 'E_DISPOSED') return new ClipError('E_DISPOSED', `${what}: the model has been disposed`, { cause: err });
   const message = err instanceof Error ? err.message : String(err);
+  if (typeof code === 'string' && ENGINE_CODES.has(code)) return new ClipError(code as ClipErrorCode, `${what}: ${message}`, { cause: err });
   return new ClipError('E_NATIVE', `${what}: ${message}`, { cause: err });
 }
 
 /** Precision and threads as every engine takes them; returns the thread count (0 = all cores). */
 export function checkLoadOptions(options: BackendLoadOptions): number {
-  if (options.precision !== 'fp32' && options.precision !== 'bf16') {
-    throw new ClipError('E_INVALID_ARGUMENT', `precision must be 'fp32' or 'bf16', got ${JSON.stringify(options.precision)}`);
-  }
-  const threads = options.threads ?? 0;
-  if (!Number.isInteger(threads) || threads < 0 || threads > 1024) {
-    throw new ClipError('E_INVALID_ARGUMENT', `threads must be an integer in [0, 1024] (0 = all cores), got ${threads}`);
-  }
-  return threads;
+  oneOf(options.precision, 'options.precision', ['fp32', 'bf16'] as const);
+  return integerIn(options.threads ?? 0, 'options.threads (0 = all cores)', 0, 1024);
 }
 
 /** A progress callback that cannot break a load by throwing. */
@@ -53,8 +53,9 @@ export function selectTensors(arch: ClipArchitecture, manifest: TensorManifest, 
     if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
       throw new ClipError('E_TENSOR_SHAPE', `tensor ${name} has shape [${entry.shape}], expected [${shape}]`, { subject: name });
     }
-    if (!dtypes.has(entry.dtype)) {
-      throw new ClipError('E_TENSOR_SHAPE', `tensor ${name} has dtype ${entry.dtype}; the ${backend} backend reads ${[...dtypes].join(', ')}`, { subject: name });
+    if (!dtypes.has(entry.dtype) || !WEIGHT_DTYPES.has(entry.dtype)) {
+      const readable = [...dtypes].filter((d) => WEIGHT_DTYPES.has(d));
+      throw new ClipError('E_TENSOR_SHAPE', `tensor ${name} has dtype ${entry.dtype}; the ${backend} backend reads ${readable.join(', ')}`, { subject: name });
     }
     out.push({ ...entry, shape: [...entry.shape], strides: [...entry.strides] });
   }
@@ -70,7 +71,7 @@ export interface AddonModelHandle {
 }
 
 function checkBatch(n: number, what: string): void {
-  if (!Number.isInteger(n) || n < 1 || n > MAX_BATCH) throw new ClipError('E_INVALID_ARGUMENT', `${what}: n must be an integer in [1, ${MAX_BATCH}], got ${n}`);
+  integerIn(n, `${what}: n`, 1, MAX_BATCH);
 }
 
 const MODE_CHANNELS: Record<PixelMode, number> = { L: 1, RGB: 3, RGBA: 4, CMYK: 4 };
@@ -158,8 +159,9 @@ export class AddonModel<H extends AddonModelHandle = AddonModelHandle> implement
       throw new ClipError('E_INVALID_ARGUMENT', `encodeText: tokens hold ${tokens.length} ids; ${n} rows of ${contextLength} need ${n * contextLength}`);
     }
     for (let i = 0; i < tokens.length; i++) {
+      // Memory safety: the embedding lookup indexes by id.
       if (tokens[i] < 0 || tokens[i] >= vocabSize) {
-        throw new ClipError('E_INVALID_ARGUMENT', `encodeText: token id ${tokens[i]} at row ${Math.floor(i / contextLength)}, position ${i % contextLength} is outside the vocabulary [0, ${vocabSize})`);
+        throw invalid(`a token id inside the vocabulary [0, ${vocabSize})`, `encodeText: tokens[${i}] (row ${Math.floor(i / contextLength)}, position ${i % contextLength})`, tokens[i]);
       }
     }
     try {

@@ -10,6 +10,7 @@
  */
 import { type ClipArchitecture, parseModelConfig } from '../architecture.js';
 import { ClipError } from '../errors.js';
+import { invalid, is, oneOf, optionalIntegerIn } from '../validate.js';
 import type { LoadProgress, Precision } from './types.js';
 import { blobSource, bytesSource, type CclipModuleFactory, type WeightSource } from './wasm-core.js';
 import { loadWasmModel, MAX_WASM_THREADS, type WasmClipModel } from './wasm-model.js';
@@ -49,6 +50,7 @@ async function compileWasm(wasm: BrowserLoadOptions['wasm']): Promise<WebAssembl
 }
 
 export async function loadClipInBrowser(options: BrowserLoadOptions): Promise<WasmClipModel> {
+  if (!is.plainObject(options)) throw invalid('an options object {factory, wasm, config, weights}', 'options', options);
   if (typeof SharedArrayBuffer !== 'function' || (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false) {
     throw new ClipError('E_BACKEND_UNAVAILABLE', 'the wasm build needs threads: serve the page cross-origin isolated (COOP same-origin + COEP require-corp)');
   }
@@ -58,12 +60,8 @@ export async function loadClipInBrowser(options: BrowserLoadOptions): Promise<Wa
   const source: WeightSource = options.weights instanceof Blob ? blobSource(options.weights) : bytesSource(options.weights);
   const manifest = await readSafetensorsHeader(source, name);
   const hardware = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
-  const threads = options.threads ?? Math.max(1, Math.min(hardware, MAX_WASM_THREADS));
-  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_WASM_THREADS) {
-    throw new ClipError('E_INVALID_ARGUMENT', `threads must be an integer in [1, ${MAX_WASM_THREADS}], got ${threads}`);
-  }
-  const precision = options.precision ?? 'bf16';
-  if (precision !== 'fp32' && precision !== 'bf16') throw new ClipError('E_INVALID_ARGUMENT', `precision must be 'fp32' or 'bf16', got ${JSON.stringify(precision)}`);
+  const threads = optionalIntegerIn(options.threads, 'options.threads', 1, MAX_WASM_THREADS, Math.max(1, Math.min(hardware, MAX_WASM_THREADS)));
+  const precision = oneOf(options.precision ?? 'bf16', 'options.precision', ['fp32', 'bf16'] as const);
   const wasmModule = await compileWasm(options.wasm);
   return loadWasmModel({
     factory: options.factory, wasmModule, arch, manifest, sources: new Map([[name, source]]), precision, threads,

@@ -2,6 +2,7 @@
 import type { ClipArchitecture } from '../architecture.js';
 import { ClipError } from '../errors.js';
 import type { TensorDType, TensorManifest } from '../manifest.js';
+import { integerIn, oneOf } from '../validate.js';
 import { AddonModel, type AddonModelHandle, addonError, selectTensors } from './addon-model.js';
 import type { BackendLoadOptions, Precision, TowerOutput } from './types.js';
 import { type CclipModuleFactory, type PreprocessImage, type PreprocessSpec, WasmRuntime, type WeightSource } from './wasm-core.js';
@@ -14,14 +15,9 @@ export function checkLoadOptions(options: BackendLoadOptions, hardwareThreads: n
   if (options.device !== 'cpu') {
     throw new ClipError('E_BACKEND_UNAVAILABLE', `the wasm backend runs on the CPU only (asked for device '${options.device}')`);
   }
-  if (options.precision !== 'fp32' && options.precision !== 'bf16') {
-    throw new ClipError('E_INVALID_ARGUMENT', `precision must be 'fp32' or 'bf16', got ${JSON.stringify(options.precision)}`);
-  }
-  const threads = options.threads ?? 0;
-  if (!Number.isInteger(threads) || threads < 0 || threads > MAX_WASM_THREADS) {
-    throw new ClipError('E_INVALID_ARGUMENT', `threads must be an integer in [0, ${MAX_WASM_THREADS}] (0 = all cores) for the wasm backend, got ${threads}`);
-  }
-  return { precision: options.precision, threads: threads || Math.max(1, Math.min(hardwareThreads, MAX_WASM_THREADS)) };
+  const precision = oneOf(options.precision, 'options.precision', ['fp32', 'bf16'] as const);
+  const threads = integerIn(options.threads ?? 0, 'options.threads of the wasm backend (0 = all cores)', 0, MAX_WASM_THREADS);
+  return { precision, threads: threads || Math.max(1, Math.min(hardwareThreads, MAX_WASM_THREADS)) };
 }
 
 export interface WasmLoadRequest {

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import sharp, { type SharpOptions } from 'sharp';
 import { ClipError } from '../errors.js';
+import { invalid, mismatch } from '../validate.js';
 import { paletteLookup } from './palette.js';
 import { DEFAULT_MAX_PIXELS, type DecodedImage, type ImageSource, type PixelMode, type RawImage } from './types.js';
 
@@ -27,18 +28,13 @@ function tooLarge(label: string, width: number, height: number, maxPixels: numbe
 
 function fromRaw(raw: RawImage, label: string, maxPixels: number): DecodedImage {
   const { data, width, height, channels } = raw;
-  if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray)) {
-    throw new ClipError('E_INVALID_ARGUMENT', `${label}: raw pixel data must be a Uint8Array (8 bits per sample)`, { subject: label });
-  }
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw new ClipError('E_INVALID_ARGUMENT', `${label}: width and height must be positive integers, got ${width}x${height}`, { subject: label });
-  }
-  if (channels !== 1 && channels !== 2 && channels !== 3 && channels !== 4) {
-    throw new ClipError('E_INVALID_ARGUMENT', `${label}: channels must be 1, 2, 3 or 4, got ${channels}`, { subject: label });
-  }
+  if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray)) throw invalid('a Uint8Array of 8-bit samples', `${label}: data`, data, label);
+  if (!Number.isSafeInteger(width) || width < 1) throw invalid('a positive integer', `${label}: width`, width, label);
+  if (!Number.isSafeInteger(height) || height < 1) throw invalid('a positive integer', `${label}: height`, height, label);
+  if (channels !== 1 && channels !== 2 && channels !== 3 && channels !== 4) throw invalid('1, 2, 3 or 4', `${label}: channels`, channels, label);
   if (width * height > maxPixels) throw tooLarge(label, width, height, maxPixels);
   if (data.length !== width * height * channels) {
-    throw new ClipError('E_INVALID_ARGUMENT', `${label}: ${data.length} bytes of pixels, expected ${width}x${height}x${channels} = ${width * height * channels}`, { subject: label });
+    throw mismatch(`${width}x${height}x${channels} = ${width * height * channels} bytes`, `${label}: data`, `${data.length} bytes`, label);
   }
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.length);
   if (channels === 2) return { data: laToRgba(bytes), width, height, mode: 'RGBA', kind: 'plain' };
@@ -128,5 +124,5 @@ export async function decodeImage(source: ImageSource, label: string, options: D
   if (typeof source === 'string') return decodeEncoded(await readBytes(source, label), label, source, options);
   if (source instanceof Uint8Array) return decodeEncoded(source, label, label, options);
   if (isRawImage(source)) return fromRaw(source, label, maxPixels);
-  throw new ClipError('E_INVALID_ARGUMENT', `${label}: expected a file path, a Buffer/Uint8Array of an encoded image or raw pixels {data, width, height, channels}`, { subject: label });
+  throw invalid('a file path, a Buffer/Uint8Array of an encoded image or raw pixels {data, width, height, channels}', `${label}: image`, source, label);
 }

@@ -7,6 +7,7 @@
 import { availableParallelism } from 'node:os';
 import { ClipError } from '../errors.js';
 import type { PreprocessConfig } from '../model-dir.js';
+import { integerIn, invalid, is, oneOf, optionalBool, optionalIntegerIn, optionsObject } from '../validate.js';
 import { decodeImage } from './decode.js';
 import type { ImagePreprocessor, PreprocessSpec } from '../backends/types.js';
 import { imageAddon } from './native.js';
@@ -24,17 +25,24 @@ function nativeFill(image: DecodedImage, fillColor: number): number[] {
 }
 
 function checkConfig(cfg: PreprocessConfig): void {
-  if (!Number.isInteger(cfg.size) || cfg.size < 1 || cfg.size > 16384) throw new ClipError('E_INVALID_ARGUMENT', `preprocess size must be an integer in 1..16384, got ${cfg.size}`);
-  if (cfg.interpolation !== 'bicubic' && cfg.interpolation !== 'bilinear') throw new ClipError('E_INVALID_ARGUMENT', `interpolation must be bicubic or bilinear, got ${cfg.interpolation}`);
-  if (!['shortest', 'longest', 'squash'].includes(cfg.resizeMode)) throw new ClipError('E_INVALID_ARGUMENT', `resizeMode must be shortest, longest or squash, got ${cfg.resizeMode}`);
+  if (!is.plainObject(cfg)) throw invalid('a preprocess config {size, mean, std, interpolation, resizeMode, fillColor}', 'config', cfg);
+  integerIn(cfg.size, 'config.size', 1, 16384);
+  oneOf(cfg.interpolation, 'config.interpolation', ['bicubic', 'bilinear'] as const);
+  oneOf(cfg.resizeMode, 'config.resizeMode', ['shortest', 'longest', 'squash'] as const);
+  for (const key of ['mean', 'std'] as const) {
+    const v = cfg[key];
+    if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => is.finite(x) && (key === 'mean' || x > 0))) throw invalid(`3 finite numbers${key === 'std' ? ', each > 0' : ''}`, `config.${key}`, v);
+  }
+  if (!is.finite(cfg.fillColor)) throw invalid('a finite number', 'config.fillColor', cfg.fillColor);
 }
 
-function checkOptions(options: PreprocessImageOptions): { maxPixels: number; concurrency: number } {
-  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (!(Number.isInteger(maxPixels) && maxPixels > 0)) throw new ClipError('E_INVALID_ARGUMENT', `maxPixels must be a positive integer, got ${maxPixels}`);
-  const concurrency = options.concurrency ?? Math.min(4, availableParallelism());
-  if (!(Number.isInteger(concurrency) && concurrency > 0 && concurrency <= 256)) throw new ClipError('E_INVALID_ARGUMENT', `concurrency must be an integer in 1..256, got ${concurrency}`);
-  return { maxPixels, concurrency };
+function checkOptions(options: PreprocessImageOptions | undefined): { maxPixels: number; concurrency: number; autoOrient: boolean } {
+  const o = optionsObject(options, 'options');
+  return {
+    maxPixels: optionalIntegerIn(o.maxPixels, 'options.maxPixels', 1, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_PIXELS),
+    concurrency: optionalIntegerIn(o.concurrency, 'options.concurrency', 1, 256, Math.min(4, availableParallelism())),
+    autoOrient: optionalBool(o.autoOrient, 'options.autoOrient') ?? false,
+  };
 }
 
 /** The native addon's preprocessing, for callers without a loaded model (E_BACKEND_UNAVAILABLE without the addon). */
@@ -65,12 +73,12 @@ function labelOf(source: ImageSource, i: number): string {
 export async function preprocessImages(
   inputs: readonly ImageSource[],
   cfg: PreprocessConfig,
-  options: PreprocessImageOptions = {},
+  options?: PreprocessImageOptions,
   engine: ImagePreprocessor = nativePreprocessor,
 ): Promise<Float32Array> {
-  if (!Array.isArray(inputs)) throw new ClipError('E_INVALID_ARGUMENT', 'images must be an array of file paths, encoded images or raw pixels');
+  if (!Array.isArray(inputs)) throw invalid('an array of file paths, encoded images or raw pixels', 'images', inputs);
   checkConfig(cfg);
-  const { maxPixels, concurrency } = checkOptions(options);
+  const { maxPixels, concurrency, autoOrient } = checkOptions(options);
   if (engine === nativePreprocessor) imageAddon(); // fail early when the addon is missing
   const per = 3 * cfg.size * cfg.size;
   const out = new Float32Array(inputs.length * per);
@@ -80,7 +88,7 @@ export async function preprocessImages(
     while (failures.length === 0 && next < inputs.length) {
       const i = next++;
       try {
-        const image = await decodeImage(inputs[i], labelOf(inputs[i], i), { autoOrient: options.autoOrient, maxPixels });
+        const image = await decodeImage(inputs[i], labelOf(inputs[i], i), { autoOrient, maxPixels });
         await transformDecoded(image, cfg, out.subarray(i * per, (i + 1) * per), engine);
       } catch (error) {
         failures.push({ index: i, error });
@@ -97,6 +105,6 @@ export async function preprocessImages(
 }
 
 /** One image -> [3, S, S]. */
-export async function preprocessImage(input: ImageSource, cfg: PreprocessConfig, options: PreprocessImageOptions = {}, engine?: ImagePreprocessor): Promise<Float32Array> {
+export async function preprocessImage(input: ImageSource, cfg: PreprocessConfig, options?: PreprocessImageOptions, engine?: ImagePreprocessor): Promise<Float32Array> {
   return preprocessImages([input], cfg, options, engine);
 }
