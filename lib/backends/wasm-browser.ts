@@ -14,10 +14,10 @@ import { invalid, is, oneOf, optionalIntegerIn } from '../validate.js';
 import type { LoadProgress, Precision } from './types.js';
 import { blobSource, bytesSource, type CclipModuleFactory, type WeightSource } from './wasm-core.js';
 import { loadWasmModel, MAX_WASM_THREADS, type WasmClipModel } from './wasm-model.js';
-import { readSafetensorsHeader } from './wasm-safetensors.js';
+import { readSafetensorsHeader } from '../checkpoint/safetensors-header.js';
 
 export { blobSource, bytesSource, type WeightSource } from './wasm-core.js';
-export { readSafetensorsHeader } from './wasm-safetensors.js';
+export { readSafetensorsHeader } from '../checkpoint/safetensors-header.js';
 export type { WasmClipModel } from './wasm-model.js';
 
 export interface BrowserLoadOptions {
