@@ -4,6 +4,7 @@
       "target_name": "convnext_clip",
       "sources": [
         "<!@(node -p \"require('fs').readdirSync('native/core').filter(f => f.endsWith('.cc')).sort().map(f => 'native/core/' + f).join(' ')\")",
+        "<!@(node -p \"require('fs').readdirSync('native/napi').filter(f => f.endsWith('.cc')).sort().map(f => 'native/napi/' + f).join(' ')\")",
         "<!@(node -p \"require('fs').readdirSync('native/node').filter(f => f.endsWith('.cc')).sort().map(f => 'native/node/' + f).join(' ')\")"
       ],
       "include_dirs": [

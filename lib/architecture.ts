@@ -21,6 +21,8 @@ export interface TextArchitecture {
   layers: number;
   contextLength: number;
   vocabSize: number;
+  /** LayerNorm epsilon of every norm in the text transformer (open_clip text_cfg.norm_kwargs.eps; default 1e-5). */
+  normEps: number;
 }
 
 export interface ClipArchitecture {
@@ -109,8 +111,17 @@ export function parseModelConfig(modelCfg: unknown): ClipArchitecture {
       layers: positiveInt(text.layers ?? 12, 'text_cfg.layers', 1024),
       contextLength: positiveInt(text.context_length ?? 77, 'text_cfg.context_length', 1 << 16),
       vocabSize: positiveInt(text.vocab_size ?? 49408, 'text_cfg.vocab_size', 1 << 24),
+      normEps: textNormEps(text.norm_kwargs),
     },
   };
+}
+
+function textNormEps(normKwargs: unknown): number {
+  if (normKwargs === undefined) return 1e-5;
+  if (!isObject(normKwargs)) throw new ClipError('E_CONFIG', 'text_cfg.norm_kwargs must be an object');
+  const eps = normKwargs.eps ?? 1e-5;
+  if (typeof eps !== 'number' || !(eps > 0 && eps < 1)) throw new ClipError('E_CONFIG', `text_cfg.norm_kwargs.eps must be in (0, 1), got ${JSON.stringify(eps)}`);
+  return eps;
 }
 
 function imageSizeOf(v: unknown): number {

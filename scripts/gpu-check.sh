@@ -11,7 +11,7 @@
 # then run `bash scripts/gpu-check.sh` carrying .gpu-carry. Exit status 0 only when every step passed.
 # Expect about 6-8 minutes on an H100/H200 (build ~1.5 min, XXLarge make ~1.5 min); on a warm machine the build
 # is incremental, so a run can be split: SKIP_XXL=1 first, then SKIP_FIXTURES=1.
-# Env: OUT, WORK (scratch, default /tmp/cclip-gpu), CONFIG (convnext_xxlarge), BATCHES (1,8,64), SKIP_XXL=1, SKIP_FIXTURES=1,
+# Env: OUT, WORK (scratch, default /tmp/cclip-gpu), CONFIG (convnext_xxlarge; prepare-carry.sh must be given the same), BATCHES (1,8,64), SKIP_XXL=1, SKIP_FIXTURES=1,
 # BUILD_DIR (build-gpu), DEVICE=cpu (a dry run of the plumbing without a GPU: kernels compiled, not run; CPU build; fixtures on the CPU).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -77,16 +77,16 @@ TOOL=$PWD/$BUILD_DIR/cclip_gpu_check
 # Fixture parity on CUDA: fp32 strict (intermediates too), bf16 by cosine; each path (graphs, fused) alone too.
 fixture() {
   local m=$1 dir=$CARRY/fixtures/$1
-  python3 scripts/gpu/model_spec.py "$dir" > "$WORK/$m.spec" || return 1
+  python3 scripts/gpu/model_spec.py "$dir" "$dir/architecture.json" > "$WORK/$m.json" || return 1
   local rc=0
-  "$TOOL" --spec "$WORK/$m.spec" --device "$DEVICE" --precision fp32 --capture --out "$WORK/$m.fp32.safetensors" &&
+  "$TOOL" --request "$WORK/$m.json" --device "$DEVICE" --precision fp32 --capture --out "$WORK/$m.fp32.safetensors" &&
     python3 scripts/gpu/compare.py "$dir/expected.safetensors" "$WORK/$m.fp32.safetensors" --max-rel 1e-4 || rc=1
-  "$TOOL" --spec "$WORK/$m.spec" --device "$DEVICE" --precision fp32 --no-fused --capture --out "$WORK/$m.fp32-unfused.safetensors" &&
+  "$TOOL" --request "$WORK/$m.json" --device "$DEVICE" --precision fp32 --no-fused --capture --out "$WORK/$m.fp32-unfused.safetensors" &&
     python3 scripts/gpu/compare.py "$dir/expected.safetensors" "$WORK/$m.fp32-unfused.safetensors" --max-rel 1e-4 || rc=1
   # graphs: no --capture (a capture runs eagerly)
-  "$TOOL" --spec "$WORK/$m.spec" --device "$DEVICE" --precision fp32 --out "$WORK/$m.fp32-graphs.safetensors" &&
+  "$TOOL" --request "$WORK/$m.json" --device "$DEVICE" --precision fp32 --out "$WORK/$m.fp32-graphs.safetensors" &&
     python3 scripts/gpu/compare.py "$dir/expected.safetensors" "$WORK/$m.fp32-graphs.safetensors" --max-rel 1e-4 || rc=1
-  "$TOOL" --spec "$WORK/$m.spec" --device "$DEVICE" --precision bf16 --out "$WORK/$m.bf16.safetensors" &&
+  "$TOOL" --request "$WORK/$m.json" --device "$DEVICE" --precision bf16 --out "$WORK/$m.bf16.safetensors" &&
     python3 scripts/gpu/compare.py "$dir/expected.safetensors" "$WORK/$m.bf16.safetensors" --min-cos 0.999 || rc=1
   return $rc
 }
@@ -99,17 +99,17 @@ done
 if [ -z "${SKIP_XXL:-}" ]; then
   XXL=$WORK/xxl
   step make python3 "$REF" make --config "$CONFIG" --out "$XXL" --seed 0
-  step spec sh -c "python3 scripts/gpu/model_spec.py '$XXL' > '$WORK/xxl.spec'"
+  step spec sh -c "python3 scripts/gpu/model_spec.py '$XXL' '$CARRY/xxl_architecture.json' > '$WORK/xxl.json'"
   if [ "$DEVICE" = cuda ]; then
     # ours: bf16 outputs for the reference inputs, then timings (graphs + fused kernels, the defaults)
-    step ours "$TOOL" --spec "$WORK/xxl.spec" --device cuda --precision bf16 --out "$OUT/xxl-ours-bf16.safetensors" --bench "$BATCHES" --iters 10
+    step ours "$TOOL" --request "$WORK/xxl.json" --device cuda --precision bf16 --out "$OUT/xxl-ours-bf16.safetensors" --bench "$BATCHES" --iters 10
     step check python3 "$REF" check --model "$XXL" --got "$OUT/xxl-ours-bf16.safetensors" --min-cos 0.995
     # fp32 for the record (the reference's cuDNN convs may use TF32; ours do not): printed, not judged
-    step ours-fp32 "$TOOL" --spec "$WORK/xxl.spec" --device cuda --precision fp32 --out "$WORK/xxl-ours-fp32.safetensors"
+    step ours-fp32 "$TOOL" --request "$WORK/xxl.json" --device cuda --precision fp32 --out "$WORK/xxl-ours-fp32.safetensors"
     step compare-fp32 python3 scripts/gpu/compare.py "$XXL/expected.safetensors" "$WORK/xxl-ours-fp32.safetensors"
     step peer python3 "$REF" bench --model "$XXL" --dtype bf16 --batches "$BATCHES"
   else
-    step ours "$TOOL" --spec "$WORK/xxl.spec" --device "$DEVICE" --precision fp32 --out "$OUT/xxl-ours-fp32.safetensors"
+    step ours "$TOOL" --request "$WORK/xxl.json" --device "$DEVICE" --precision fp32 --out "$OUT/xxl-ours-fp32.safetensors"
     step check python3 "$REF" check --model "$XXL" --got "$OUT/xxl-ours-fp32.safetensors" --min-cos 0.995
   fi
   grep -h '^{' "$OUT/ours.log" "$OUT/peer.log" > "$OUT/bench.jsonl" 2> /dev/null

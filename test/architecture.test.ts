@@ -22,7 +22,7 @@ test('full ConvNeXt-XXLarge: defaults from the timm name, 1.2 B parameters', (t)
   t.deepEqual(arch.vision.depths, [3, 4, 30, 3]);
   t.deepEqual(arch.vision.dims, [384, 768, 1536, 3072]);
   t.equal(arch.vision.normEps, 1e-5);
-  t.deepEqual(arch.text, { width: 1024, heads: 16, layers: 24, contextLength: 77, vocabSize: 49408 });
+  t.deepEqual(arch.text, { width: 1024, heads: 16, layers: 24, contextLength: 77, vocabSize: 49408, normEps: 1e-5 });
   // open_clip reports 1200.58 M parameters for convnext_xxlarge (846.5 M image + 354.0 M text + logit scale)
   const visual = [...expectedTensors(arch)].filter(([n]) => n.startsWith('visual.')).reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0);
   t.ok(Math.abs(visual / 1e6 - 846.5) < 0.5, `image tower ${(visual / 1e6).toFixed(1)} M parameters`);

@@ -201,9 +201,9 @@ test('native loader: bad manifests are clear errors', { skip }, async (t) => {
   await loadError(t, model, edit(name, null), 'E_TENSOR_MISSING', /lacks tensor/, 'a missing tensor');
   await loadError(t, model, edit(name, { shape: [entry.shape[1], entry.shape[0]] }), 'E_TENSOR_SHAPE', /shape/, 'a mis-shaped tensor');
   await loadError(t, model, edit(name, { dtype: 'I64' }), 'E_TENSOR_SHAPE', /dtype/, 'an integer tensor');
-  await loadError(t, model, edit(name, { offset: entry.offset + 1e9 }), 'E_NATIVE', /past the end/, 'a tensor past the end of its file');
+  await loadError(t, model, edit(name, { offset: entry.offset + 1e9 }), 'E_CHECKPOINT_CORRUPT', /past the end/, 'a tensor past the end of its file');
   await loadError(t, model, edit(name, { file: '/nonexistent/weights.safetensors' }), 'E_NATIVE', /cannot open/, 'a missing file');
-  await loadError(t, model, edit(name, { strides: [entry.strides[0] * 2, 1] }), 'E_NATIVE', /reach past/, 'strides beyond the byte range');
+  await loadError(t, model, edit(name, { strides: [entry.strides[0] * 2, 1] }), 'E_CHECKPOINT_CORRUPT', /reach past/, 'strides beyond the byte range');
   await loadError(t, model, base, 'E_BACKEND_UNAVAILABLE', /CPU/, 'device cuda', 'cuda');
   t.equal(numel(entry.shape) * 4, entry.byteLength, 'fixture entry is contiguous F32');
 });

@@ -133,7 +133,7 @@ test('torch: broken checkpoints and devices are typed errors', { skip }, async (
     copyFileSync(path.join(model.dir, 'open_clip_model.safetensors'), file);
     const manifest = await readSafetensorsManifest(file);
     truncateSync(file, 4096); // the header stays readable; every tensor past it is gone
-    await rejects(t, load(model, 'fp32', manifest), 'E_NATIVE', 'truncated after the manifest was read');
+    await rejects(t, load(model, 'fp32', manifest), 'E_CHECKPOINT_CORRUPT', 'truncated after the manifest was read');
     rmSync(file);
     await rejects(t, load(model, 'fp32', manifest), 'E_NATIVE', 'file removed after the manifest was read');
   } finally {
@@ -147,7 +147,7 @@ test('torch: broken checkpoints and devices are typed errors', { skip }, async (
   await rejects(t, torchBackend.load(model.arch, model.manifest, { precision: 'fp16' as Precision, device: 'cpu', threads: 0 }), 'E_INVALID_ARGUMENT', 'unknown precision');
 });
 
-test('torch addon: wrong argument types throw, never abort', { skip }, async (t) => {
+test('torch addon: wrong arguments reject with a typed code, never throw or abort', { skip }, async (t) => {
   const { createRequire } = await import('node:module');
   const file = [path.join('build', 'Release'), path.join('build-torch', 'Release')].map((d) => path.join(projectRoot, d, 'convnext_clip_torch.node'));
   const { existsSync } = await import('node:fs');
@@ -155,31 +155,42 @@ test('torch addon: wrong argument types throw, never abort', { skip }, async (t)
     loadModel: (...args: unknown[]) => Promise<{ encodeImage: (...a: unknown[]) => Promise<unknown>; encodeText: (...a: unknown[]) => Promise<unknown>; dispose(): void }>;
   };
   const model = await fixtureModel('large-d-tiny');
-  const expectThrow = async (f: () => unknown, what: string) => {
+  const expectReject = async (f: () => unknown, code: string, what: string) => {
+    let result: unknown;
     try {
-      await f();
-      t.fail(`${what}: did not throw`);
+      result = f();
     } catch (err) {
-      t.ok(err instanceof Error, `${what}: ${(err as Error).message.slice(0, 120)}`);
+      t.fail(`${what}: threw synchronously (${(err as Error).message})`);
+      return;
+    }
+    try {
+      await result;
+      t.fail(`${what}: did not reject`);
+    } catch (err) {
+      t.equal((err as { code?: string }).code, code, `${what}: ${code} (${(err as Error).message.slice(0, 120)})`);
     }
   };
-  await expectThrow(() => addon.loadModel(), 'no arguments');
-  await expectThrow(() => addon.loadModel({}, [], { device: 'cpu', precision: 'fp32' }), 'empty arch');
-  await expectThrow(() => addon.loadModel(model.arch, 'x', { device: 'cpu', precision: 'fp32' }), 'tensors not an array');
-  await expectThrow(() => addon.loadModel(model.arch, [], { device: 'tpu', precision: 'fp32' }), 'unknown device');
-  await expectThrow(() => addon.loadModel(model.arch, [], { device: 'cpu', precision: 'fp32' }), 'no tensors');
   const tensors = [...model.manifest.tensors.values()];
+  const request = (arch: unknown, entries: unknown, options: unknown) => JSON.stringify({ architecture: arch, tensors: entries, options });
+  const cpu = { device: 'cpu', precision: 'fp32' };
+  await expectReject(() => addon.loadModel(), 'E_INVALID_ARGUMENT', 'no arguments');
+  await expectReject(() => addon.loadModel(model.arch, tensors, cpu), 'E_INVALID_ARGUMENT', 'an object, not the JSON request');
+  await expectReject(() => addon.loadModel('{"architecture":'), 'E_INVALID_ARGUMENT', 'truncated JSON');
+  await expectReject(() => addon.loadModel(request({}, [], cpu)), 'E_INVALID_ARGUMENT', 'empty arch');
+  await expectReject(() => addon.loadModel(request(model.arch, 'x', cpu)), 'E_INVALID_ARGUMENT', 'tensors not an array');
+  await expectReject(() => addon.loadModel(request(model.arch, [], { device: 'tpu', precision: 'fp32' })), 'E_INVALID_ARGUMENT', 'unknown device');
+  await expectReject(() => addon.loadModel(request(model.arch, [], cpu)), 'E_TENSOR_MISSING', 'no tensors');
   const bad = tensors.map((e) => (e.name === 'ln_final.bias' ? { ...e, dtype: 'I64' } : e));
-  await expectThrow(() => addon.loadModel(model.arch, bad, { device: 'cpu', precision: 'fp32' }), 'an I64 weight');
+  await expectReject(() => addon.loadModel(request(model.arch, bad, cpu)), 'E_TENSOR_SHAPE', 'an I64 weight');
   const huge = tensors.map((e) => (e.name === 'ln_final.bias' ? { ...e, offset: 2 ** 52 } : e));
-  await expectThrow(() => addon.loadModel(model.arch, huge, { device: 'cpu', precision: 'fp32' }), 'an offset past the end of the file');
-  const handle = await addon.loadModel(model.arch, tensors, { device: 'cpu', precision: 'fp32', threads: 1 });
-  await expectThrow(() => handle.encodeImage([1, 2, 3], 1), 'pixels not a Float32Array');
-  await expectThrow(() => handle.encodeImage(new Float32Array(7), 1), 'pixels of the wrong length');
-  await expectThrow(() => handle.encodeText(new Int32Array(77), 1, 76), 'wrong context length');
-  await expectThrow(() => handle.encodeText(new Int32Array(77).fill(1 << 30), 1, 77), 'token id past the vocabulary');
+  await expectReject(() => addon.loadModel(request(model.arch, huge, cpu)), 'E_CHECKPOINT_CORRUPT', 'an offset past the end of the file');
+  const handle = await addon.loadModel(request(model.arch, tensors, { ...cpu, threads: 1 }));
+  await expectReject(() => handle.encodeImage([1, 2, 3], 1), 'E_INVALID_ARGUMENT', 'pixels not a Float32Array');
+  await expectReject(() => handle.encodeImage(new Float32Array(7), 1), 'E_INVALID_ARGUMENT', 'pixels of the wrong length');
+  await expectReject(() => handle.encodeText(new Int32Array(77), 1, 76), 'E_INVALID_ARGUMENT', 'wrong context length');
+  await expectReject(() => handle.encodeText(new Int32Array(77).fill(1 << 30), 1, 77), 'E_INVALID_ARGUMENT', 'token id past the vocabulary');
   handle.dispose();
-  await expectThrow(() => handle.encodeText(new Int32Array(77), 1, 77), 'after dispose');
+  await expectReject(() => handle.encodeText(new Int32Array(77), 1, 77), 'E_DISPOSED', 'after dispose');
 });
 
 // On a machine whose addon was built against a CUDA libtorch and sees a GPU.

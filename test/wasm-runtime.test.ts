@@ -156,7 +156,7 @@ test('wasm: a truncated checkpoint and a failing source are load errors, and pro
       await wasmBackend.load(model.arch, manifest, { precision: 'fp32', device: 'cpu', threads: 1 });
       t.fail('truncated file loaded');
     } catch (err) {
-      t.ok(isClipError(err, 'E_NATIVE') && /truncated|past the end/.test((err as Error).message), `truncated: ${(err as Error).message}`);
+      t.ok(isClipError(err, 'E_CHECKPOINT_CORRUPT') && /truncated|past the end/.test((err as Error).message), `truncated: ${(err as Error).message}`);
     }
 
     const failing: WeightSource = { size: 1 << 30, read: async () => Promise.reject(new Error('disk on fire')) };

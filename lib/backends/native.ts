@@ -1,5 +1,5 @@
 /**
- * The native CPU backend: build/Release/convnext_clip.node (native/core + native/node). Weights are read by
+ * The native CPU backend: build/Release/convnext_clip.node (native/core + native/napi + native/node). Weights are read by
  * the addon straight from the checkpoint files named in the manifest; every load and inference runs off the
  * JavaScript thread and returns a Promise.
  */
@@ -8,6 +8,7 @@ import type { ClipArchitecture } from '../architecture.js';
 import { ClipError } from '../errors.js';
 import type { TensorDType, TensorEntry, TensorManifest } from '../manifest.js';
 import { AddonModel, type AddonModelHandle, addonError, checkLoadOptions, guardedProgress, selectTensors } from './addon-model.js';
+import { loadRequestJson } from './load-request.js';
 import { nativeAddonFile } from './package-root.js';
 import type { Backend, BackendLoadOptions, BackendModel, ImagePreprocessor, Precision } from './types.js';
 
@@ -15,12 +16,8 @@ export { findPackageRoot } from './package-root.js';
 
 /** What the addon exports (native/node/addon.cc). */
 interface NativeAddon {
-  loadModel(
-    arch: ClipArchitecture,
-    tensors: TensorEntry[],
-    options: { precision: Precision; threads: number },
-    onProgress?: (progress: { loadedBytes: number; totalBytes: number }) => void,
-  ): Promise<NativeModelHandle>;
+  /** `request`: the JSON of load-request.ts (native/core/spec.h). */
+  loadModel(request: string, onProgress?: (progress: { loadedBytes: number; totalBytes: number }) => void): Promise<NativeModelHandle>;
   hardwareThreads: number;
   preprocessImage: ImagePreprocessor;
 }
@@ -67,7 +64,8 @@ export const nativeBackend: Backend = {
     const tensors = selectTensors(arch, manifest, SUPPORTED_DTYPES, 'native');
     let handle: NativeModelHandle;
     try {
-      handle = await loaded.addon.loadModel(arch, tensors, { precision: options.precision, threads }, guardedProgress(options.onProgress));
+      const request = loadRequestJson({ architecture: arch, tensors, options: { precision: options.precision, threads } });
+      handle = await loaded.addon.loadModel(request, guardedProgress(options.onProgress));
     } catch (err) {
       throw addonError(err, 'loading the model failed');
     }

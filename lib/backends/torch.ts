@@ -11,17 +11,14 @@ import type { ClipArchitecture } from '../architecture.js';
 import { ClipError } from '../errors.js';
 import type { TensorDType, TensorEntry, TensorManifest } from '../manifest.js';
 import { AddonModel, type AddonModelHandle, addonError, checkLoadOptions, guardedProgress, selectTensors } from './addon-model.js';
+import { loadRequestJson } from './load-request.js';
 import { findPackageRoot } from './package-root.js';
 import type { Backend, BackendLoadOptions, BackendModel, Device, ImagePreprocessor, Precision } from './types.js';
 
-/** What the addon exports (native/torch/addon). */
+/** What the addon exports (native/torch/addon/addon.cc over native/napi). */
 interface TorchAddon {
-  loadModel(
-    arch: ClipArchitecture,
-    tensors: TensorEntry[],
-    options: { device: Device; precision: Precision; threads: number },
-    onProgress?: (progress: { loadedBytes: number; totalBytes: number }) => void,
-  ): Promise<TorchModelHandle>;
+  /** `request`: the JSON of load-request.ts (native/core/spec.h), options.device included. */
+  loadModel(request: string, onProgress?: (progress: { loadedBytes: number; totalBytes: number }) => void): Promise<TorchModelHandle>;
   cudaStatus(): { ok: true } | { ok: false; reason: string };
   torchVersion: string;
   cudaBuild: boolean;
@@ -93,7 +90,8 @@ export const torchBackend: Backend = {
     const tensors = selectTensors(arch, manifest, SUPPORTED_DTYPES, 'torch');
     let handle: TorchModelHandle;
     try {
-      handle = await addon.loadModel(arch, tensors, { device, precision, threads }, guardedProgress(options.onProgress));
+      const request = loadRequestJson({ architecture: arch, tensors, options: { device, precision, threads } });
+      handle = await addon.loadModel(request, guardedProgress(options.onProgress));
     } catch (err) {
       throw addonError(err, 'loading the model failed');
     }

@@ -6,6 +6,7 @@
  */
 import type { ClipArchitecture } from '../architecture.js';
 import type { TensorEntry } from '../manifest.js';
+import { loadRequestJson } from './load-request.js';
 import type { Precision } from './types.js';
 
 /** A checkpoint file's bytes: a Node file handle, a browser File/Blob, an ArrayBuffer. */
@@ -40,12 +41,13 @@ export function blobSource(blob: Blob): WeightSource {
 interface CclipModule {
   _malloc(bytes: number): number;
   _free(ptr: number): void;
-  _cclip_load(job: number, request: number, precision: number, threads: number): void;
+  _cclip_load(job: number, request: number): void;
   _cclip_encode_image(job: number, model: number, pixels: number, count: number, n: number, capture: number): void;
   _cclip_encode_text(job: number, model: number, tokens: number, count: number, n: number, ctx: number, capture: number): void;
   _cclip_free_model(job: number, model: number): void;
   _cclip_preprocess(job: number, data: number, w: number, h: number, c: number, mode: number, size: number, resize: number, filter: number, params: number): void;
   _cclip_result_error(r: number): number;
+  _cclip_result_error_code(r: number): number;
   _cclip_result_model(r: number): number;
   _cclip_result_features(r: number): number;
   _cclip_result_features_size(r: number): number;
@@ -185,9 +187,11 @@ export class WasmRuntime {
     if (!entry) return void this.mod._cclip_result_free(result);
     const errorPtr = this.mod._cclip_result_error(result);
     if (errorPtr) {
-      const message = this.mod.UTF8ToString(errorPtr);
+      const error: Error & { code?: string } = new Error(this.mod.UTF8ToString(errorPtr));
+      const codePtr = this.mod._cclip_result_error_code(result);
+      if (codePtr) error.code = this.mod.UTF8ToString(codePtr);
       this.mod._cclip_result_free(result);
-      entry.reject(new Error(message));
+      entry.reject(error);
     } else {
       entry.resolve(result);
     }
@@ -252,18 +256,20 @@ export class WasmRuntime {
     threads: number,
     onProgress?: (loaded: number, total: number) => void,
   ): Promise<number> {
-    const ids = new Map<string, number>();
+    // Source ids are the order of `sources` in the request (wasm/src/entry.cc cclip_load).
     this.sources = new Map();
+    const sources: Array<{ file: string; size: number }> = [];
     for (const [file, source] of files) {
-      ids.set(file, ids.size);
-      this.sources.set(ids.size - 1, { name: file, source });
+      this.sources.set(sources.length, { name: file, source });
+      sources.push({ file, size: source.size });
     }
-    const request = loadRequest(arch, tensors, ids, files);
+    for (const e of tensors) if (!files.has(e.file)) throw new Error(`no weight source for ${e.file}`);
+    const request = loadRequestJson({ architecture: arch, tensors, options: { precision, threads }, sources });
     const length = this.mod.lengthBytesUTF8(request) + 1;
     const ptr = this.mod._malloc(length) >>> 0;
     this.mod.stringToUTF8(request, ptr, length);
     try {
-      const result = await this.submit((job) => this.mod._cclip_load(job, ptr, precision === 'bf16' ? 1 : 0, threads), onProgress);
+      const result = await this.submit((job) => this.mod._cclip_load(job, ptr), onProgress);
       const model = this.mod._cclip_result_model(result) >>> 0;
       this.mod._cclip_result_free(result);
       return model;
@@ -350,24 +356,4 @@ export interface PreprocessSpec {
   resizeMode?: 'shortest' | 'longest' | 'squash';
   filter?: 'nearest' | 'bilinear' | 'bicubic';
   fill?: [number, number, number, number];
-}
-
-/** The text request cclip_load parses (wasm/src/entry.cc parse_request). */
-function loadRequest(arch: ClipArchitecture, tensors: TensorEntry[], ids: Map<string, number>, files: Map<string, WeightSource>): string {
-  const { vision: v, text: t } = arch;
-  const lines = [
-    ['config', arch.embedDim, ...v.depths, ...v.dims, v.normEps, v.imageSize, v.proj === 'mlp' ? 1 : 0, v.projBias ? 1 : 0,
-      t.width, t.heads, t.layers, t.contextLength, t.vocabSize].join(' '),
-  ];
-  for (const [file, id] of ids) {
-    if (/[\r\n]/.test(file) || !file.trim()) throw new Error(`weight source name ${JSON.stringify(file)} is empty or has a line break`);
-    lines.push(`source ${id} ${files.get(file)!.size} ${file}`);
-  }
-  for (const e of tensors) {
-    const id = ids.get(e.file);
-    if (id === undefined) throw new Error(`no weight source for ${e.file}`);
-    if (/\s/.test(e.name)) throw new Error(`tensor name ${JSON.stringify(e.name)} has white space`);
-    lines.push(['tensor', e.name, e.dtype, e.shape.length, ...e.shape, ...e.strides, id, e.offset, e.byteLength].join(' '));
-  }
-  return lines.join('\n');
 }

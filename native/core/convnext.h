@@ -3,7 +3,7 @@
 #pragma once
 #include <vector>
 
-#include "config.h"
+#include "spec.h"
 #include "ops.h"
 #include "weights.h"
 

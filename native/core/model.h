@@ -5,18 +5,13 @@
 #include <mutex>
 #include <vector>
 
-#include "config.h"
+#include "spec.h"
 #include "convnext.h"
 #include "text_transformer.h"
 #include "threadpool.h"
 #include "weights.h"
 
 namespace cclip {
-
-struct LoadOptions {
-  Precision precision = Precision::F32;
-  int threads = 0;  // 0: all hardware threads
-};
 
 class ClipModel {
  public:

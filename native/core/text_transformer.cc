@@ -10,7 +10,6 @@ namespace cclip {
 
 namespace {
 
-constexpr float kTextNormEps = 1e-5f;  // nn.LayerNorm default in the OpenCLIP text transformer
 
 LinearLayer load_linear(WeightLoader& loader, const std::string& weight_name, const std::string& bias_name, int n,
                         int k, Precision precision) {
@@ -123,7 +122,7 @@ void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* 
     gelu.gelu = true;
     {
       ScopedOpTimer timer(prof, "ln_1");
-      layer_norm_rows(x.data(), rows, width, b.ln1_weight.data(), b.ln1_bias.data(), kTextNormEps, normed.data(), pool);
+      layer_norm_rows(x.data(), rows, width, b.ln1_weight.data(), b.ln1_bias.data(), config_.norm_eps, normed.data(), pool);
     }
     {
       ScopedOpTimer timer(prof, "in_proj gemm");
@@ -140,7 +139,7 @@ void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* 
     // x += c_proj(GELU(c_fc(ln_2(x))))
     {
       ScopedOpTimer timer(prof, "ln_2");
-      layer_norm_rows(x.data(), rows, width, b.ln2_weight.data(), b.ln2_bias.data(), kTextNormEps, normed.data(), pool);
+      layer_norm_rows(x.data(), rows, width, b.ln2_weight.data(), b.ln2_bias.data(), config_.norm_eps, normed.data(), pool);
     }
     {
       ScopedOpTimer timer(prof, "c_fc+gelu gemm");
@@ -160,7 +159,7 @@ void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* 
   std::vector<float> pooled(static_cast<size_t>(n) * width);
   for (int s = 0; s < n; ++s) {
     layer_norm_row(x.data() + (static_cast<int64_t>(s) * len + end_position[s]) * width, width, ln_final_weight_.data(),
-                   ln_final_bias_.data(), kTextNormEps, pooled.data() + static_cast<int64_t>(s) * width);
+                   ln_final_bias_.data(), config_.norm_eps, pooled.data() + static_cast<int64_t>(s) * width);
   }
   apply_linear(projection_, pooled.data(), n, features, {}, pool);
   if (prof) prof->print(("text tower, batch " + std::to_string(n) + ", " + std::to_string(len) + " positions").c_str());

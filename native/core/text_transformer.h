@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "config.h"
+#include "spec.h"
 #include "ops.h"
 #include "weights.h"
 

@@ -1,6 +1,8 @@
 #include "weights.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 #include <stdexcept>
@@ -14,7 +16,11 @@ namespace {
 
 constexpr size_t kStagingBytes = 8u << 20;  // bounded read buffer: checkpoints never sit in memory whole
 
-size_t item_size(SourceDType dtype) { return dtype == SourceDType::F32 ? 4 : 2; }
+// No trained weight comes near this; squares of larger values overflow float32 (LayerNorm variance), so a
+// tensor holding one is corrupt (or poisoned), as is one holding NaN or an infinity.
+constexpr float kMaxWeightMagnitude = 1e18f;
+
+size_t item_size(SourceDType dtype) { return source_item_size(dtype); }
 
 float half_to_float(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
@@ -48,6 +54,11 @@ inline float load_element(const unsigned char* p, SourceDType dtype) {
     std::memcpy(&f, p, 4);
     return f;
   }
+  if (dtype == SourceDType::F64) {
+    double d;
+    std::memcpy(&d, p, 8);
+    return static_cast<float>(d);  // beyond float range becomes inf, refused by check_finite
+  }
   uint16_t h;
   std::memcpy(&h, p, 2);
   return dtype == SourceDType::BF16 ? bf16_to_float(h) : half_to_float(h);
@@ -58,7 +69,28 @@ void convert(const unsigned char* src, SourceDType dtype, size_t count, float* o
     std::memcpy(out, src, count * 4);
     return;
   }
-  for (size_t i = 0; i < count; ++i) out[i] = load_element(src + 2 * i, dtype);
+  const size_t itemsize = item_size(dtype);
+  for (size_t i = 0; i < count; ++i) out[i] = load_element(src + itemsize * i, dtype);
+}
+
+// Throws E_CHECKPOINT_CORRUPT naming the tensor when a value is NaN, infinite or beyond kMaxWeightMagnitude.
+void check_finite(const float* values, size_t count, const std::string& name, size_t first_index) {
+  float worst = 0.f;  // max |x|, NaN-propagating: any NaN makes the comparison below fail
+  bool nan = false;
+  for (size_t i = 0; i < count; ++i) {
+    const float a = std::fabs(values[i]);
+    nan |= a != a;
+    worst = a > worst ? a : worst;
+  }
+  if (nan || !(worst <= kMaxWeightMagnitude)) {
+    size_t at = 0;
+    while (at < count && std::fabs(values[at]) <= kMaxWeightMagnitude) ++at;
+    char value[32];
+    std::snprintf(value, sizeof value, "%g", static_cast<double>(values[at]));
+    throw Error("E_CHECKPOINT_CORRUPT", "tensor " + name + " holds " + (nan ? std::string("NaN") : "non-finite or overflowing") +
+                                            " values (first at element " + std::to_string(first_index + at) + ": " + value +
+                                            "); the checkpoint is corrupt");
+  }
 }
 
 int64_t element_count(const Shape& shape) {
@@ -78,13 +110,6 @@ bool is_contiguous(const TensorSource& src) {
 
 }  // namespace
 
-SourceDType parse_source_dtype(const std::string& dtype) {
-  if (dtype == "F32") return SourceDType::F32;
-  if (dtype == "F16") return SourceDType::F16;
-  if (dtype == "BF16") return SourceDType::BF16;
-  throw std::runtime_error("unsupported tensor dtype " + dtype + " (expected F32, F16 or BF16)");
-}
-
 WeightLoader::WeightLoader(const std::vector<TensorSource>& sources,
                            const std::vector<std::pair<std::string, Shape>>& expected, ProgressFn progress)
     : progress_(std::move(progress)) {
@@ -92,28 +117,28 @@ WeightLoader::WeightLoader(const std::vector<TensorSource>& sources,
   for (const TensorSource& s : sources) by_name[s.name] = &s;
   for (const auto& [name, shape] : expected) {
     auto it = by_name.find(name);
-    if (it == by_name.end()) throw std::runtime_error("checkpoint lacks tensor " + name);
+    if (it == by_name.end()) throw Error("E_TENSOR_MISSING", "checkpoint lacks tensor " + name);
     const TensorSource& src = *it->second;
     if (src.shape != shape) {
-      throw std::runtime_error("tensor " + name + " has shape " + shape_to_string(src.shape) + ", expected " +
+      throw Error("E_TENSOR_SHAPE", "tensor " + name + " has shape " + shape_to_string(src.shape) + ", expected " +
                                shape_to_string(shape));
     }
-    if (src.strides.size() != src.shape.size()) throw std::runtime_error("tensor " + name + ": strides do not match its rank");
+    if (src.strides.size() != src.shape.size()) throw Error("E_CHECKPOINT_CORRUPT", "tensor " + name + ": strides do not match its rank");
     const int64_t count = element_count(src.shape);
     if (count > 0) {
       uint64_t last = 0;
       for (size_t d = 0; d < src.shape.size(); ++d) {
-        if (src.strides[d] < 0) throw std::runtime_error("tensor " + name + " has a negative stride");
+        if (src.strides[d] < 0) throw Error("E_CHECKPOINT_CORRUPT", "tensor " + name + " has a negative stride");
         last += static_cast<uint64_t>(src.shape[d] - 1) * static_cast<uint64_t>(src.strides[d]);
       }
       if ((last + 1) * item_size(src.dtype) > src.byte_length) {
-        throw std::runtime_error("tensor " + name + ": its shape and strides reach past its " +
+        throw Error("E_CHECKPOINT_CORRUPT", "tensor " + name + ": its shape and strides reach past its " +
                                  std::to_string(src.byte_length) + "-byte range");
       }
     }
     const FileReader& f = file(src.file);
     if (src.offset > f.size() || src.byte_length > f.size() - src.offset) {
-      throw std::runtime_error("tensor " + name + " ends past the end of " + src.file + " (truncated?)");
+      throw Error("E_CHECKPOINT_CORRUPT", "tensor " + name + " ends past the end of " + src.file + " (truncated?)");
     }
     sources_.emplace(name, src);
     total_bytes_ += src.byte_length;
@@ -150,8 +175,11 @@ const float* WeightLoader::read_reused(const std::string& name) {
   return reused_.data();
 }
 
+void WeightLoader::read_to(const std::string& name, float* out) { read_into(source(name), out); }
+
 void WeightLoader::read_into(const TensorSource& src, float* out) {
-  if (element_count(src.shape) > 0) {
+  const int64_t count = element_count(src.shape);
+  if (count > 0) {
     if (is_contiguous(src)) {
       read_contiguous(src, out);
     } else {
@@ -170,6 +198,7 @@ void WeightLoader::read_contiguous(const TensorSource& src, float* out) {
     const size_t count = std::min(per_chunk, total - done);
     f.read_at(staging_.data(), count * itemsize, src.offset + done * itemsize);
     convert(staging_.data(), src.dtype, count, out + done);
+    check_finite(out + done, count, src.name, done);  // while the chunk is in cache
     done += count;
     advance(count * itemsize, false);
   }
@@ -214,6 +243,7 @@ void WeightLoader::read_strided(const TensorSource& src, float* out) {
       index[d] = 0;
     }
   }
+  check_finite(out, static_cast<size_t>(count), src.name, 0);
   advance(src.byte_length, false);
 }
 

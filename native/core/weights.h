@@ -1,5 +1,7 @@
 // Reads tensors named in a manifest (file, offset, dtype, shape, strides) straight from the checkpoint files,
-// converting F32/F16/BF16 to fp32 through a bounded staging buffer, and reporting bytes loaded.
+// converting F32/F16/BF16/F64 to fp32 through a bounded staging buffer, checking that every weight is finite
+// and of sane magnitude (one pass over values converted anyway), and reporting bytes loaded. Every engine
+// reads its weights through this class (the torch engine then moves them to its device).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -8,33 +10,19 @@
 #include <string>
 #include <vector>
 
-#include "config.h"
+#include "spec.h"
 
 namespace cclip {
 
 class FileReader;
-
-enum class SourceDType { F32, F16, BF16 };
-
-// Where one tensor's bytes live (mirrors lib/manifest.ts TensorEntry).
-struct TensorSource {
-  std::string name;
-  SourceDType dtype = SourceDType::F32;
-  Shape shape;
-  Shape strides;  // in elements
-  std::string file;
-  uint64_t offset = 0;       // byte offset of element [0, 0, ...]
-  uint64_t byte_length = 0;  // bytes from offset to one past the last element
-};
-
-SourceDType parse_source_dtype(const std::string& dtype);  // throws for anything but F32, F16, BF16
 
 using ProgressFn = std::function<void(uint64_t loaded_bytes, uint64_t total_bytes)>;
 
 class WeightLoader {
  public:
   // Checks that every tensor of `expected` is present with its shape, and that each source's strides and
-  // byte range are consistent, before anything is read.
+  // byte range are consistent, before anything is read. Throws Error (E_TENSOR_MISSING, E_TENSOR_SHAPE,
+  // E_CHECKPOINT_CORRUPT).
   WeightLoader(const std::vector<TensorSource>& sources, const std::vector<std::pair<std::string, Shape>>& expected,
                ProgressFn progress);
   ~WeightLoader();
@@ -44,11 +32,13 @@ class WeightLoader {
   // The same into a buffer the loader reuses (valid until the next read_reused): big weights that are packed
   // right away then cost no fresh allocation and page faults each.
   const float* read_reused(const std::string& name);
+  // The same into `out` (element_count(shape) floats), e.g. a pinned host buffer of another engine.
+  void read_to(const std::string& name, float* out);
+  const TensorSource& source(const std::string& name) const;
 
   uint64_t total_bytes() const { return total_bytes_; }
 
  private:
-  const TensorSource& source(const std::string& name) const;
   const FileReader& file(const std::string& path);
   void read_into(const TensorSource& src, float* out);
   void read_contiguous(const TensorSource& src, float* out);

@@ -66,11 +66,11 @@ void set_cpu_threads(int threads) {
   }
 }
 
-Model::Model(const Arch& arch, const Options& options)
-    : arch_(arch),
+Model::Model(const ClipConfig& config, const Options& options)
+    : config_(config),
       options_(options),
       device_(at::kCPU),
-      dtype_(options.bf16 ? at::kBFloat16 : at::kFloat),
+      dtype_(options.precision == Precision::BF16 ? at::kBFloat16 : at::kFloat),
       compute_(options.cuda ? dtype_ : at::kFloat) {}
 
 Model::~Model() {
@@ -80,15 +80,15 @@ Model::~Model() {
   }
 }
 
-std::shared_ptr<Model> Model::load(const Arch& arch, const std::vector<TensorSpec>& specs, const Options& options, const ProgressFn& progress) {
-  validate_arch(arch);
-  std::shared_ptr<Model> m(new Model(arch, options));
+std::shared_ptr<Model> Model::load(const ClipConfig& config, const std::vector<TensorSource>& sources, const Options& options, const ProgressFn& progress) {
+  config.validate();
+  std::shared_ptr<Model> m(new Model(config, options));
   if (options.cuda) {
     std::string why;
     if (!CudaExec::available(&why)) throw std::runtime_error("device 'cuda' is not available: " + why);
     m->options_.graphs = options.graphs && !env_off("CCLIP_CUDA_GRAPHS");
     m->options_.fused = options.fused && fused_kernels_built() && !env_off("CCLIP_FUSED_KERNELS");
-    if (!options.bf16) {
+    if (options.precision != Precision::BF16) {
       // fp32 means fp32: no TF32 in cuBLAS or cuDNN (process-wide, as torch.backends.*.allow_tf32 are).
       at::globalContext().setAllowTF32CuBLAS(false);
       at::globalContext().setAllowTF32CuDNN(false);
@@ -101,7 +101,7 @@ std::shared_ptr<Model> Model::load(const Arch& arch, const std::vector<TensorSpe
     m->set_threads();
   }
   CudaExec::Scope scope(m->exec_.get());
-  m->weights_ = load_weights(arch, specs, m->device_, m->dtype_, m->options_.fused, progress);
+  m->weights_ = load_weights(config, sources, m->device_, m->dtype_, m->options_.fused, progress);
   if (m->exec_) m->exec_->synchronize();
   return m;
 }
@@ -109,7 +109,7 @@ std::shared_ptr<Model> Model::load(const Arch& arch, const std::vector<TensorSpe
 void Model::set_threads() const { set_cpu_threads(options_.cuda ? 1 : options_.threads); }
 
 Output Model::encode_image(const float* pixels, int64_t n, bool capture) {
-  const int64_t S = arch_.image_size;
+  const int64_t S = config_.vision.image_size;
   if (!pixels || n < 1) throw std::invalid_argument("encodeImage: need at least one image");
   std::lock_guard<std::mutex> lock(mutex_);
   set_threads();
@@ -117,8 +117,8 @@ Output Model::encode_image(const float* pixels, int64_t n, bool capture) {
   at::NoGradGuard no_grad;
   at::Tensor host = at::from_blob(const_cast<float*>(pixels), {n, 3, S, S}, at::kFloat);  // [n, 3, S, S]
   Output out;
-  Captures* cap = capture ? &out.intermediates : nullptr;
-  auto forward = [&](const std::vector<at::Tensor>& in) { return vision_forward(arch_, weights_.vision, in[0], compute_, options_.fused, cap); };
+  TensorCaptures* cap = capture ? &out.intermediates : nullptr;
+  auto forward = [&](const std::vector<at::Tensor>& in) { return vision_forward(config_, weights_.vision, in[0], compute_, options_.fused, cap); };
   if (exec_ && !capture && n <= kMaxImageBucket) {
     const int64_t nb = bucket(n);
     out.features = exec_->run("image:" + std::to_string(nb), {pad_rows(host, nb)}, forward).slice(0, 0, n);
@@ -132,8 +132,8 @@ Output Model::encode_image(const float* pixels, int64_t n, bool capture) {
 
 Output Model::encode_text(const int32_t* tokens, int64_t n, int64_t ctx, bool capture) {
   if (!tokens || n < 1) throw std::invalid_argument("encodeText: need at least one row of tokens");
-  if (ctx != arch_.context_length) {
-    throw std::invalid_argument("encodeText: rows of " + std::to_string(ctx) + " tokens, the model's context length is " + std::to_string(arch_.context_length));
+  if (ctx != config_.text.context_length) {
+    throw std::invalid_argument("encodeText: rows of " + std::to_string(ctx) + " tokens, the model's context length is " + std::to_string(config_.text.context_length));
   }
   // Each row's end token is its first maximum id (open_clip's argmax); the batch stops after the last one
   // (exact, since attention is causal).
@@ -143,7 +143,7 @@ Output Model::encode_text(const int32_t* tokens, int64_t n, int64_t ctx, bool ca
     const int32_t* row = tokens + i * ctx;
     int64_t best = 0;
     for (int64_t j = 0; j < ctx; j++) {
-      if (row[j] < 0 || row[j] >= arch_.vocab_size) {
+      if (row[j] < 0 || row[j] >= config_.text.vocab_size) {
         throw std::invalid_argument("encodeText: token id " + std::to_string(row[j]) + " at row " + std::to_string(i) + " is outside the vocabulary");
       }
       if (row[j] > row[best]) best = j;
@@ -167,8 +167,8 @@ Output Model::encode_text(const int32_t* tokens, int64_t n, int64_t ctx, bool ca
     ends_a[i] = i * L + end[i];
   }
   Output out;
-  Captures* cap = capture ? &out.intermediates : nullptr;
-  auto forward = [&](const std::vector<at::Tensor>& in) { return text_forward(arch_, weights_.text, in[0], in[1], compute_, cap); };
+  TensorCaptures* cap = capture ? &out.intermediates : nullptr;
+  auto forward = [&](const std::vector<at::Tensor>& in) { return text_forward(config_, weights_.text, in[0], in[1], compute_, cap); };
   if (graph) {
     out.features = exec_->run("text:" + std::to_string(nb) + "x" + std::to_string(L), {ids, ends}, forward).slice(0, 0, n);
   } else if (exec_) {

@@ -7,30 +7,25 @@
 #include <string>
 #include <vector>
 
-#include "arch.h"
 #include "cuda_exec.h"
 #include "forward.h"
 #include "weights.h"
 
 namespace cclip {
 
-struct Options {
-  bool cuda = false;    // device 'cuda' (else 'cpu')
-  bool bf16 = false;    // precision 'bf16': bf16 weights; bf16 compute on CUDA, fp32 compute on the CPU
-  int threads = 0;      // CPU threads for ATen and BLAS; 0 = all cores
-  bool graphs = true;   // CUDA graphs per batch-size bucket (CUDA only)
-  bool fused = true;    // fused CUDA kernels (CUDA only)
-  int device_index = 0;
-};
+// The core's LoadOptions: device 'cuda' or the CPU; precision bf16 means bf16 weights, with bf16 compute on
+// CUDA and fp32 compute on the CPU; threads for ATen and BLAS (0 = all cores); graphs per batch-size bucket
+// and fused kernels on CUDA only.
+using Options = LoadOptions;
 
 struct Output {
   at::Tensor features;  // [n, D] float32 CPU
-  Captures intermediates;
+  TensorCaptures intermediates;
 };
 
 class Model {
  public:
-  static std::shared_ptr<Model> load(const Arch& arch, const std::vector<TensorSpec>& specs, const Options& options, const ProgressFn& progress);
+  static std::shared_ptr<Model> load(const ClipConfig& config, const std::vector<TensorSource>& sources, const Options& options, const ProgressFn& progress);
   ~Model();
 
   // pixels: [n, 3, S, S] float32, normalized. Thread-safe (calls on one model run one at a time).
@@ -40,14 +35,15 @@ class Model {
 
   int64_t weight_bytes() const { return weights_.bytes; }
   const Options& options() const { return options_; }
-  const Arch& arch() const { return arch_; }
+  const ClipConfig& config() const { return config_; }
+  bool bf16() const { return options_.precision == Precision::BF16; }
   int graphs_captured() const { return exec_ ? exec_->graphs_captured() : 0; }
 
  private:
-  Model(const Arch& arch, const Options& options);
+  Model(const ClipConfig& config, const Options& options);
   void set_threads() const;
 
-  Arch arch_;
+  ClipConfig config_;
   Options options_;
   at::Device device_;
   at::ScalarType dtype_;    // weights

@@ -10,8 +10,8 @@
 namespace cclip {
 namespace {
 
-at::Tensor norm(const at::Tensor& x, const Norm& n) {  // open_clip's text LayerNorms use eps 1e-5
-  return at::layer_norm(x, {x.size(-1)}, as(n.w, x), as(n.b, x), 1e-5);
+at::Tensor norm(const at::Tensor& x, const Norm& n, double eps) {
+  return at::layer_norm(x, {x.size(-1)}, as(n.w, x), as(n.b, x), eps);
 }
 
 // Causal self-attention of q, k, v: [n, heads, L, hd] -> [n, heads, L, hd].
@@ -28,32 +28,33 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
 }
 
 // x: [n, L, W] -> x + out_proj(attention(ln_1(x))) -> + c_proj(gelu(c_fc(ln_2(x)))), in place.
-void block(at::Tensor& x, const TextBlock& b, int64_t heads) {
+void block(at::Tensor& x, const TextBlock& b, int64_t heads, double eps) {
   const int64_t n = x.size(0), L = x.size(1), W = x.size(2), hd = W / heads;
-  at::Tensor qkv = linear(norm(x, b.ln1), b.qkv);         // [n, L, 3W]
+  at::Tensor qkv = linear(norm(x, b.ln1, eps), b.qkv);         // [n, L, 3W]
   qkv = qkv.view({n, L, 3, heads, hd}).permute({2, 0, 3, 1, 4});        // [3, n, heads, L, hd]
   at::Tensor o = causal_attention(qkv[0], qkv[1], qkv[2]);               // [n, heads, L, hd]
   o = o.permute({0, 2, 1, 3}).reshape({n, L, W});                        // [n, L, W]
   x.add_(linear(o, b.out));
-  at::Tensor h = at::gelu(linear(norm(x, b.ln2), b.fc));  // [n, L, 4W]
+  at::Tensor h = at::gelu(linear(norm(x, b.ln2, eps), b.fc));  // [n, L, 4W]
   x.add_(linear(h, b.proj));
 }
 
-void keep(Captures* cap, const std::string& name, const at::Tensor& x) {  // row 0: [L, W] fp32
+void keep(TensorCaptures* cap, const std::string& name, const at::Tensor& x) {  // row 0: [L, W] fp32
   if (cap) cap->emplace_back(name, snapshot(x[0]));
 }
 
 }  // namespace
 
-at::Tensor text_forward(const Arch& a, const TextWeights& w, const at::Tensor& tokens, const at::Tensor& ends, at::ScalarType dtype, Captures* cap) {
+at::Tensor text_forward(const ClipConfig& config, const TextWeights& w, const at::Tensor& tokens, const at::Tensor& ends, at::ScalarType dtype, TensorCaptures* cap) {
+  const TextConfig& a = config.text;
   const int64_t n = tokens.size(0), L = tokens.size(1);
   at::Tensor x = at::embedding(w.tok_emb, tokens).to(dtype) + w.pos_emb.slice(0, 0, L).to(dtype);  // [n, L, W]
   keep(cap, "text0.embed", x);
   for (int64_t l = 0; l < a.layers; l++) {
-    block(x, w.blocks[l], a.heads);
+    block(x, w.blocks[l], a.heads, a.norm_eps);
     keep(cap, "text0.block" + std::to_string(l), x);
   }
-  x = norm(x, w.ln_final);                                 // [n, L, W]
+  x = norm(x, w.ln_final, a.norm_eps);                                 // [n, L, W]
   at::Tensor rows = x.reshape({n * L, a.width}).index_select(0, ends);  // [n, W]: each row at its end token
   return at::matmul(rows, as(w.projection, rows));                  // [n, D]
 }

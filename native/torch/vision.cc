@@ -9,7 +9,7 @@ at::Tensor norm_c(const at::Tensor& x, const Norm& n, double eps) {  // LayerNor
   return at::layer_norm(x, {x.size(-1)}, as(n.w, x), as(n.b, x), eps);
 }
 
-void keep(Captures* cap, const std::string& name, const at::Tensor& nhwc) {  // row 0 as [C, H, W] fp32
+void keep(TensorCaptures* cap, const std::string& name, const at::Tensor& nhwc) {  // row 0 as [C, H, W] fp32
   if (cap) cap->emplace_back(name, snapshot(nhwc[0].permute({2, 0, 1})));
 }
 
@@ -40,7 +40,8 @@ at::Tensor downsample(const at::Tensor& x, const Downsample& d, double eps) {
 
 }  // namespace
 
-at::Tensor vision_forward(const Arch& a, const VisionWeights& w, const at::Tensor& pixels, at::ScalarType dtype, bool fused, Captures* cap) {
+at::Tensor vision_forward(const ClipConfig& config, const VisionWeights& w, const at::Tensor& pixels, at::ScalarType dtype, bool fused, TensorCaptures* cap) {
+  const VisionConfig& a = config.vision;
   const double eps = a.norm_eps;
   const int64_t n = pixels.size(0), S = a.image_size / 4;
   // stem: 4x4 stride-4 conv as a GEMM over (cin, kh, kw) patches, then LayerNorm: [n, 3, 4S, 4S] -> [n, S, S, C0]

@@ -2,34 +2,25 @@
 
 #include <stdexcept>
 
-#include "tensor_io.h"
-
 namespace cclip {
 namespace {
 
-// Reads tensors by name as fp32 on the device, checking each against the expected shape.
+// Reads tensors by name through the core's WeightLoader (fp32, checked) and moves them to the device.
 class Loader {
  public:
-  Loader(const Arch& arch, const std::vector<TensorSpec>& specs, const at::Device& device, at::ScalarType dtype, const ProgressFn& progress)
-      : device_(device), dtype_(dtype), progress_(progress) {
-    for (const auto& s : specs) by_name_[s.name] = &s;
-    for (const auto& [name, shape] : expected_tensors(arch)) {
-      auto it = by_name_.find(name);
-      if (it == by_name_.end()) throw std::invalid_argument("checkpoint lacks tensor " + name);
-      if (it->second->shape != shape) {
-        throw std::invalid_argument("tensor " + name + " has shape " + shape_string(it->second->shape) + ", expected " + shape_string(shape));
-      }
-      scalar_type_of(it->second->dtype, name);
-      total_ += it->second->byte_length;
-    }
-  }
+  Loader(const ClipConfig& config, const std::vector<TensorSource>& sources, const at::Device& device, at::ScalarType dtype,
+         const ProgressFn& progress)
+      : device_(device), dtype_(dtype), reader_(sources, expected_tensors(config), progress) {}
 
+  // The tensor as fp32 on the device. For CUDA the floats land in pinned host memory and go up with a
+  // non-blocking copy on the current stream (the caching host allocator reuses a pinned block only once its
+  // copy is done), so the next read overlaps the transfer.
   at::Tensor f32(const std::string& name) {
-    const TensorSpec& s = *by_name_.at(name);
-    at::Tensor t = reader_.read(s, device_).to(at::kFloat);
-    loaded_ += s.byte_length;
-    if (progress_) progress_(loaded_, total_);
-    return t;
+    const TensorSource& src = reader_.source(name);
+    const bool staged = device_.is_cuda();
+    at::Tensor host = at::empty(src.shape, at::TensorOptions().dtype(at::kFloat).pinned_memory(staged));
+    reader_.read_to(name, host.data_ptr<float>());
+    return staged ? host.to(at::TensorOptions().device(device_), /*non_blocking=*/true) : host;
   }
 
   at::Tensor cast(const at::Tensor& t) {
@@ -52,13 +43,11 @@ class Loader {
  private:
   at::Device device_;
   at::ScalarType dtype_;
-  const ProgressFn& progress_;
-  std::unordered_map<std::string, const TensorSpec*> by_name_;
-  TensorReader reader_;
-  int64_t total_ = 0, loaded_ = 0, bytes_ = 0;
+  WeightLoader reader_;
+  int64_t bytes_ = 0;
 };
 
-VisionWeights load_vision(const Arch& a, Loader& L, bool fused) {
+VisionWeights load_vision(const VisionConfig& a, Loader& L, bool fused) {
   VisionWeights v;
   const std::string trunk = "visual.trunk";
   const int64_t d0 = a.dims[0];
@@ -105,7 +94,7 @@ VisionWeights load_vision(const Arch& a, Loader& L, bool fused) {
   return v;
 }
 
-TextWeights load_text(const Arch& a, Loader& L) {
+TextWeights load_text(const TextConfig& a, Loader& L) {
   TextWeights t;
   t.tok_emb = L.get("token_embedding.weight");
   t.pos_emb = L.get("positional_embedding");
@@ -127,13 +116,13 @@ TextWeights load_text(const Arch& a, Loader& L) {
 
 }  // namespace
 
-Weights load_weights(const Arch& arch, const std::vector<TensorSpec>& specs, const at::Device& device, at::ScalarType dtype,
+Weights load_weights(const ClipConfig& config, const std::vector<TensorSource>& sources, const at::Device& device, at::ScalarType dtype,
                      bool fused_copies, const ProgressFn& progress) {
-  validate_arch(arch);
-  Loader loader(arch, specs, device, dtype, progress);
+  config.validate();
+  Loader loader(config, sources, device, dtype, progress);
   Weights w;
-  w.vision = load_vision(arch, loader, fused_copies);
-  w.text = load_text(arch, loader);
+  w.vision = load_vision(config.vision, loader, fused_copies);
+  w.text = load_text(config.text, loader);
   w.bytes = loader.bytes();
   return w;
 }

@@ -7,7 +7,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "arch.h"
+#include "../core/spec.h"
+#include "../core/weights.h"
 
 namespace cclip {
 
@@ -61,11 +62,10 @@ struct Weights {
   int64_t bytes = 0;  // bytes held on the device
 };
 
-using ProgressFn = std::function<void(int64_t loaded_bytes, int64_t total_bytes)>;
-
-// Validates every tensor the architecture needs (present, shape, dtype), reads them and lays them out.
-// `fused_copies` also keeps the fp32 copies the fused CUDA kernels read.
-Weights load_weights(const Arch& arch, const std::vector<TensorSpec>& specs, const at::Device& device, at::ScalarType dtype,
+// Reads every tensor the architecture needs through the core's WeightLoader (which checks presence, shape,
+// layout and finiteness) and lays them out on `device`. `fused_copies` also keeps the fp32 copies the fused
+// CUDA kernels read.
+Weights load_weights(const ClipConfig& config, const std::vector<TensorSource>& sources, const at::Device& device, at::ScalarType dtype,
                      bool fused_copies, const ProgressFn& progress);
 
 }  // namespace cclip

@@ -1,16 +1,10 @@
 #!/usr/bin/env python3
-"""Writes the spec that native/torch/tools (cclip_gpu_check) reads: the architecture of a model directory
-(open_clip_config.json, parsed as lib/architecture.ts does), its weight tensors (open_clip_model.safetensors)
-and, when present, the inputs of expected.safetensors. Standard library only.
-Usage: model_spec.py MODEL_DIR > model.spec"""
+"""Writes the JSON load request (native/core/spec.h) that native/torch/tools (cclip_gpu_check) reads: the
+architecture (a JSON file written by scripts/gpu/architecture.ts, which parses open_clip_config.json as the
+library does), the weight tensors of MODEL_DIR/open_clip_model.safetensors and, when present, the inputs of
+MODEL_DIR/expected.safetensors. Standard library only.
+Usage: model_spec.py MODEL_DIR ARCHITECTURE_JSON > request.json"""
 import json, os, struct, sys
-
-TIMM = {  # depths, dims, LayerNorm eps (lib/architecture.ts TIMM_CONVNEXT)
-    "convnext_base": ([3, 3, 27, 3], [128, 256, 512, 1024], 1e-6),
-    "convnext_large": ([3, 3, 27, 3], [192, 384, 768, 1536], 1e-6),
-    "convnext_xlarge": ([3, 3, 27, 3], [256, 512, 1024, 2048], 1e-6),
-    "convnext_xxlarge": ([3, 4, 30, 3], [384, 768, 1536, 3072], 1e-5),
-}
 
 
 def header(path):
@@ -20,42 +14,40 @@ def header(path):
     return 8 + n, {k: v for k, v in h.items() if k != "__metadata__"}
 
 
-def records(kind, path):
+def strides(shape):
+    out, s = [], 1
+    for d in reversed(shape):
+        out.insert(0, s)
+        s *= d
+    return out
+
+
+def entries(path, with_strides):
     start, h = header(path)
     out = []
     for name, v in h.items():
         b, e = v["data_offsets"]
-        out.append("\t".join([kind, name, v["dtype"], os.path.abspath(path), str(start + b), str(e - b), str(len(v["shape"]))] + [str(d) for d in v["shape"]]))
+        entry = {"name": name, "dtype": v["dtype"], "shape": v["shape"], "file": os.path.abspath(path), "offset": start + b, "byteLength": e - b}
+        if with_strides:
+            entry["strides"] = strides(v["shape"])
+        out.append(entry)
     return out
 
 
-def main(model_dir):
-    cfg = json.load(open(os.path.join(model_dir, "open_clip_config.json")))["model_cfg"]
-    v, t = cfg["vision_cfg"], cfg["text_cfg"]
-    depths, dims, eps = TIMM[v["timm_model_name"]]
-    kw = v.get("timm_model_kwargs") or {}
-    size = v.get("image_size", 224)
-    size = size[0] if isinstance(size, list) else size
-    lines = [
-        f"arch\tembed_dim\t{cfg['embed_dim']}",
-        "arch\tdepths\t" + "\t".join(str(d) for d in kw.get("depths", depths)),
-        "arch\tdims\t" + "\t".join(str(d) for d in kw.get("dims", dims)),
-        f"arch\tnorm_eps\t{kw.get('norm_eps', eps)!r}",
-        f"arch\timage_size\t{size}",
-        f"arch\tproj\t{v.get('timm_proj', 'linear')}",
-        f"arch\tproj_bias\t{int(bool(v.get('timm_proj_bias', False)))}",
-        f"arch\twidth\t{t.get('width', 512)}",
-        f"arch\theads\t{t.get('heads', 8)}",
-        f"arch\tlayers\t{t.get('layers', 12)}",
-        f"arch\tcontext_length\t{t.get('context_length', 77)}",
-        f"arch\tvocab_size\t{t.get('vocab_size', 49408)}",
-    ]
-    lines += [r for r in records("tensor", os.path.join(model_dir, "open_clip_model.safetensors")) if "\tlogit_scale\t" not in r]
+def main(model_dir, architecture):
+    request = {
+        "architecture": json.load(open(architecture)),
+        "tensors": entries(os.path.join(model_dir, "open_clip_model.safetensors"), True),
+        "options": {"precision": "fp32"},  # the tool's command line decides device and precision
+    }
     expected = os.path.join(model_dir, "expected.safetensors")
     if os.path.exists(expected):
-        lines += [r for r in records("input", expected) if r.split("\t")[1] in ("pixels", "tokens")]
-    print("\n".join(lines))
+        request["inputs"] = [e for e in entries(expected, False) if e["name"] in ("pixels", "tokens")]
+    json.dump(request, sys.stdout)
+    print()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2])

@@ -15,7 +15,6 @@
 #include <memory>
 #include <mutex>
 #include <new>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -32,6 +31,7 @@ namespace {
 
 struct Result {
   std::string error;  // empty: success
+  std::string code;   // cclip::Error's code (lib/errors.ts), when the error has one
   cclip::ClipModel* model = nullptr;
   std::vector<float> features;
   cclip::Captures captures;
@@ -90,6 +90,9 @@ void submit(int job, std::function<void(Result&)> body) {
     auto* result = new Result();
     try {
       body(*result);
+    } catch (const cclip::Error& err) {
+      result->error = err.what();
+      result->code = err.code();
     } catch (const std::bad_alloc&) {
       result->error = "out of memory (the wasm heap is limited to 4 GB; bf16 weights need half of fp32's)";
     } catch (const std::exception& err) {
@@ -98,70 +101,6 @@ void submit(int job, std::function<void(Result&)> body) {
     }
     finish(job, result);
   });
-}
-
-template <typename T>
-T next(std::istringstream& in, const char* what) {
-  T v{};
-  if (!(in >> v)) throw std::runtime_error(std::string("malformed load request: bad ") + what);
-  return v;
-}
-
-// The load request, one record a line:
-//   config embed d0..d3 c0..c3 eps image_size proj_mlp proj_bias width heads layers context vocab
-//   source id bytes name (the rest of the line: a file path or name, shown in errors)
-//   tensor name dtype rank shape... strides... source offset byte_length
-void parse_request(const std::string& text, cclip::ClipConfig& config, std::vector<cclip::TensorSource>& tensors,
-                   std::map<std::string, Source>& sources) {
-  std::map<int, std::string> names;
-  std::istringstream lines(text);
-  std::string line;
-  bool have_config = false;
-  while (std::getline(lines, line)) {
-    if (line.empty()) continue;
-    std::istringstream in(line);
-    const auto kind = next<std::string>(in, "record");
-    if (kind == "config") {
-      config.embed_dim = next<int>(in, "embed_dim");
-      for (int& d : config.vision.depths) d = next<int>(in, "depth");
-      for (int& d : config.vision.dims) d = next<int>(in, "dim");
-      config.vision.norm_eps = static_cast<float>(next<double>(in, "eps"));
-      config.vision.image_size = next<int>(in, "image_size");
-      config.vision.proj_mlp = next<int>(in, "proj_mlp") != 0;
-      config.vision.proj_bias = next<int>(in, "proj_bias") != 0;
-      config.text.width = next<int>(in, "width");
-      config.text.heads = next<int>(in, "heads");
-      config.text.layers = next<int>(in, "layers");
-      config.text.context_length = next<int>(in, "context_length");
-      config.text.vocab_size = next<int>(in, "vocab_size");
-      have_config = true;
-    } else if (kind == "source") {
-      const int id = next<int>(in, "source id");
-      const auto bytes = next<uint64_t>(in, "source size");
-      std::string name;
-      std::getline(in >> std::ws, name);
-      if (name.empty() || sources.count(name) || names.count(id)) throw std::runtime_error("malformed load request: source " + name);
-      sources[name] = Source{id, bytes};
-      names[id] = name;
-    } else if (kind == "tensor") {
-      cclip::TensorSource t;
-      t.name = next<std::string>(in, "tensor name");
-      t.dtype = cclip::parse_source_dtype(next<std::string>(in, "dtype"));
-      const int rank = next<int>(in, "rank");
-      if (rank < 0 || rank > 8) throw std::runtime_error("malformed load request: rank of " + t.name);
-      for (int i = 0; i < rank; ++i) t.shape.push_back(next<int64_t>(in, "shape"));
-      for (int i = 0; i < rank; ++i) t.strides.push_back(next<int64_t>(in, "stride"));
-      const auto it = names.find(next<int>(in, "source"));
-      if (it == names.end()) throw std::runtime_error("malformed load request: tensor " + t.name + " names no source");
-      t.file = it->second;
-      t.offset = next<uint64_t>(in, "offset");
-      t.byte_length = next<uint64_t>(in, "byte_length");
-      tensors.push_back(std::move(t));
-    } else {
-      throw std::runtime_error("malformed load request: unknown record " + kind);
-    }
-  }
-  if (!have_config) throw std::runtime_error("malformed load request: no config");
 }
 
 }  // namespace
@@ -196,27 +135,23 @@ using cclip_wasm::Result;
 
 extern "C" {
 
-// Loads a model from `request` (see parse_request; the caller frees it after the job ends).
-// precision: 0 fp32, 1 bf16. Result: the model handle, or an error.
-EMSCRIPTEN_KEEPALIVE void cclip_load(int job, const char* request, int precision, int threads) {
+// Loads a model from `request`, the JSON load request (native/core/spec.h; its "sources" name the weight
+// sources in the order of their ids). Result: the model handle, or an error.
+EMSCRIPTEN_KEEPALIVE void cclip_load(int job, const char* request) {
   std::string text(request);
-  cclip_wasm::submit(job, [job, text = std::move(text), precision, threads](Result& r) {
-    cclip::ClipConfig config;
-    std::vector<cclip::TensorSource> tensors;
-    std::map<std::string, cclip_wasm::Source> sources;
-    cclip_wasm::parse_request(text, config, tensors, sources);
+  cclip_wasm::submit(job, [job, text = std::move(text)](Result& r) {
+    const cclip::LoadRequest request = cclip::parse_load_request(text);
     {
       std::lock_guard<std::mutex> lock(cclip_wasm::g_sources_mu);
-      cclip_wasm::g_sources = sources;
+      cclip_wasm::g_sources.clear();
+      int id = 0;
+      for (const auto& [file, size] : request.sources) cclip_wasm::g_sources[file] = cclip_wasm::Source{id++, size};
     }
-    cclip::LoadOptions options;
-    options.precision = precision == 1 ? cclip::Precision::BF16 : cclip::Precision::F32;
-    options.threads = threads;
     auto progress = [job](uint64_t loaded, uint64_t total) {
       MAIN_THREAD_ASYNC_EM_ASM({ Module["cclipHost"].progress($0, $1, $2); }, job, static_cast<double>(loaded),
                                static_cast<double>(total));
     };
-    r.model = cclip::ClipModel::load(config, tensors, options, progress).release();
+    r.model = cclip::ClipModel::load(request.config, request.tensors, request.options, progress).release();
   });
 }
 
@@ -261,6 +196,7 @@ EMSCRIPTEN_KEEPALIVE void cclip_preprocess(int job, const uint8_t* data, int wid
 }
 
 EMSCRIPTEN_KEEPALIVE const char* cclip_result_error(Result* r) { return r->error.empty() ? nullptr : r->error.c_str(); }
+EMSCRIPTEN_KEEPALIVE const char* cclip_result_error_code(Result* r) { return r->code.empty() ? nullptr : r->code.c_str(); }
 EMSCRIPTEN_KEEPALIVE cclip::ClipModel* cclip_result_model(Result* r) { return r->model; }
 EMSCRIPTEN_KEEPALIVE const float* cclip_result_features(Result* r) { return r->features.data(); }
 EMSCRIPTEN_KEEPALIVE double cclip_result_features_size(Result* r) { return static_cast<double>(r->features.size()); }

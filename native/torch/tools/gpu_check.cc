@@ -1,8 +1,8 @@
 // cclip_gpu_check: drives the torch backend without Node (for GPU machines that have PyTorch but no Node).
-// Loads a model from a spec (scripts/gpu/model_spec.py), encodes the spec's inputs and writes the features
+// Loads a model from a JSON load request (native/core/spec.h; scripts/gpu/model_spec.py writes one), encodes the spec's inputs and writes the features
 // (and with --capture the first row's intermediates) as safetensors; --bench times the towers per batch size
 // and prints one JSON line per measurement.
-//   cclip_gpu_check --spec xxl.spec --device cuda --precision bf16 --out ours.safetensors [--capture]
+//   cclip_gpu_check --request xxl.json --device cuda --precision bf16 --out ours.safetensors [--capture]
 //                   [--no-graphs] [--no-fused] [--threads N] [--bench 1,8,64] [--iters 10]
 #include <algorithm>
 #include <chrono>
@@ -16,14 +16,14 @@
 
 #include "model.h"
 #include "safetensors_out.h"
-#include "spec.h"
+#include "inputs.h"
 
 using namespace cclip;
 
 namespace {
 
 struct Args {
-  std::string spec, out, device = "cpu", precision = "fp32", bench;
+  std::string request, out, device = "cpu", precision = "fp32", bench;
   bool capture = false, graphs = true, fused = true;
   int threads = 0, iters = 10;
 };
@@ -36,7 +36,7 @@ Args parse(int argc, char** argv) {
       if (i + 1 >= argc) throw std::runtime_error(k + " needs a value");
       return argv[++i];
     };
-    if (k == "--spec") a.spec = next();
+    if (k == "--request") a.request = next();
     else if (k == "--out") a.out = next();
     else if (k == "--device") a.device = next();
     else if (k == "--precision") a.precision = next();
@@ -48,7 +48,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--no-fused") a.fused = false;
     else throw std::runtime_error("unknown argument " + k);
   }
-  if (a.spec.empty()) throw std::runtime_error("usage: cclip_gpu_check --spec FILE [--device cpu|cuda] [--precision fp32|bf16] [--out FILE] ...");
+  if (a.request.empty()) throw std::runtime_error("usage: cclip_gpu_check --request FILE [--device cpu|cuda] [--precision fp32|bf16] [--out FILE] ...");
   return a;
 }
 
@@ -68,7 +68,8 @@ double median_ms(int iters, F&& f) {
   return t[t.size() / 2];
 }
 
-void bench(Model& m, const Arch& a, const Args& args) {
+void bench(Model& m, const ClipConfig& config, const Args& args) {
+  const TextConfig& a = config.text;
   std::vector<int64_t> sizes;
   std::stringstream ss(args.bench);
   for (std::string s; std::getline(ss, s, ',');) sizes.push_back(std::stoll(s));
@@ -78,7 +79,7 @@ void bench(Model& m, const Arch& a, const Args& args) {
   const std::string tag = "\"impl\":\"convnext-clip torch\",\"device\":\"" + args.device + "\",\"precision\":\"" + args.precision + "\",\"graphs\":" +
                           (m.options().graphs ? "true" : "false") + ",\"fused\":" + (m.options().fused ? "true" : "false");
   for (int64_t bs : sizes) {
-    const int64_t S = a.image_size;
+    const int64_t S = config.vision.image_size;
     std::vector<float> px(static_cast<size_t>(bs * 3 * S * S));
     for (auto& v : px) v = g(rng);
     double first = now_ms();
@@ -106,31 +107,37 @@ void bench(Model& m, const Arch& a, const Args& args) {
 
 int run(int argc, char** argv) {
   const Args args = parse(argc, argv);
-  tools::Spec spec = tools::read_spec(args.spec);
-  Options o;
+  const LoadRequest spec = parse_load_request(tools::read_text_file(args.request));
+  Options o = spec.options;  // the command line decides how to run
   o.cuda = args.device == "cuda";
-  o.bf16 = args.precision == "bf16";
+  o.precision = args.precision == "bf16" ? Precision::BF16 : Precision::F32;
   o.threads = args.threads;
   o.graphs = args.graphs;
   o.fused = args.fused;
+  const InputTensor* pixels = nullptr;
+  const InputTensor* tokens = nullptr;
+  for (const InputTensor& in : spec.inputs) {
+    if (in.name == "pixels") pixels = &in;
+    if (in.name == "tokens") tokens = &in;
+  }
   double t = now_ms();
-  int64_t total = 0;
-  auto model = Model::load(spec.arch, spec.tensors, o, [&](int64_t loaded, int64_t all) { total = all; (void)loaded; });
+  uint64_t total = 0;
+  auto model = Model::load(spec.config, spec.tensors, o, [&](uint64_t loaded, uint64_t all) { total = all; (void)loaded; });
   std::fprintf(stderr, "loaded %.2f GB of checkpoint tensors in %.1f s (%.2f GB on the device; %s %s, graphs %d, fused %d)\n", total / 1e9, (now_ms() - t) / 1e3,
                model->weight_bytes() / 1e9, args.device.c_str(), args.precision.c_str(), model->options().graphs, model->options().fused);
   std::vector<std::pair<std::string, at::Tensor>> outputs;
-  if (spec.inputs.count("pixels")) {
-    const TensorSpec& p = spec.inputs.at("pixels");
-    std::vector<char> bytes = tools::read_bytes(p);
+  if (pixels) {
+    const InputTensor& p = *pixels;
+    std::vector<char> bytes = tools::read_input_bytes(p);
     t = now_ms();
     Output out = model->encode_image(reinterpret_cast<const float*>(bytes.data()), p.shape[0], args.capture);
     std::fprintf(stderr, "image tower: %lld images in %.1f ms (first call)\n", static_cast<long long>(p.shape[0]), now_ms() - t);
     outputs.emplace_back("image_features", out.features);
     for (auto& kv : out.intermediates) outputs.push_back(kv);
   }
-  if (spec.inputs.count("tokens")) {
-    const TensorSpec& tk = spec.inputs.at("tokens");
-    std::vector<char> bytes = tools::read_bytes(tk);
+  if (tokens) {
+    const InputTensor& tk = *tokens;
+    std::vector<char> bytes = tools::read_input_bytes(tk);
     std::vector<int32_t> ids(static_cast<size_t>(tk.byte_length / 8));
     for (size_t i = 0; i < ids.size(); i++) {
       int64_t v;
@@ -144,7 +151,7 @@ int run(int argc, char** argv) {
     for (auto& kv : out.intermediates) outputs.push_back(kv);
   }
   if (!args.out.empty()) tools::write_safetensors(args.out, outputs);
-  if (!args.bench.empty()) bench(*model, spec.arch, args);
+  if (!args.bench.empty()) bench(*model, spec.config, args);
   std::fprintf(stderr, "CUDA graphs captured: %d\n", model->graphs_captured());
   return 0;
 }

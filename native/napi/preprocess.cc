@@ -1,4 +1,4 @@
-#include "preprocess_binding.h"
+#include "preprocess.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,8 +11,9 @@
 #include "../core/preprocess.h"
 #include "../core/resize.h"
 #include "../core/threadpool.h"
+#include "errors.h"
 
-namespace cclip_node {
+namespace cclip::napi {
 
 namespace {
 
@@ -81,21 +82,17 @@ class PromiseWorker : public Napi::AsyncWorker {
   virtual void run() = 0;
   virtual Napi::Value result(Napi::Env env) { return env.Undefined(); }
 
-  void Execute() override {
-    try {
-      run();
-    } catch (const std::bad_alloc&) {
-      SetError("out of memory while preprocessing an image");
-    } catch (const std::exception& err) {
-      SetError(err.what());
-    }
+  void Execute() override { capture_failure("preprocessing an image", failure_, [&] { run(); }); }
+  void OnOK() override {
+    if (!failure_.message.empty()) return deferred_.Reject(to_js_error(Env(), failure_).Value());
+    deferred_.Resolve(result(Env()));
   }
-  void OnOK() override { deferred_.Resolve(result(Env())); }
   void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
 
  private:
   Napi::Promise::Deferred deferred_;
   std::vector<Napi::ObjectReference> refs_;  // the input and output arrays stay alive until settled
+  Failure failure_;
 };
 
 class PreprocessWorker : public PromiseWorker {
@@ -198,9 +195,9 @@ Napi::Value resize_image(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void InitPreprocess(Napi::Env env, Napi::Object exports) {
+void register_preprocess(Napi::Env env, Napi::Object exports) {
   exports.Set("preprocessImage", Napi::Function::New(env, preprocess_image, "preprocessImage"));
   exports.Set("resizeImage", Napi::Function::New(env, resize_image, "resizeImage"));
 }
 
-}  // namespace cclip_node
+}  // namespace cclip::napi

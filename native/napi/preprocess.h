@@ -1,4 +1,4 @@
-// Image preprocessing exports of the addon (native/core/preprocess.h, resize.h), each returning a Promise and
+// Image preprocessing exports of every addon (native/core/preprocess.h, resize.h), each returning a Promise and
 // running on a libuv worker thread (large images also on a shared thread pool), never on the JS thread:
 //   preprocessImage(pixels: Uint8Array, width, height, mode: 'L'|'RGB'|'RGBA'|'CMYK',
 //                   spec: {size, resizeMode, filter, fill: number[], mean: number[3], std: number[3]},
@@ -7,8 +7,8 @@
 #pragma once
 #include <napi.h>
 
-namespace cclip_node {
+namespace cclip::napi {
 
-void InitPreprocess(Napi::Env env, Napi::Object exports);
+void register_preprocess(Napi::Env env, Napi::Object exports);
 
-}  // namespace cclip_node
+}  // namespace cclip::napi
