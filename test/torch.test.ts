@@ -1,4 +1,4 @@
-/** libtorch backend (CPU): parity with the reference on every fixture model, and bad inputs -> errors, never crashes. */
+/** libtorch backend: .bin loading, batch independence, CUDA graphs, and bad inputs -> errors, never crashes (parity: test/parity.test.ts). */
 import { copyFileSync, mkdtempSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -30,54 +30,7 @@ async function rejects(t: test.Test, promise: Promise<unknown>, code: string, wh
   }
 }
 
-for (const name of FIXTURE_MODELS) {
-  test(`torch cpu fp32 parity: ${name}`, { skip }, async (t) => {
-    const model = await fixtureModel(name);
-    const expected = await readExpected(path.join(model.dir, 'expected.safetensors'));
-    const torch = await load(model, 'fp32');
-    try {
-      const image = await torch.encodeImage(floats(expected.get('pixels'), 'pixels'), expected.get('pixels')!.shape[0], { capture: true });
-      const text = await torch.encodeText(tokensOf(expected.get('tokens')), expected.get('tokens')!.shape[0], { capture: true });
-      const check = (key: string, got: Float32Array | undefined) => {
-        const want = floats(expected.get(key), key);
-        if (!got) return t.fail(`${key}: not returned`);
-        // Text captures hold the L positions computed (up to the batch's last end token).
-        const rel = maxRelativeDiff(got, want.subarray(0, got.length));
-        t.ok(rel <= FP32_TOLERANCE, `${key}: max rel diff ${rel.toExponential(2)} <= ${FP32_TOLERANCE}`);
-      };
-      check('image_features', image.features);
-      check('text_features', text.features);
-      for (const key of expected.keys()) {
-        if (key.startsWith('image0.')) check(key, image.intermediates?.[key]);
-        if (key.startsWith('text0.')) check(key, text.intermediates?.[key]);
-      }
-      const blocks = Object.keys(text.intermediates ?? {}).filter((k) => k.startsWith('text0.block'));
-      t.equal(blocks.length, model.arch.text.layers, 'one capture per text block');
-      const width = model.arch.text.width;
-      t.equal((text.intermediates?.['text0.embed']?.length ?? 0) % width, 0, 'text captures are [L, width]');
-    } finally {
-      torch.dispose();
-    }
-  });
-
-  test(`torch cpu bf16 parity: ${name}`, { skip }, async (t) => {
-    const model = await fixtureModel(name);
-    const expected = await readExpected(path.join(model.dir, 'expected.safetensors'));
-    const torch = await load(model, 'bf16');
-    try {
-      t.equal(torch.precision, 'bf16');
-      const image = await torch.encodeImage(floats(expected.get('pixels'), 'pixels'), expected.get('pixels')!.shape[0]);
-      const text = await torch.encodeText(tokensOf(expected.get('tokens')), expected.get('tokens')!.shape[0]);
-      const dim = model.arch.embedDim;
-      const imageCos = minRowCosine(image.features, floats(expected.get('image_features'), 'image_features'), dim);
-      const textCos = minRowCosine(text.features, floats(expected.get('text_features'), 'text_features'), dim);
-      t.ok(imageCos >= BF16_MIN_COSINE, `image_features min cosine ${imageCos.toFixed(6)} >= ${BF16_MIN_COSINE}`);
-      t.ok(textCos >= BF16_MIN_COSINE, `text_features min cosine ${textCos.toFixed(6)} >= ${BF16_MIN_COSINE}`);
-    } finally {
-      torch.dispose();
-    }
-  });
-}
+// Parity with the reference on every fixture model and precision (CPU and CUDA): test/parity.test.ts.
 
 test('torch: the .bin (torch.save zip) checkpoint gives the safetensors outputs; rows are batch-independent', { skip }, async (t) => {
   const model = await fixtureModel('xxlarge-tiny');
@@ -197,7 +150,7 @@ test('torch addon: wrong arguments reject with a typed code, never throw or abor
 const cuda = status.ok ? torchBackend.available('cuda') : status;
 const skipCuda = cuda.ok ? false : `no CUDA for the torch backend (${cuda.reason})`;
 for (const name of FIXTURE_MODELS) {
-  test(`torch cuda parity: ${name}`, { skip: skipCuda }, async (t) => {
+  test(`torch cuda graphs: capture and replay reproduce the reference: ${name}`, { skip: skipCuda }, async (t) => {
     const model = await fixtureModel(name);
     const expected = await readExpected(path.join(model.dir, 'expected.safetensors'));
     const pixels = floats(expected.get('pixels'), 'pixels');
