@@ -78,7 +78,7 @@ const MODE_CHANNELS: Record<PixelMode, number> = { L: 1, RGB: 3, RGBA: 4, CMYK: 
 const MAX_SIDE = 1 << 20;
 
 /** What protects memory before pixels cross into an engine: buffer sizes that match the geometry and mode. */
-function checkPixelBuffers(pixels: Uint8Array, width: number, height: number, mode: PixelMode, spec: PreprocessSpec, out: Float32Array): void {
+export function checkPixelBuffers(pixels: Uint8Array, width: number, height: number, mode: PixelMode, spec: PreprocessSpec, out: Float32Array): void {
   const channels = MODE_CHANNELS[mode];
   const sideOk = (d: number) => Number.isInteger(d) && d >= 1 && d <= MAX_SIDE;
   if (!channels || !sideOk(width) || !sideOk(height) || !sideOk(spec?.size)) {

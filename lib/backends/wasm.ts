@@ -12,9 +12,10 @@ import path from 'node:path';
 import type { ClipArchitecture } from '../architecture.js';
 import { ClipError } from '../errors.js';
 import type { TensorManifest } from '../manifest.js';
-import type { Backend, BackendLoadOptions, BackendModel } from './types.js';
+import { checkPixelBuffers } from './addon-model.js';
+import type { Backend, BackendLoadOptions, BackendModel, ImagePreprocessor } from './types.js';
 import { wasmArtifacts } from './wasm-artifacts.js';
-import type { CclipModuleFactory, WeightSource } from './wasm-core.js';
+import { type CclipModuleFactory, WasmRuntime, type WeightSource } from './wasm-core.js';
 import { checkLoadOptions, loadWasmModel, type WasmClipModel } from './wasm-model.js';
 
 export { WasmClipModel } from './wasm-model.js';
@@ -98,6 +99,28 @@ export async function loadWasmFromSources(
   const env = process.env.CCLIP_PROFILE ? { CCLIP_PROFILE: process.env.CCLIP_PROFILE } : undefined;
   return loadWasmModel({ ...loaded, arch, manifest, sources, precision, threads, onProgress: options.onProgress, env });
 }
+
+let preprocessRuntime: Promise<WasmRuntime> | undefined;
+
+/** The module's preprocessing without a model (one pthread, started on first use), for callers that have no model. */
+export const wasmPreprocessor: ImagePreprocessor = async (data, width, height, mode, spec, out) => {
+  checkPixelBuffers(data, width, height, mode, spec, out);
+  preprocessRuntime ??= (async () => {
+    const artifacts = wasmArtifacts();
+    if ('error' in artifacts) throw new ClipError('E_BACKEND_UNAVAILABLE', artifacts.error);
+    const unsupported = threadsSupported();
+    if (unsupported) throw new ClipError('E_BACKEND_UNAVAILABLE', unsupported);
+    const { factory, wasmModule } = await loadModule(artifacts.dir);
+    return WasmRuntime.create({ factory, wasmModule, threads: 1 });
+  })();
+  preprocessRuntime.catch(() => {
+    preprocessRuntime = undefined;
+  });
+  const runtime = await preprocessRuntime;
+  const fill: [number, number, number, number] = [0, 0, 0, 0];
+  spec.fill.forEach((v, i) => (fill[i] = v));
+  out.set(await runtime.preprocess({ data, width, height, channels: spec.fill.length, mode }, { ...spec, fill }));
+};
 
 export const wasmBackend: Backend = {
   name: 'wasm',

@@ -10,6 +10,7 @@ import type { PreprocessConfig } from '../model-dir.js';
 import { integerIn, invalid, is, oneOf, optionalBool, optionalIntegerIn, optionsObject } from '../validate.js';
 import { decodeImage } from './decode.js';
 import type { ImagePreprocessor, PreprocessSpec } from '../backends/types.js';
+import { wasmBackend, wasmPreprocessor } from '../backends/wasm.js';
 import { imageAddon } from './native.js';
 import { DEFAULT_MAX_PIXELS, type DecodedImage, type ImageSource, type PreprocessImageOptions } from './types.js';
 
@@ -45,11 +46,23 @@ function checkOptions(options: PreprocessImageOptions | undefined): { maxPixels:
   };
 }
 
-/** The native addon's preprocessing, for callers without a loaded model (E_BACKEND_UNAVAILABLE without the addon). */
+/** The native addon's preprocessing (E_BACKEND_UNAVAILABLE without the addon). */
 export const nativePreprocessor: ImagePreprocessor = (...args) => imageAddon().preprocessImage(...args);
 
+/** For callers without a loaded model: the native addon's preprocessing, else the wasm module's (same floats). */
+export const defaultPreprocessor: ImagePreprocessor = (...args) => (nativeUnavailable() === undefined ? nativePreprocessor(...args) : wasmPreprocessor(...args));
+
+function nativeUnavailable(): string | undefined {
+  try {
+    imageAddon();
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 /** Preprocesses one decoded image into out [3, S, S] with `engine`. */
-export async function transformDecoded(image: DecodedImage, cfg: PreprocessConfig, out: Float32Array, engine: ImagePreprocessor = nativePreprocessor): Promise<void> {
+export async function transformDecoded(image: DecodedImage, cfg: PreprocessConfig, out: Float32Array, engine: ImagePreprocessor = defaultPreprocessor): Promise<void> {
   const spec: PreprocessSpec = {
     size: cfg.size,
     resizeMode: cfg.resizeMode,
@@ -61,25 +74,32 @@ export async function transformDecoded(image: DecodedImage, cfg: PreprocessConfi
   await engine(image.data, image.width, image.height, image.mode, spec, out);
 }
 
+/** Neither the native addon nor the wasm module: say why for both before decoding anything. */
+function failEarlyWithoutEngine(): void {
+  const native = nativeUnavailable();
+  const wasm = wasmBackend.available();
+  if (native !== undefined && !wasm.ok) throw new ClipError('E_BACKEND_UNAVAILABLE', `no image preprocessing here: ${native}; wasm: ${wasm.reason}`);
+}
+
 function labelOf(source: ImageSource, i: number): string {
   return typeof source === 'string' ? `input #${i} (${source})` : `input #${i}`;
 }
 
 /**
  * Images -> [n, 3, S, S] float32, as open_clip's eval transform makes them, by `engine` (default: the native
- * addon; `Clip.preprocessImages` uses its model's own). A failing image rejects the whole batch with its
+ * addon, else the wasm module; `Clip.preprocessImages` uses its model's own). A failing image rejects the whole batch with its
  * ClipError, which names it (`input #i`, and the path for files).
  */
 export async function preprocessImages(
   inputs: readonly ImageSource[],
   cfg: PreprocessConfig,
   options?: PreprocessImageOptions,
-  engine: ImagePreprocessor = nativePreprocessor,
+  engine: ImagePreprocessor = defaultPreprocessor,
 ): Promise<Float32Array> {
   if (!Array.isArray(inputs)) throw invalid('an array of file paths, encoded images or raw pixels', 'images', inputs);
   checkConfig(cfg);
   const { maxPixels, concurrency, autoOrient } = checkOptions(options);
-  if (engine === nativePreprocessor) imageAddon(); // fail early when the addon is missing
+  if (engine === defaultPreprocessor) failEarlyWithoutEngine();
   const per = 3 * cfg.size * cfg.size;
   const out = new Float32Array(inputs.length * per);
   let next = 0;

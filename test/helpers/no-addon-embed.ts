@@ -1,5 +1,5 @@
 /**
- * Run with CONVNEXT_CLIP_ADDON=none: loads a fixture model with backend 'auto' and embeds its photos from files
+ * Run with CONVNEXT_CLIP_ADDON=none (and CONVNEXT_CLIP_TORCH_ADDON=none): loads a fixture model with backend 'auto' and embeds its photos from files
  * and from bytes; prints one JSON line per precision for test/no-native-addon.test.ts to check.
  */
 import { readFileSync } from 'node:fs';
