@@ -61,31 +61,4 @@ export function tokensOf(t: ExpectedTensor | undefined): Int32Array {
   return Int32Array.from(t.data, (v) => Number(v));
 }
 
-/** max |got - want| / max |want| over the first want.length values of got... both of equal length. */
-export function maxRelativeDiff(got: Float32Array, want: Float32Array): number {
-  if (got.length !== want.length) throw new Error(`length ${got.length} != expected ${want.length}`);
-  let maxDiff = 0;
-  let maxRef = 0;
-  for (let i = 0; i < want.length; i++) {
-    maxDiff = Math.max(maxDiff, Math.abs(got[i] - want[i]));
-    maxRef = Math.max(maxRef, Math.abs(want[i]));
-  }
-  return maxRef === 0 ? maxDiff : maxDiff / maxRef;
-}
-
-/** Smallest cosine similarity between matching rows of [rows, dim] matrices. */
-export function minRowCosine(got: Float32Array, want: Float32Array, dim: number): number {
-  let min = Infinity;
-  for (let r = 0; r < want.length / dim; r++) {
-    let dot = 0;
-    let a = 0;
-    let b = 0;
-    for (let i = r * dim; i < (r + 1) * dim; i++) {
-      dot += got[i] * want[i];
-      a += got[i] * got[i];
-      b += want[i] * want[i];
-    }
-    min = Math.min(min, dot / Math.sqrt(a * b));
-  }
-  return min;
-}
+export { maxRelativeDiff, minRowCosine } from './helpers/compare.js';

@@ -5,6 +5,7 @@ import test from 'tape';
 import { nativeBackend } from '../lib/backends/native.js';
 import { ClipError } from '../lib/errors.js';
 import { fixtureModel, floats, loadNative, readExpected, tokensOf } from './native-helpers.js';
+import { largestTimerGap } from './helpers/timer-gaps.js';
 
 const skip = !nativeBackend.available().ok;
 
@@ -16,26 +17,6 @@ async function rejectsWith(t: test.Test, promise: Promise<unknown>, code: string
     t.ok(err instanceof ClipError && err.code === code, `${what}: ${code} (${(err as Error).message})`);
     t.match((err as Error).message, pattern, `${what}: message says why`);
   }
-}
-
-/** Runs `work` while a 10 ms interval timer runs; reports the largest gap between its ticks. */
-async function largestTimerGap(work: () => Promise<unknown>): Promise<{ maxGap: number; ticks: number }> {
-  let last = performance.now();
-  let maxGap = 0;
-  let ticks = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    maxGap = Math.max(maxGap, now - last);
-    last = now;
-    ticks++;
-  }, 10);
-  try {
-    await work();
-  } finally {
-    clearInterval(timer);
-  }
-  maxGap = Math.max(maxGap, performance.now() - last);
-  return { maxGap, ticks };
 }
 
 test('native: the event loop stays free during a long inference', { skip }, async (t) => {

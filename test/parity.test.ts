@@ -50,17 +50,24 @@ function load(target: Target, model: FixtureModel, precision: Precision): Promis
   return target.backend.load(model.arch, model.manifest, { precision, device: target.device, threads: 2 });
 }
 
+/** A fixture model loaded on `target`, with the reference tensors and the inputs they came from. */
+async function reference(target: Target, name: string, precision: Precision) {
+  const model = await fixtureModel(name);
+  const expected = await readExpected(path.join(model.dir, 'expected.safetensors'));
+  const pixels = { data: floats(expected.get('pixels'), 'pixels'), n: expected.get('pixels')!.shape[0] };
+  const tokens = { data: tokensOf(expected.get('tokens')), n: expected.get('tokens')!.shape[0] };
+  return { model, expected, pixels, tokens, engine: await load(target, model, precision) };
+}
+
 for (const target of targets) {
   for (const name of FIXTURE_MODELS) {
     test(`parity ${target.label} fp32: ${name}`, async (t) => {
       t.timeoutAfter(180_000);
-      const model = await fixtureModel(name);
-      const expected = await readExpected(path.join(model.dir, 'expected.safetensors'));
-      const engine = await load(target, model, 'fp32');
+      const { model, expected, engine, pixels, tokens } = await reference(target, name, 'fp32');
       try {
         t.equal(engine.backend, target.backend.name, 'the backend asked for');
-        const image = await engine.encodeImage(floats(expected.get('pixels'), 'pixels'), expected.get('pixels')!.shape[0], { capture: true });
-        const text = await engine.encodeText(tokensOf(expected.get('tokens')), expected.get('tokens')!.shape[0], { capture: true });
+        const image = await engine.encodeImage(pixels.data, pixels.n, { capture: true });
+        const text = await engine.encodeText(tokens.data, tokens.n, { capture: true });
         const check = (key: string, got: Float32Array | undefined) => {
           if (!got) return t.fail(`${key}: not returned`);
           const want = floats(expected.get(key), key);
@@ -83,13 +90,11 @@ for (const target of targets) {
 
     test(`parity ${target.label} bf16: ${name}`, async (t) => {
       t.timeoutAfter(180_000);
-      const model = await fixtureModel(name);
-      const expected = await readExpected(path.join(model.dir, 'expected.safetensors'));
-      const engine = await load(target, model, 'bf16');
+      const { model, expected, engine, pixels, tokens } = await reference(target, name, 'bf16');
       try {
         t.equal(engine.precision, 'bf16');
-        const image = await engine.encodeImage(floats(expected.get('pixels'), 'pixels'), expected.get('pixels')!.shape[0]);
-        const text = await engine.encodeText(tokensOf(expected.get('tokens')), expected.get('tokens')!.shape[0]);
+        const image = await engine.encodeImage(pixels.data, pixels.n);
+        const text = await engine.encodeText(tokens.data, tokens.n);
         const dim = model.arch.embedDim;
         const imageCos = minRowCosine(image.features, floats(expected.get('image_features'), 'image_features'), dim);
         const textCos = minRowCosine(text.features, floats(expected.get('text_features'), 'text_features'), dim);

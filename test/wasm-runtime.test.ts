@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'tape';
+import { largestTimerGap } from './helpers/timer-gaps.js';
 import { isClipError } from '../lib/errors.js';
 import { readSafetensorsManifest } from '../lib/checkpoint/safetensors.js';
 import { bytesSource, loadWasmFromSources, wasmBackend, type WeightSource } from '../lib/backends/wasm.js';
@@ -38,19 +39,7 @@ test('wasm: the event loop keeps running during a forward', { skip }, async (t) 
   try {
     const pixels = floats(expected.get('pixels'), 'pixels');
     const n = expected.get('pixels')!.shape[0];
-    let last = performance.now();
-    let maxGap = 0;
-    let ticks = 0;
-    const timer = setInterval(() => {
-      const now = performance.now();
-      maxGap = Math.max(maxGap, now - last);
-      last = now;
-      ticks++;
-    }, 5);
-    const start = performance.now();
-    await wasm.encodeImage(pixels, n);
-    const elapsed = performance.now() - start;
-    clearInterval(timer);
+    const { maxGap, ticks, elapsed } = await largestTimerGap(() => wasm.encodeImage(pixels, n), 5);
     t.ok(ticks >= 3, `${ticks} timer ticks during a ${elapsed.toFixed(0)} ms forward`);
     t.ok(maxGap < Math.max(100, elapsed / 2), `longest event-loop gap ${maxGap.toFixed(1)} ms`);
   } finally {

@@ -4,6 +4,7 @@
  */
 import { bytesSource, loadClipInBrowser, readSafetensorsHeader } from '../../lib/backends/wasm-browser.js';
 import type { CclipModuleFactory } from '../../lib/backends/wasm-core.js';
+import { maxRelativeDiff, minRowCosine } from '../helpers/compare.js';
 
 export interface PageRequest {
   model: string;
@@ -27,28 +28,9 @@ export interface PageResult {
   ticksDuringImage: number;
 }
 
+/** Over the positions computed (text captures hold only L rows); nothing computed is NaN, never a pass. */
 function maxRel(got: Float32Array, want: Float32Array): number {
-  let d = 0;
-  let r = 0;
-  for (let i = 0; i < got.length; i++) {
-    d = Math.max(d, Math.abs(got[i] - want[i]));
-    r = Math.max(r, Math.abs(want[i]));
-  }
-  return got.length === 0 || Number.isNaN(d) ? NaN : r === 0 ? d : d / r;
-}
-
-function minCos(got: Float32Array, want: Float32Array, dim: number): number {
-  let min = Infinity;
-  for (let row = 0; row < want.length / dim; row++) {
-    let dot = 0, a = 0, b = 0;
-    for (let i = row * dim; i < (row + 1) * dim; i++) {
-      dot += got[i] * want[i];
-      a += got[i] * got[i];
-      b += want[i] * want[i];
-    }
-    min = Math.min(min, dot / Math.sqrt(a * b));
-  }
-  return min;
+  return got.length === 0 ? Number.NaN : maxRelativeDiff(got, want.subarray(0, got.length));
 }
 
 async function run(req: PageRequest): Promise<PageResult> {
@@ -99,7 +81,7 @@ async function run(req: PageRequest): Promise<PageResult> {
     const dim = image.features.length / pixels.shape[0];
     return {
       crossOriginIsolated, hardwareConcurrency: navigator.hardwareConcurrency, loadMs, imageMs, textMs, rel,
-      imageCos: minCos(image.features, imageWant, dim), textCos: minCos(text.features, textWant, dim),
+      imageCos: minRowCosine(image.features, imageWant, dim), textCos: minRowCosine(text.features, textWant, dim),
       progressEnd, ticksDuringImage: ticks,
     };
   } finally {
