@@ -107,23 +107,18 @@ export class WasmClipModel extends AddonModel<WasmModelHandle> {
     return this.handle?.runtime.memoryBytes ?? 0;
   }
 
-  /** open_clip's eval transform (native/core/preprocess) of 8-bit pixels into [3, size, size] floats, in the module. */
+  /**
+   * open_clip's eval transform of 8-bit pixels into new [3, size, size] floats, in the module: preprocessImage
+   * with the browser entry's defaults (shortest side, bicubic, black padding).
+   */
   async preprocess(image: PreprocessImage, spec: PreprocessSpec): Promise<Float32Array> {
-    const runtime = this.live('preprocess').runtime;
-    const { width, height, channels } = image;
-    if (![width, height].every((d) => Number.isInteger(d) && d >= 1 && d <= 1 << 15) || ![1, 3, 4].includes(channels)) {
-      throw new ClipError('E_INVALID_ARGUMENT', `preprocess: bad image geometry ${width}x${height}x${channels}`);
-    }
-    if (image.data.length !== width * height * channels) {
-      throw new ClipError('E_INVALID_ARGUMENT', `preprocess: ${image.data.length} bytes for a ${width}x${height}x${channels} image`);
-    }
-    const wantChannels = { L: 1, RGB: 3, RGBA: 4, CMYK: 4 }[image.mode];
-    if (wantChannels !== channels) throw new ClipError('E_INVALID_ARGUMENT', `preprocess: mode ${image.mode} needs ${wantChannels} channels, got ${channels}`);
-    if (!Number.isInteger(spec.size) || spec.size < 1 || spec.size > 4096) throw new ClipError('E_INVALID_ARGUMENT', `preprocess: bad size ${spec.size}`);
-    try {
-      return await runtime.preprocess(image, spec);
-    } catch (err) {
-      throw addonError(err, 'preprocess failed');
-    }
+    const size = integerIn(spec?.size, 'spec.size', 1, 4096);
+    const channels = integerIn(image?.channels, 'image.channels', 1, 4);
+    const data = image.data instanceof Uint8ClampedArray ? new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.length) : image.data;
+    const out = new Float32Array(3 * size * size);
+    const fill = [...(spec.fill ?? [0, 0, 0, 0])].slice(0, channels);
+    await this.preprocessImage(data, image.width, image.height, image.mode,
+      { size, resizeMode: spec.resizeMode ?? 'shortest', filter: spec.filter ?? 'bicubic', fill, mean: spec.mean, std: spec.std }, out);
+    return out;
   }
 }
