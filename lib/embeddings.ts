@@ -35,22 +35,6 @@ export function normalizeInPlace(v: Float32Array): Float32Array {
   return v;
 }
 
-/** a [n, d] . b [m, d]^T -> [n, m] */
-export function matmulTransposed(a: Embeddings, b: Embeddings): Float32Array {
-  if (a.dim !== b.dim) throw new ClipError('E_INVALID_ARGUMENT', `dimension mismatch: ${a.dim} vs ${b.dim}`);
-  const out = new Float32Array(a.rows * b.rows);
-  for (let i = 0; i < a.rows; i++) {
-    const x = a.row(i);
-    for (let j = 0; j < b.rows; j++) {
-      const y = b.row(j);
-      let s = 0;
-      for (let k = 0; k < a.dim; k++) s += x[k] * y[k];
-      out[i * b.rows + j] = s;
-    }
-  }
-  return out;
-}
-
 export function softmaxInPlace(v: Float32Array): Float32Array {
   let max = -Infinity;
   for (const x of v) max = Math.max(max, x);
