@@ -3,6 +3,7 @@
  * Names follow open_clip + timm state-dict keys, so a laion checkpoint maps one to one.
  */
 import { ClipError } from './errors.js';
+import { invalid, is } from './validate.js';
 
 export interface VisionArchitecture {
   timmModelName: string;
@@ -134,6 +135,7 @@ function imageSizeOf(v: unknown): number {
 
 /** Every tensor the architecture reads, in load order, with its shape. */
 export function expectedTensors(arch: ClipArchitecture): Map<string, number[]> {
+  if (!is.plainObject(arch) || !is.plainObject(arch.vision) || !is.plainObject(arch.text)) throw invalid('a ClipArchitecture (from parseModelConfig)', 'arch', arch);
   const out = new Map<string, number[]>();
   const { vision: v, text: t, embedDim } = arch;
   const trunk = 'visual.trunk';

@@ -13,6 +13,7 @@ import { ClipError } from './errors.js';
 import { resolveModel, type ResolveOptions } from './hub/index.js';
 import { DTYPE_BYTES, type TensorDType, type TensorEntry, isContiguous, numel } from './manifest.js';
 import { describeModel, type ModelPaths } from './model-dir.js';
+import { invalid, is, oneOf } from './validate.js';
 
 export type ConvertPrecision = 'bf16' | 'fp32';
 
@@ -110,9 +111,8 @@ function sameDir(a: string, b: string): boolean {
 }
 
 export async function convertModel(options: ConvertOptions): Promise<ConvertResult> {
-  if (options.precision !== 'bf16' && options.precision !== 'fp32') {
-    throw new ClipError('E_INVALID_ARGUMENT', `precision must be bf16 or fp32, got ${JSON.stringify(options.precision)}`);
-  }
+  if (!is.plainObject(options)) throw invalid('an options object {model, out, precision}', 'options', options);
+  oneOf(options.precision, 'options.precision', ['bf16', 'fp32'] as const);
   if (os.endianness() !== 'LE') throw new ClipError('E_INVALID_ARGUMENT', 'convertModel needs a little-endian machine');
   const source = typeof options.model === 'string' ? await resolveModel(options.model, options.hub) : options.model;
   const { files, manifest } = await describeModel(source);

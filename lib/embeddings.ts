@@ -1,5 +1,5 @@
 /** Row-major [rows, dim] float32 matrices and the vector math CLIP needs. */
-import { ClipError } from './errors.js';
+import { invalid, mismatch } from './validate.js';
 
 export class Embeddings {
   constructor(
@@ -7,11 +7,14 @@ export class Embeddings {
     readonly rows: number,
     readonly dim: number,
   ) {
-    if (data.length !== rows * dim) throw new ClipError('E_INVALID_ARGUMENT', `embedding data has ${data.length} values, expected ${rows} x ${dim}`);
+    if (!(data instanceof Float32Array)) throw invalid('a Float32Array', 'data', data);
+    if (!Number.isSafeInteger(rows) || rows < 0) throw invalid('a non-negative integer', 'rows', rows);
+    if (!Number.isSafeInteger(dim) || dim < 0) throw invalid('a non-negative integer', 'dim', dim);
+    if (data.length !== rows * dim) throw mismatch(`${rows} x ${dim} values`, 'data', `${data.length}`);
   }
 
   row(i: number): Float32Array {
-    if (!Number.isInteger(i) || i < 0 || i >= this.rows) throw new ClipError('E_INVALID_ARGUMENT', `row ${i} out of range 0..${this.rows - 1}`);
+    if (!Number.isInteger(i) || i < 0 || i >= this.rows) throw invalid(`a row index between 0 and ${this.rows - 1}`, 'i', i);
     return this.data.subarray(i * this.dim, (i + 1) * this.dim);
   }
 

@@ -10,6 +10,7 @@ import { type ClipArchitecture, expectedTensors, parseModelConfig } from './arch
 import { readManifest } from './checkpoint/index.js';
 import { ClipError } from './errors.js';
 import { type TensorManifest, WEIGHT_DTYPES } from './manifest.js';
+import { invalid, is } from './validate.js';
 
 export const OPENAI_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
 export const OPENAI_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
@@ -70,6 +71,7 @@ export function findVocabulary(dir: string): VocabularyFiles | undefined {
 
 /** Finds the config, weights and vocabulary of a model; throws E_NOT_FOUND naming what is missing. */
 export function resolveModelFiles(source: string | ModelPaths): ResolvedModelFiles {
+  if (!(typeof source === 'string' && source.length > 0) && !is.plainObject(source)) throw invalid('a model directory or {dir, config, weights, vocabulary} paths', 'source', source);
   const paths: ModelPaths = typeof source === 'string' ? { dir: source } : source;
   const dir = paths.dir === undefined ? undefined : path.resolve(paths.dir);
   if (dir !== undefined && !isDirectory(dir)) {
@@ -126,6 +128,7 @@ export function parsePreprocessConfig(cfg: unknown, imageSize: number): Preproce
 }
 
 export async function readModelConfig(file: string): Promise<{ arch: ClipArchitecture; preprocess: PreprocessConfig }> {
+  if (!(typeof file === 'string' && file.length > 0)) throw invalid('a path', 'file', file);
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(file, 'utf8'));

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import test from 'tape';
+import * as api from '../lib/index.js';
 import { selectTensors } from '../lib/backends/addon-model.js';
 import { nativeBackend } from '../lib/backends/native.js';
 import { Clip } from '../lib/clip.js';
@@ -168,5 +169,34 @@ test('the message form names the argument and what was received', async (t) => {
     t.fail('resolved');
   } catch (err) {
     t.equal((err as Error).message, 'Expected an integer between 0 and 1024 for options.threads but received "2" of type string');
+  }
+});
+
+test('every exported entry point refuses null and wrong kinds with a typed error, never a bare TypeError', async (t) => {
+  t.timeoutAfter(60_000);
+  const any = (v: unknown) => v as never;
+  for (const bad of [null, undefined, 42, '', {}] as const) {
+    const cases: [string, () => unknown][] = [
+      ['describeModel', () => api.describeModel(any(bad))],
+      ['resolveModelFiles', () => api.resolveModelFiles(any(bad))],
+      ['readModelConfig', () => api.readModelConfig(any(bad))],
+      ['readManifest', () => api.readManifest(any(bad))],
+      ['readTensor', () => api.readTensor(any(bad))],
+      ['expectedTensors', () => api.expectedTensors(any(bad))],
+      ['parameterCount', () => api.parameterCount(any(bad))],
+      ['convertModel', () => api.convertModel(any(bad))],
+      ['resolveModel', () => api.resolveModel(any(bad))],
+      ['embedDir', () => api.embedDir(any(bad), any({ folder: '.', out: 'x.npy' }))],
+      ['createServer', () => api.createServer(any(bad))],
+      ['new Embeddings', () => new api.Embeddings(any(bad), 1, 1)],
+      ['registerBackend', () => api.registerBackend(any(bad))],
+      ['decodeImage', () => api.decodeImage(any(bad), 'input #0')],
+      ['preprocessImages', () => api.preprocessImages(any(bad), any(bad))],
+    ];
+    for (const [name, work] of cases) {
+      const code = await codeOf(work);
+      // {} is a valid (empty) source for a few of these: it then fails as a missing file, typed too.
+      t.ok(/^E_[A-Z_]+$/.test(code) && !code.startsWith('E_INVALID_ARGUMENT in another form'), `${name}(${JSON.stringify(bad) ?? 'undefined'}): ${code}`);
+    }
   }
 });

@@ -7,7 +7,7 @@
 import { type ClipArchitecture, expectedTensors } from '../architecture.js';
 import { ClipError, type ClipErrorCode } from '../errors.js';
 import { type TensorDType, type TensorEntry, type TensorManifest, WEIGHT_DTYPES } from '../manifest.js';
-import { integerIn, invalid, oneOf } from '../validate.js';
+import { integerIn, invalid, mismatch, oneOf } from '../validate.js';
 import type { BackendLoadOptions, BackendModel, BackendName, Device, ImagePreprocessor, LoadProgress, PixelMode, Precision, PreprocessSpec, TowerOptions, TowerOutput } from './types.js';
 
 const MAX_BATCH = 65536;
@@ -81,17 +81,18 @@ const MAX_SIDE = 1 << 20;
 export function checkPixelBuffers(pixels: Uint8Array, width: number, height: number, mode: PixelMode, spec: PreprocessSpec, out: Float32Array): void {
   const channels = MODE_CHANNELS[mode];
   const sideOk = (d: number) => Number.isInteger(d) && d >= 1 && d <= MAX_SIDE;
-  if (!channels || !sideOk(width) || !sideOk(height) || !sideOk(spec?.size)) {
-    throw new ClipError('E_INVALID_ARGUMENT', `preprocessImage: bad geometry ${width}x${height} mode ${String(mode)} -> size ${spec?.size}`);
-  }
+  if (!channels) throw invalid("one of 'L', 'RGB', 'RGBA', 'CMYK'", 'preprocessImage: mode', mode);
+  if (!sideOk(width)) throw invalid(`an integer between 1 and ${MAX_SIDE}`, 'preprocessImage: width', width);
+  if (!sideOk(height)) throw invalid(`an integer between 1 and ${MAX_SIDE}`, 'preprocessImage: height', height);
+  if (!sideOk(spec?.size)) throw invalid(`an integer between 1 and ${MAX_SIDE}`, 'preprocessImage: spec.size', spec?.size);
   if (!(pixels instanceof Uint8Array) || pixels.length !== width * height * channels) {
-    throw new ClipError('E_INVALID_ARGUMENT', `preprocessImage: pixels must be ${width}x${height}x${channels} bytes`);
+    throw invalid(`a Uint8Array of ${width}x${height}x${channels} bytes`, 'preprocessImage: pixels', pixels);
   }
   if (!(out instanceof Float32Array) || out.length !== 3 * spec.size * spec.size) {
-    throw new ClipError('E_INVALID_ARGUMENT', `preprocessImage: out must be a Float32Array of 3x${spec.size}x${spec.size}`);
+    throw invalid(`a Float32Array of 3x${spec.size}x${spec.size} values`, 'preprocessImage: out', out);
   }
   if (!Array.isArray(spec.fill) || spec.fill.length !== channels) {
-    throw new ClipError('E_INVALID_ARGUMENT', `preprocessImage: fill must hold ${channels} values for mode ${mode}`);
+    throw invalid(`${channels} values (mode ${mode})`, 'preprocessImage: spec.fill', spec.fill);
   }
 }
 
@@ -137,11 +138,11 @@ export class AddonModel<H extends AddonModelHandle = AddonModelHandle> implement
   async encodeImage(pixels: Float32Array, n: number, options: TowerOptions = {}): Promise<TowerOutput> {
     const handle = this.live('encodeImage');
     checkBatch(n, 'encodeImage');
-    if (!(pixels instanceof Float32Array)) throw new ClipError('E_INVALID_ARGUMENT', 'encodeImage: pixels must be a Float32Array');
+    if (!(pixels instanceof Float32Array)) throw invalid('a Float32Array', 'encodeImage: pixels', pixels);
     const size = this.arch.vision.imageSize;
     const expected = n * 3 * size * size;
     if (pixels.length !== expected) {
-      throw new ClipError('E_INVALID_ARGUMENT', `encodeImage: pixels hold ${pixels.length} floats; ${n} images of 3x${size}x${size} need ${expected}`);
+      throw mismatch(`${expected} values (${n} images of 3x${size}x${size} need them)`, 'encodeImage: pixels', `${pixels.length}`);
     }
     try {
       return await handle.encodeImage(pixels, n, Boolean(options.capture));
@@ -153,10 +154,10 @@ export class AddonModel<H extends AddonModelHandle = AddonModelHandle> implement
   async encodeText(tokens: Int32Array, n: number, options: TowerOptions = {}): Promise<TowerOutput> {
     const handle = this.live('encodeText');
     checkBatch(n, 'encodeText');
-    if (!(tokens instanceof Int32Array)) throw new ClipError('E_INVALID_ARGUMENT', 'encodeText: tokens must be an Int32Array');
+    if (!(tokens instanceof Int32Array)) throw invalid('an Int32Array', 'encodeText: tokens', tokens);
     const { contextLength, vocabSize } = this.arch.text;
     if (tokens.length !== n * contextLength) {
-      throw new ClipError('E_INVALID_ARGUMENT', `encodeText: tokens hold ${tokens.length} ids; ${n} rows of ${contextLength} need ${n * contextLength}`);
+      throw mismatch(`${n * contextLength} ids (${n} rows of ${contextLength} need them)`, 'encodeText: tokens', `${tokens.length}`);
     }
     for (let i = 0; i < tokens.length; i++) {
       // Memory safety: the embedding lookup indexes by id.

@@ -6,6 +6,7 @@ import { nativeBackend } from './native.js';
 import { torchBackend } from './torch.js';
 import { wasmBackend } from './wasm.js';
 import type { Backend, BackendLoadOptions, BackendModel, BackendName, Device, Precision } from './types.js';
+import { invalid, is } from '../validate.js';
 
 const registry = new Map<BackendName, Backend>([
   [nativeBackend.name, nativeBackend],
@@ -17,6 +18,10 @@ export const BACKEND_NAMES: readonly BackendName[] = ['native', 'wasm', 'torch']
 
 /** Adds or replaces a backend (used by optional builds and by tests). */
 export function registerBackend(backend: Backend): void {
+  const b = backend as Partial<Backend> | null;
+  if (!is.plainObject(b) || !BACKEND_NAMES.includes(b.name as BackendName) || typeof b.available !== 'function' || typeof b.load !== 'function') {
+    throw invalid(`a Backend {name: ${BACKEND_NAMES.join(' | ')}, available(), load()}`, 'backend', backend);
+  }
   registry.set(backend.name, backend);
 }
 

@@ -11,6 +11,7 @@ import { ClipError } from '../errors.js';
 import { type FileEntry, IMAGE_EXTENSIONS, type Shard, listHash, listImages, selectShard } from './files.js';
 import { type BatchItem, Journal } from './journal.js';
 import { npyHeader, rowBytes, writeAtomic } from './output.js';
+import { invalid, is } from '../validate.js';
 
 export type EmbedDirFormat = 'npy' | 'jsonl';
 
@@ -82,6 +83,8 @@ interface Prepared {
 }
 
 export async function embedDir(clip: Clip, options: EmbedDirOptions): Promise<EmbedDirResult> {
+  if (typeof (clip as Partial<Clip> | null)?.embedImages !== 'function') throw invalid('a loaded Clip (from Clip.load)', 'clip', clip);
+  if (!is.plainObject(options)) throw invalid('an options object {folder, out, ...}', 'options', options);
   const format = options.format ?? (/\.jsonl$/i.test(options.out) ? 'jsonl' : 'npy');
   if (format !== 'npy' && format !== 'jsonl') throw new ClipError('E_INVALID_ARGUMENT', `format must be npy or jsonl, got ${String(format)}`);
   const B = options.batchSize ?? 16;

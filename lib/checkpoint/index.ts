@@ -7,6 +7,7 @@ import type { TensorEntry, TensorManifest } from '../manifest.js';
 import { corrupt, ioError, openFile } from './io.js';
 import { readSafetensorsManifest } from './safetensors.js';
 import { readTorchZipManifest } from './torch-zip.js';
+import { invalid } from '../validate.js';
 
 export { readSafetensorsManifest } from './safetensors.js';
 export { readTorchZipManifest } from './torch-zip.js';
@@ -37,6 +38,7 @@ export async function detectFormat(file: string): Promise<CheckpointFormat> {
 
 /** Reads a checkpoint's tensor manifest (safetensors or torch.save zip) without reading tensor data. */
 export async function readManifest(file: string): Promise<TensorManifest> {
+  if (!(typeof file === 'string' && file.length > 0)) throw invalid('a path', 'file', file);
   const abs = path.resolve(file);
   const format = await detectFormat(abs);
   const manifest = format === 'torch-zip' ? await readTorchZipManifest(abs) : await readSafetensorsManifest(abs);

@@ -2,12 +2,14 @@
 import { ClipError } from '../errors.js';
 import { DTYPE_BYTES, type TensorEntry, numel } from '../manifest.js';
 import { openFile, readExact } from './io.js';
+import { invalid, is, optionsObject } from '../validate.js';
 
 /** readTensor refuses tensors whose bytes on disk, or float32 result, exceed this. */
 export const MAX_READ_TENSOR_BYTES = 256 * 1024 * 1024;
 
 export async function readTensor(entry: TensorEntry, options: { maxBytes?: number } = {}): Promise<Float32Array> {
-  const maxBytes = options.maxBytes ?? MAX_READ_TENSOR_BYTES;
+  if (!is.plainObject(entry) || !Array.isArray(entry.shape) || !Array.isArray(entry.strides)) throw invalid('a tensor manifest entry', 'entry', entry);
+  const maxBytes = optionsObject(options, 'options').maxBytes ?? MAX_READ_TENSOR_BYTES;
   const { name, dtype, shape, strides } = entry;
   const read = elementReader(dtype);
   if (!read) throw new ClipError('E_TENSOR_SHAPE', `tensor ${name} has dtype ${dtype}; readTensor reads float tensors only`, { subject: name });

@@ -12,6 +12,7 @@ import { fileMatches } from './integrity.js';
 import type { ProgressCallback } from './progress.js';
 import { DEFAULT_REVISION, type HubModelRef, checkRevision, parseHubRef } from './repo-id.js';
 import { envSeconds, hubCacheDir, hubEndpoint, hubOffline, hubToken } from './settings.js';
+import { invalid } from '../validate.js';
 
 export { HubError, isHubError, type HubErrorReason } from './errors.js';
 export { type DownloadProgress, type ProgressCallback, createProgressBar, formatBytes } from './progress.js';
@@ -68,6 +69,7 @@ function isDirectory(p: string): boolean {
 
 /** A local directory unchanged, else the snapshot directory of a Hub model (downloading what is missing). */
 export async function resolveModel(source: string, options: ResolveOptions = {}): Promise<string> {
+  if (!(typeof source === 'string' && source.length > 0)) throw invalid('a model directory or a Hugging Face name', 'source', source);
   if (isDirectory(source)) return source;
   try {
     return (await resolveHubModel(source, options)).dir;

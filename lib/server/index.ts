@@ -20,6 +20,7 @@ import { openApiDocument } from './openapi.js';
 import { type ServerOptions, resolveServerOptions } from './options.js';
 import { registerRoutes } from './routes.js';
 import { Admission } from './work.js';
+import { invalid, optionsObject } from '../validate.js';
 
 export { HttpError, type ServerErrorCode } from './errors.js';
 export { SERVER_DEFAULTS, type ServerOptions } from './options.js';
@@ -47,6 +48,8 @@ function packageVersion(): string {
 }
 
 export async function createServer(clip: Clip, serverOptions: ServerOptions = {}): Promise<ClipServer> {
+  if (typeof (clip as Partial<Clip> | null)?.embedImages !== 'function') throw invalid('a loaded Clip (from Clip.load)', 'clip', clip);
+  optionsObject(serverOptions, 'serverOptions');
   const options = resolveServerOptions(serverOptions);
   const app = Fastify({ logger: options.logger, bodyLimit: options.maxBodyBytes, return503OnClosing: true, forceCloseConnections: 'idle' });
   let draining = false;
