@@ -10,19 +10,10 @@ import { type ClipArchitecture, expectedTensors, parseModelConfig } from './arch
 import { readManifest } from './checkpoint/index.js';
 import { ClipError } from './errors.js';
 import { type TensorManifest, WEIGHT_DTYPES } from './manifest.js';
+import { type PreprocessConfig, parsePreprocessConfig } from './preprocess-config.js';
 import { invalid, is } from './validate.js';
 
-export const OPENAI_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
-export const OPENAI_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
-
-export interface PreprocessConfig {
-  size: number;
-  mean: [number, number, number];
-  std: [number, number, number];
-  interpolation: 'bicubic' | 'bilinear';
-  resizeMode: 'shortest' | 'longest' | 'squash';
-  fillColor: number;
-}
+export { OPENAI_MEAN, OPENAI_STD, type PreprocessConfig, parsePreprocessConfig } from './preprocess-config.js';
 
 export type VocabularyFiles = { vocabJson: string; mergesTxt: string } | { bpeGz: string };
 
@@ -89,44 +80,6 @@ export function resolveModelFiles(source: string | ModelPaths): ResolvedModelFil
   return { config, weights, vocabulary };
 }
 
-type Json = Record<string, unknown>;
-
-function triple(v: unknown, fallback: [number, number, number], what: string): [number, number, number] {
-  if (v === undefined || v === null) return fallback;
-  const list = typeof v === 'number' ? [v, v, v] : v;
-  if (!Array.isArray(list) || list.length !== 3 || !list.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-    throw new ClipError('E_CONFIG', `preprocess_cfg.${what} must be 3 numbers, got ${JSON.stringify(v)}`);
-  }
-  return list as [number, number, number];
-}
-
-/** open_clip's PreprocessCfg with its defaults for missing keys. */
-export function parsePreprocessConfig(cfg: unknown, imageSize: number): PreprocessConfig {
-  const p = (typeof cfg === 'object' && cfg !== null ? cfg : {}) as Json;
-  const size = Array.isArray(p.size) ? p.size[0] : (p.size ?? imageSize);
-  if (typeof size !== 'number' || size !== imageSize) {
-    throw new ClipError('E_CONFIG', `preprocess_cfg.size ${JSON.stringify(p.size)} does not match the tower's image_size ${imageSize}`);
-  }
-  const interpolation = p.interpolation ?? 'bicubic';
-  if (interpolation !== 'bicubic' && interpolation !== 'bilinear') {
-    throw new ClipError('E_CONFIG', `preprocess_cfg.interpolation ${JSON.stringify(interpolation)} is not supported (bicubic, bilinear)`);
-  }
-  const resizeMode = p.resize_mode ?? 'shortest';
-  if (resizeMode !== 'shortest' && resizeMode !== 'longest' && resizeMode !== 'squash') {
-    throw new ClipError('E_CONFIG', `preprocess_cfg.resize_mode ${JSON.stringify(resizeMode)} is not supported (shortest, longest, squash)`);
-  }
-  const std = triple(p.std, OPENAI_STD, 'std');
-  if (std.some((s) => s <= 0)) throw new ClipError('E_CONFIG', 'preprocess_cfg.std must be positive');
-  return {
-    size: imageSize,
-    mean: triple(p.mean, OPENAI_MEAN, 'mean'),
-    std,
-    interpolation,
-    resizeMode,
-    fillColor: typeof p.fill_color === 'number' ? p.fill_color : 0,
-  };
-}
-
 export async function readModelConfig(file: string): Promise<{ arch: ClipArchitecture; preprocess: PreprocessConfig }> {
   if (!(typeof file === 'string' && file.length > 0)) throw invalid('a path', 'file', file);
   let raw: unknown;
@@ -136,7 +89,7 @@ export async function readModelConfig(file: string): Promise<{ arch: ClipArchite
     throw new ClipError('E_CONFIG', `cannot read ${file}: ${(err as Error).message}`, { subject: file, cause: err });
   }
   if (typeof raw !== 'object' || raw === null) throw new ClipError('E_CONFIG', `${file} is not a JSON object`, { subject: file });
-  const json = raw as Json;
+  const json = raw as Record<string, unknown>;
   // open_clip_config.json nests model_cfg; a bare open_clip model config (embed_dim, vision_cfg, ...) works too.
   const modelCfg = json.model_cfg ?? (json.vision_cfg ? json : undefined);
   if (modelCfg === undefined) throw new ClipError('E_CONFIG', `${file} has no model_cfg`, { subject: file });

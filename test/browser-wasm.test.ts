@@ -14,6 +14,8 @@ import { wasmArtifacts } from '../lib/backends/wasm-artifacts.js';
 import { wasmBackend } from '../lib/backends/wasm.js';
 import type { PageRequest, PageResult } from './browser/page.js';
 import { FIXTURE_MODELS, fixture, projectRoot } from './helpers/fixtures.js';
+import { floats, readExpected } from './native-helpers.js';
+import { OPENAI_STD } from '../lib/preprocess-config.js';
 
 const FP32_TOLERANCE = 1e-4;
 const BF16_MIN_COSINE = 0.999;
@@ -36,7 +38,7 @@ const skipReason = !wasmBackend.available().ok
       ? 'playwright-core is not installed'
       : undefined;
 
-const TYPES: Record<string, string> = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.json': 'application/json' };
+const TYPES: Record<string, string> = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.json': 'application/json', '.png': 'image/png', '.jpg': 'image/jpeg' };
 
 /** Static files with the headers that make the page cross-origin isolated (SharedArrayBuffer, wasm threads). */
 async function startServer(): Promise<{ server: http.Server; origin: string }> {
@@ -57,7 +59,9 @@ async function startServer(): Promise<{ server: http.Server; origin: string }> {
     let file: string | undefined;
     const wasm = /^\/wasm\/(cclip\.(?:js|wasm|worker\.js))$/.exec(url.pathname);
     const model = /^\/fixtures\/([\w-]+)\/(open_clip_config\.json|open_clip_model\.safetensors|expected\.safetensors)$/.exec(url.pathname);
+    const image = /^\/fixtures\/images\/([\w-]+\.(?:png|jpg))$/.exec(url.pathname);
     if (wasm) file = path.join(artifacts.dir, wasm[1]);
+    else if (image) file = fixture('images', image[1]);
     else if (model && (FIXTURE_MODELS as readonly string[]).includes(model[1])) file = fixture('models', model[1], model[2]);
     if (!file || !existsSync(file)) {
       res.writeHead(404, headers);
@@ -105,6 +109,16 @@ test('wasm in headless Chromium: fixture parity', { skip: Boolean(skipReason), t
         t.ok(r.textCos >= BF16_MIN_COSINE, `${label}: text_features min cosine ${r.textCos.toFixed(6)}`);
       }
       t.comment(`${label}: load ${r.loadMs.toFixed(0)} ms, image ${r.imageMs.toFixed(0)} ms, text ${r.textMs.toFixed(0)} ms`);
+    }
+    // The browser entry decodes with the page's own decoder and preprocesses with the module: the reference's pixels.
+    const photos = ['astronaut.png', 'camera.png', 'chelsea.png', 'logo.png'];
+    const got: Record<string, number[]> = await page.evaluate((q) => (globalThis as unknown as { preprocessImages(q: unknown): Promise<Record<string, number[]>> }).preprocessImages(q), { model: 'xxlarge-tiny', images: photos });
+    const reference = await readExpected(fixture('preprocess_expected.safetensors'));
+    for (const name of photos) {
+      const want = floats(reference.get(`${name}@64`), `${name}@64`);
+      let off = 0;
+      for (let i = 0; i < want.length; i++) if (!(Math.abs(got[name][i] - want[i]) * OPENAI_STD[Math.floor(i / 4096)] <= 1 / 255 + 1e-6)) off++;
+      t.ok(got[name].length === want.length && off <= want.length * 1e-3, `${name}: decoded by Chromium, preprocessed in wasm: ${off} of ${want.length} values off by more than one level`);
     }
     t.deepEqual(errors, [], 'no uncaught page errors');
   } finally {

@@ -7,9 +7,13 @@
  *   const clip = await loadClipInBrowser({ factory: createCclipModule, wasm: '/wasm/cclip.wasm',
  *     config: await (await fetch('open_clip_config.json')).json(), weights: fileInput.files[0] });
  *   const { features } = await clip.encodeImage(pixels, 1);
+ *   const pixels = await preprocessInBrowser(clip, fileInput.files[1], config);   // the page decodes, the module preprocesses
  */
 import { type ClipArchitecture, parseModelConfig } from '../architecture.js';
 import { ClipError } from '../errors.js';
+import { preprocessSpecFor } from '../image/spec.js';
+import type { DecodedImage } from '../image/types.js';
+import { parsePreprocessConfig } from '../preprocess-config.js';
 import { invalid, is, oneOf, optionalIntegerIn } from '../validate.js';
 import type { LoadProgress, Precision } from './types.js';
 import { blobSource, bytesSource, type CclipModuleFactory, type WeightSource } from './wasm-core.js';
@@ -67,4 +71,46 @@ export async function loadClipInBrowser(options: BrowserLoadOptions): Promise<Wa
     factory: options.factory, wasmModule, arch, manifest, sources: new Map([[name, source]]), precision, threads,
     onProgress: options.onProgress, locateFile: options.locateFile, mainScriptUrlOrBlob: options.mainScriptUrlOrBlob,
   });
+}
+
+const DEFAULT_MAX_PIXELS = 100_000_000;
+
+/**
+ * Decodes with the page's own decoder (createImageBitmap, no colour conversion, unpremultiplied) into 8-bit RGBA.
+ * Grayscale comes back as R = G = B (the resize gives the same values); palette images are not marked as such,
+ * so they resize with the model's filter where Pillow would use NEAREST.
+ */
+export async function decodeImageInBrowser(source: Blob | ImageBitmap, options: { maxPixels?: number } = {}): Promise<DecodedImage> {
+  const maxPixels = optionalIntegerIn(options.maxPixels, 'options.maxPixels', 1, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_PIXELS);
+  const isBitmap = typeof ImageBitmap !== 'undefined' && source instanceof ImageBitmap;
+  if (!isBitmap && !(source instanceof Blob)) throw invalid('a Blob, File or ImageBitmap', 'source', source);
+  let bitmap: ImageBitmap;
+  try {
+    bitmap = isBitmap ? (source as ImageBitmap) : await createImageBitmap(source as Blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  } catch (err) {
+    throw new ClipError('E_IMAGE_DECODE', `the browser cannot decode this image (${(err as Error)?.message ?? err})`, { cause: err });
+  }
+  const { width, height } = bitmap;
+  if (width * height > maxPixels) throw new ClipError('E_INPUT_TOO_LARGE', `${width}x${height} is more than the limit of ${maxPixels} pixels (option maxPixels)`);
+  const context = new OffscreenCanvas(width, height).getContext('2d', { willReadFrequently: true });
+  if (!context) throw new ClipError('E_IMAGE_DECODE', 'this browser has no 2d OffscreenCanvas');
+  context.drawImage(bitmap, 0, 0);
+  const { data } = context.getImageData(0, 0, width, height);
+  if (!isBitmap) bitmap.close();
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width, height, mode: 'RGBA', kind: 'plain' };
+}
+
+/**
+ * An image (encoded Blob/File, ImageBitmap, or already decoded) -> [3, S, S] with the preprocess_cfg of `config`
+ * (open_clip_config.json, as given to loadClipInBrowser), by the model's own wasm preprocessing.
+ */
+export async function preprocessInBrowser(model: WasmClipModel, image: Blob | ImageBitmap | DecodedImage, config: unknown): Promise<Float32Array> {
+  const cfg = config as { model_cfg?: unknown; preprocess_cfg?: unknown } | null;
+  if (!is.plainObject(cfg)) throw invalid('open_clip_config.json, parsed', 'config', config);
+  const arch = parseModelConfig('model_cfg' in cfg ? cfg.model_cfg : cfg);
+  const preprocess = parsePreprocessConfig(cfg.preprocess_cfg, arch.vision.imageSize);
+  const decoded = image instanceof Blob || (typeof ImageBitmap !== 'undefined' && image instanceof ImageBitmap) ? await decodeImageInBrowser(image) : (image as DecodedImage);
+  const out = new Float32Array(3 * preprocess.size * preprocess.size);
+  await model.preprocessImage(decoded.data, decoded.width, decoded.height, decoded.mode, preprocessSpecFor(decoded, preprocess), out);
+  return out;
 }

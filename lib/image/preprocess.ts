@@ -6,24 +6,14 @@
  */
 import { availableParallelism } from 'node:os';
 import { ClipError } from '../errors.js';
-import type { PreprocessConfig } from '../model-dir.js';
+import type { PreprocessConfig } from '../preprocess-config.js';
 import { integerIn, invalid, is, oneOf, optionalBool, optionalIntegerIn, optionsObject } from '../validate.js';
 import { decodeImage } from './decode.js';
-import type { ImagePreprocessor, PreprocessSpec } from '../backends/types.js';
+import { preprocessSpecFor } from './spec.js';
+import type { ImagePreprocessor } from '../backends/types.js';
 import { wasmBackend, wasmPreprocessor } from '../backends/wasm.js';
 import { imageAddon } from './native.js';
 import { DEFAULT_MAX_PIXELS, type DecodedImage, type ImageSource, type PreprocessImageOptions } from './types.js';
-
-/** Padding colour in the decoded image's mode: Pillow pads with fill_color per channel (an index in mode P). */
-function nativeFill(image: DecodedImage, fillColor: number): number[] {
-  const f = Math.min(255, Math.max(0, Math.trunc(fillColor)));
-  if (image.kind === 'palette' && image.paletteColor) {
-    const rgb = image.paletteColor(f);
-    return image.mode === 'RGBA' ? [...rgb, 255] : rgb;
-  }
-  if (image.kind === 'bilevel') return [f !== 0 ? 255 : 0];
-  return new Array<number>(image.mode === 'L' ? 1 : image.mode === 'RGB' ? 3 : 4).fill(f);
-}
 
 function checkConfig(cfg: PreprocessConfig): void {
   if (!is.plainObject(cfg)) throw invalid('a preprocess config {size, mean, std, interpolation, resizeMode, fillColor}', 'config', cfg);
@@ -63,14 +53,7 @@ function nativeUnavailable(): string | undefined {
 
 /** Preprocesses one decoded image into out [3, S, S] with `engine`. */
 export async function transformDecoded(image: DecodedImage, cfg: PreprocessConfig, out: Float32Array, engine: ImagePreprocessor = defaultPreprocessor): Promise<void> {
-  const spec: PreprocessSpec = {
-    size: cfg.size,
-    resizeMode: cfg.resizeMode,
-    filter: image.kind === 'plain' ? cfg.interpolation : 'nearest',
-    fill: nativeFill(image, cfg.fillColor),
-    mean: cfg.mean,
-    std: cfg.std,
-  };
+  const spec = preprocessSpecFor(image, cfg);
   await engine(image.data, image.width, image.height, image.mode, spec, out);
 }
 

@@ -1,8 +1,9 @@
 /**
  * Runs in the page (bundled by test/browser-wasm.test.ts): loads a fixture model from the test server with the
- * browser entry of the wasm backend, embeds the expected pixels and tokens, and returns how close they came.
+ * browser entry of the wasm backend, embeds the expected pixels and tokens, and returns how close they came; and
+ * decodes fixture photos with the page's own decoder and preprocesses them with the model's wasm module.
  */
-import { bytesSource, loadClipInBrowser, readSafetensorsHeader } from '../../lib/backends/wasm-browser.js';
+import { bytesSource, loadClipInBrowser, preprocessInBrowser, readSafetensorsHeader } from '../../lib/backends/wasm-browser.js';
 import type { CclipModuleFactory } from '../../lib/backends/wasm-core.js';
 import { maxRelativeDiff, minRowCosine } from '../helpers/compare.js';
 
@@ -89,5 +90,27 @@ async function run(req: PageRequest): Promise<PageResult> {
   }
 }
 
-(globalThis as unknown as { runParity: typeof run }).runParity = run;
+/** The page's own decoder, then the model's wasm preprocessing: [3, S, S] per image, for the test to compare. */
+async function preprocessImages(req: { model: string; images: string[] }): Promise<Record<string, number[]>> {
+  const base = `/fixtures/${req.model}`;
+  const config = await (await fetch(`${base}/open_clip_config.json`)).json();
+  const weights = await (await fetch(`${base}/open_clip_model.safetensors`)).arrayBuffer();
+  const clip = await loadClipInBrowser({
+    factory: (globalThis as unknown as { createCclipModule: CclipModuleFactory }).createCclipModule,
+    wasm: '/wasm/cclip.wasm', config, weights, threads: 1,
+  });
+  try {
+    const out: Record<string, number[]> = {};
+    for (const name of req.images) {
+      const blob = await (await fetch(`/fixtures/images/${name}`)).blob();
+      out[name] = Array.from(await preprocessInBrowser(clip, blob, config));
+    }
+    return out;
+  } finally {
+    clip.dispose();
+  }
+}
+
+(globalThis as unknown as { runParity: typeof run; preprocessImages: typeof preprocessImages }).runParity = run;
+(globalThis as unknown as { preprocessImages: typeof preprocessImages }).preprocessImages = preprocessImages;
 document.title = 'ready';
