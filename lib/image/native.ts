@@ -1,4 +1,4 @@
-/** The native addon's image functions (native/node/preprocess_binding.h); $CONVNEXT_CLIP_ADDON overrides the path, `none` hides it. */
+/** The native addon's image functions (native/napi/preprocess.h); $CONVNEXT_CLIP_ADDON overrides the path, `none` hides it. */
 import { createRequire } from 'node:module';
 import { nativeAddonFile } from '../backends/package-root.js';
 import type { PreprocessSpec } from '../backends/types.js';

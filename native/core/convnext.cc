@@ -10,14 +10,6 @@ namespace cclip {
 
 namespace {
 
-LinearLayer load_linear(WeightLoader& loader, const std::string& weight_name, const std::string& bias_name, int n,
-                        int k, Precision precision) {
-  LinearLayer layer;
-  layer.weight = pack_weight(loader.read_reused(weight_name), n, k, precision);
-  if (!bias_name.empty()) layer.bias = loader.read(bias_name);
-  return layer;
-}
-
 // Hidden-activation rows per MLP chunk: bounds the [rows, 4C] scratch to about 32 MB.
 int mlp_chunk_rows(int64_t rows, int hidden) {
   return static_cast<int>(std::min<int64_t>(rows, std::max<int64_t>(64, (8 << 20) / hidden)));

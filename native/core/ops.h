@@ -2,11 +2,13 @@
 // (NHWC / [rows, features]) fp32.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "gemm.h"
 #include "layer_norm.h"
 #include "threadpool.h"
+#include "weights.h"
 
 namespace cclip {
 
@@ -18,6 +20,10 @@ struct LinearLayer {
   int out_features() const { return weight.n; }
   size_t bytes() const { return weight.bytes() + bias.size() * sizeof(float); }
 };
+
+// The packed layer of weight [n, k] and bias [n] (no bias when bias_name is empty), read from `loader`.
+LinearLayer load_linear(WeightLoader& loader, const std::string& weight_name, const std::string& bias_name, int n, int k,
+                        Precision precision);
 
 // y[M, N] = epilogue(x[M, K] . W^T + b)
 void apply_linear(const LinearLayer& layer, const float* x, int m, float* y, const Epilogue& epilogue, ThreadPool& pool);

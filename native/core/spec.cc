@@ -115,29 +115,31 @@ ClipConfig config_from(const Reader& arch) {
   return c;
 }
 
-TensorSource tensor_from(const Reader& e) {
-  e.only({"name", "dtype", "shape", "strides", "file", "offset", "byteLength"});
-  TensorSource t;
+// The fields a weight (TensorSource) and an input (InputTensor) share: where the bytes are and their shape.
+template <typename T>
+T located(const Reader& e) {
+  T t;
   t.name = e.string("name");
-  t.dtype = parse_source_dtype(e.string("dtype"));
   t.shape = e.integers("shape", 8, 0, int64_t{1} << 40);
-  t.strides = e.integers("strides", 8, 0, int64_t{1} << 50);
-  if (t.strides.size() != t.shape.size()) bad_request("tensor " + t.name + ": strides do not match its rank");
   t.file = e.string("file");
   t.offset = static_cast<uint64_t>(e.integer("offset", 0, kMaxSafeInteger));
   t.byte_length = static_cast<uint64_t>(e.integer("byteLength", 0, kMaxSafeInteger));
   return t;
 }
 
+TensorSource tensor_from(const Reader& e) {
+  e.only({"name", "dtype", "shape", "strides", "file", "offset", "byteLength"});
+  TensorSource t = located<TensorSource>(e);
+  t.dtype = parse_source_dtype(e.string("dtype"));
+  t.strides = e.integers("strides", 8, 0, int64_t{1} << 50);
+  if (t.strides.size() != t.shape.size()) bad_request("tensor " + t.name + ": strides do not match its rank");
+  return t;
+}
+
 InputTensor input_from(const Reader& e) {
   e.only({"name", "dtype", "shape", "file", "offset", "byteLength"});
-  InputTensor t;
-  t.name = e.string("name");
+  InputTensor t = located<InputTensor>(e);
   t.dtype = e.string("dtype");
-  t.shape = e.integers("shape", 8, 0, int64_t{1} << 40);
-  t.file = e.string("file");
-  t.offset = static_cast<uint64_t>(e.integer("offset", 0, kMaxSafeInteger));
-  t.byte_length = static_cast<uint64_t>(e.integer("byteLength", 0, kMaxSafeInteger));
   return t;
 }
 

@@ -8,19 +8,6 @@
 
 namespace cclip {
 
-namespace {
-
-
-LinearLayer load_linear(WeightLoader& loader, const std::string& weight_name, const std::string& bias_name, int n,
-                        int k, Precision precision) {
-  LinearLayer layer;
-  layer.weight = pack_weight(loader.read_reused(weight_name), n, k, precision);
-  layer.bias = loader.read(bias_name);
-  return layer;
-}
-
-}  // namespace
-
 void EmbeddingTable::set(std::vector<float> values, int r, int c, Precision precision) {
   rows = r;
   cols = c;

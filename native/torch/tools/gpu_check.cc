@@ -89,7 +89,7 @@ void bench(Model& m, const ClipConfig& config, const Args& args) {
     const double ms = median_ms(args.iters, [&] { m.encode_image(px.data(), bs, false); });
     std::printf("{%s,\"tower\":\"image\",\"batch\":%lld,\"ms\":%.3f,\"per_s\":%.1f,\"first_ms\":%.1f}\n", tag.c_str(), static_cast<long long>(bs), ms, bs / ms * 1e3, first);
     // Text like the PyTorch peer's bench (end token at 20: we stop there, the peer runs all 77), then full length.
-    for (int64_t eot : {int64_t(20), a.context_length - 1}) {
+    for (int64_t eot : {int64_t(20), int64_t(a.context_length) - 1}) {
       std::vector<int32_t> tok(static_cast<size_t>(bs * a.context_length));
       for (int64_t r = 0; r < bs; r++)
         for (int64_t j = 0; j < a.context_length; j++) tok[r * a.context_length + j] = j == eot ? 49407 : ids(rng);
