@@ -189,6 +189,9 @@ export class Clip {
       const list = typeof texts === 'string' ? [texts] : stringList(texts, 'texts');
       tokens = this.tokenizer.tokenize(list, ctx);
     } else if (texts instanceof Int32Array) {
+      for (let i = 0; i < texts.length; i++) {
+        if (!(texts[i] >= 0 && texts[i] < vocab)) throw invalid(`an integer token id between 0 and ${vocab - 1}`, `texts[${i}]`, texts[i]);
+      }
       tokens = texts;
     } else if (Array.isArray(texts) && texts.length > 0 && Array.isArray(texts[0])) {
       tokens = new Int32Array(texts.length * ctx);
@@ -198,9 +201,6 @@ export class Clip {
     }
     if (tokens.length === 0 || tokens.length % ctx !== 0) {
       throw mismatch(`a non-empty multiple of the context length ${ctx} token ids`, 'texts', `${tokens.length} ids`);
-    }
-    for (let i = 0; i < tokens.length; i++) {
-      if (!(tokens[i] >= 0 && tokens[i] < vocab)) throw invalid(`an integer token id between 0 and ${vocab - 1}`, `texts[${i}]`, tokens[i]);
     }
     return tokens;
   }
