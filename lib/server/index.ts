@@ -19,10 +19,12 @@ import { ServerMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { type ServerOptions, resolveServerOptions } from './options.js';
 import { registerRoutes } from './routes.js';
+import { type ServerServices, isWorkRoute, registerServices } from './services.js';
 import { Admission } from './work.js';
 
 export { HttpError, type ServerErrorCode } from './errors.js';
 export { SERVER_DEFAULTS, type ServerOptions } from './options.js';
+export type { ServerServices } from './services.js';
 
 export interface ShutdownOptions {
   /** Longest wait for accepted requests before closing anyway (default 30000 ms). */
@@ -46,7 +48,7 @@ function packageVersion(): string {
   }
 }
 
-export async function createServer(clip: Clip, serverOptions: ServerOptions = {}): Promise<ClipServer> {
+export async function createServer(clip: Clip, serverOptions: ServerOptions = {}, services: ServerServices = {}): Promise<ClipServer> {
   const options = resolveServerOptions(serverOptions);
   const app = Fastify({ logger: options.logger, bodyLimit: options.maxBodyBytes, return503OnClosing: true, forceCloseConnections: 'idle' });
   let draining = false;
@@ -71,7 +73,7 @@ export async function createServer(clip: Clip, serverOptions: ServerOptions = {}
 
   // Work routes: refused while draining; accepted ones are counted until their response is closed.
   app.addHook('onRequest', async (request, reply) => {
-    if (!request.url.startsWith('/v1/')) return;
+    if (!isWorkRoute(request.url)) return;
     if (draining) {
       reply.header('connection', 'close');
       throw new HttpError(503, 'E_UNAVAILABLE', 'the server is shutting down', options.retryAfterSeconds);
@@ -106,6 +108,7 @@ export async function createServer(clip: Clip, serverOptions: ServerOptions = {}
   app.get('/openapi.json', async () => openapi);
 
   registerRoutes(app, { engine, admission, metrics, options });
+  registerServices(app, { engine, admission, metrics, options }, services, { version: packageVersion(), draining: () => draining });
 
   const waitIdle = (graceMs: number) =>
     new Promise<void>((resolve) => {
