@@ -99,6 +99,28 @@ export class ClipTokenizer {
     return out;
   }
 
+  /**
+   * tokenize() in slices: texts are tokenized one at a time, and after `sliceMs` of work it yields to the event
+   * loop (setImmediate) so a server stays responsive; an aborted `signal` stops it with signal.reason.
+   */
+  async tokenizeAsync(texts: string | string[], contextLength = DEFAULT_CONTEXT_LENGTH, options: { signal?: AbortSignal; sliceMs?: number } = {}): Promise<Int32Array> {
+    const list = this.checkTexts(texts);
+    this.checkContextLength(contextLength);
+    const sliceMs = options.sliceMs ?? 10;
+    const out = new Int32Array(list.length * contextLength);
+    let sliceStart = performance.now();
+    for (let row = 0; row < list.length; row++) {
+      options.signal?.throwIfAborted();
+      out.set(this.tokenize(list[row], contextLength), row * contextLength);
+      if (performance.now() - sliceStart >= sliceMs) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
+    }
+    options.signal?.throwIfAborted();
+    return out;
+  }
+
   /** Like tokenize(), as one plain array per text. */
   tokenizeRows(texts: string | string[], contextLength = DEFAULT_CONTEXT_LENGTH): number[][] {
     const flat = this.tokenize(texts, contextLength);
