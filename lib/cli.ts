@@ -6,6 +6,7 @@ import type { BackendName, Device, Precision } from './backends/types.js';
 import { Clip } from './clip.js';
 import { ClipError } from './errors.js';
 import { registerServeCommands } from './commands/index.js';
+import { registerEmbedShards } from './commands/embed-shards.js';
 import { registerHubCommands, resolveModelArgument } from './hub/cli.js';
 import { registerImageCommands } from './image/cli.js';
 import { describeModel, findVocabulary } from './model-dir.js';
@@ -122,6 +123,7 @@ export function buildProgram(): Command {
   registerImageCommands(program);
   registerServeCommands(program);
   registerHubCommands(program);
+  registerEmbedShards(program);
   return program;
 }
 

@@ -13,3 +13,4 @@ export { convertModel } from './convert.js';
 export { decodeImage, preprocessImage, preprocessImages, type ImageSource, type RawImage, type PreprocessImageOptions } from './image/index.js';
 export { createServer, type ClipServer, type ServerOptions } from './server/index.js';
 export { embedDir, type EmbedDirOptions, type EmbedDirResult } from './bulk/index.js';
+export { embedShard, embedShards, readPartitionInfo, type EmbedShardOptions, type EmbedShardsOptions, type EmbedShardsResult, type ShardResult, type SkippedSample } from './shards/index.js';
