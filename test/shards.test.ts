@@ -1,6 +1,7 @@
 /** embed-shards: webdataset tar shards in, clip-retrieval's layout (float16 npy + Parquet) out. */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
@@ -195,4 +196,27 @@ test('partition numbers: from img2dataset names when they are all numeric and di
   t.deepEqual(partitionNumbers(['/d/00003.tar', '/e/00003.tar']), [0, 1], 'duplicates: positions');
   t.deepEqual(partitionNumbers(['/d/a.tar', '/d/00001.tar']), [0, 1], 'a non-numeric name: positions');
   t.end();
+});
+
+test('embed-shards keeps the event loop free while it embeds (what lets a queue worker renew its lock)', async (t) => {
+  t.timeoutAfter(120_000);
+  // the 256 px model: one batch of 16 takes long enough that a forward pass on the event loop would show
+  const clip = await Clip.load(fixture('models', 'xxlarge-deep256'), { backend: 'native', threads: 1 });
+  try {
+    const file = path.join(work, '00020.tar');
+    await writeShard(file, samplesOf([...PHOTOS, ...PHOTOS, ...PHOTOS].slice(0, 32), 0));
+    const S = clip.preprocess.size;
+    const started = performance.now();
+    await clip.embedImages({ data: new Float32Array(16 * 3 * S * S).fill(0.5), n: 16 }, { batchSize: 16 });
+    const forwardMs = performance.now() - started;
+    const histogram = monitorEventLoopDelay({ resolution: 5 });
+    histogram.enable();
+    const result = await embedShard(clip, file, 20, path.join(work, 'loop-out'), { batchSize: 16 });
+    histogram.disable();
+    const maxMs = histogram.max / 1e6;
+    t.equal(result.embedded, 32);
+    t.ok(maxMs < forwardMs / 2, `longest event-loop stall ${maxMs.toFixed(0)} ms; one forward pass of the batch takes ${forwardMs.toFixed(0)} ms`);
+  } finally {
+    clip.dispose();
+  }
 });
