@@ -54,7 +54,7 @@ export function registerEmbedShards(program: Command): void {
           },
         });
         const seconds = (Date.now() - started) / 1000;
-        process.stderr.write(`convnext-clip: ${result.shards.length} shards, ${result.embedded} of ${result.samples} samples embedded (${result.skipped} skipped) in ${seconds.toFixed(1)} s -> ${flags.out}\n`);
+        process.stderr.write(`convnext-clip: ${result.shards.length} shards, ${result.embedded} of ${result.samples} samples embedded (${result.skipped} skipped) in ${seconds.toFixed(2)} s -> ${flags.out}\n`);
       } catch (err) {
         if (!controller.signal.aborted) throw err;
         process.stderr.write('convnext-clip: interrupted; finished partitions are kept, the current one is redone on the next run\n');

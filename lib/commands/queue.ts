@@ -74,7 +74,7 @@ export function registerQueueCommands(program: Command): void {
           signal: controller.signal,
           onEvent: (e) => {
             if (flags.events) process.stdout.write(`${JSON.stringify(e)}\n`);
-            if (e.event === 'done') process.stderr.write(`convnext-clip: partition ${e.result.partition}: ${e.result.existing ? 'already complete' : `${e.result.embedded} of ${e.result.samples} samples in ${e.result.seconds.toFixed(1)} s`}\n`);
+            if (e.event === 'done') process.stderr.write(`convnext-clip: partition ${e.result.partition}: ${e.result.existing ? 'already complete' : `${e.result.embedded} of ${e.result.samples} samples in ${e.result.seconds.toFixed(2)} s`}\n`);
             else if (e.event === 'failed') process.stderr.write(`convnext-clip: job ${e.job} failed (attempt ${e.attempts}): ${e.error}\n`);
             else if (e.event === 'error') process.stderr.write(`convnext-clip: queue: ${e.error}\n`);
           },
