@@ -4,11 +4,11 @@
  * (vocab.json + merges.txt, else bpe_simple_vocab_16e6.txt.gz). Every file can also be given explicitly.
  */
 import { existsSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type ClipArchitecture, expectedTensors, parseModelConfig } from './architecture.js';
 import { readManifest } from './checkpoint/index.js';
 import { ClipError } from './errors.js';
+import { FILE_LIMITS, readRegularFile } from './fs/read-file.js';
 import type { TensorManifest } from './manifest.js';
 
 export const OPENAI_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
@@ -128,7 +128,7 @@ export function parsePreprocessConfig(cfg: unknown, imageSize: number): Preproce
 export async function readModelConfig(file: string): Promise<{ arch: ClipArchitecture; preprocess: PreprocessConfig }> {
   let raw: unknown;
   try {
-    raw = JSON.parse(await readFile(file, 'utf8'));
+    raw = JSON.parse((await readRegularFile(file, { what: 'config', maxBytes: FILE_LIMITS.config })).toString('utf8'));
   } catch (err) {
     throw new ClipError('E_CONFIG', `cannot read ${file}: ${(err as Error).message}`, { subject: file, cause: err });
   }

@@ -8,7 +8,7 @@ import { ClipError } from '../errors.js';
 import type { PreprocessConfig } from '../model-dir.js';
 import { decodeImage } from './decode.js';
 import { type NativePreprocessSpec, imageAddon } from './native.js';
-import { DEFAULT_MAX_PIXELS, type DecodedImage, type ImageSource, type PreprocessImageOptions } from './types.js';
+import { DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS, type DecodedImage, type ImageSource, type PreprocessImageOptions } from './types.js';
 
 /** Padding colour in the decoded image's mode: Pillow pads with fill_color per channel (an index in mode P). */
 function nativeFill(image: DecodedImage, fillColor: number): number[] {
@@ -27,12 +27,14 @@ function checkConfig(cfg: PreprocessConfig): void {
   if (!['shortest', 'longest', 'squash'].includes(cfg.resizeMode)) throw new ClipError('E_INVALID_ARGUMENT', `resizeMode must be shortest, longest or squash, got ${cfg.resizeMode}`);
 }
 
-function checkOptions(options: PreprocessImageOptions): { maxPixels: number; concurrency: number } {
+function checkOptions(options: PreprocessImageOptions): { maxPixels: number; maxAspectRatio: number; concurrency: number } {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (!(Number.isInteger(maxPixels) && maxPixels > 0)) throw new ClipError('E_INVALID_ARGUMENT', `maxPixels must be a positive integer, got ${maxPixels}`);
+  const maxAspectRatio = options.maxAspectRatio ?? DEFAULT_MAX_ASPECT_RATIO;
+  if (!(typeof maxAspectRatio === 'number' && maxAspectRatio >= 1)) throw new ClipError('E_INVALID_ARGUMENT', `maxAspectRatio must be a number >= 1, got ${maxAspectRatio}`);
   const concurrency = options.concurrency ?? Math.min(4, availableParallelism());
   if (!(Number.isInteger(concurrency) && concurrency > 0 && concurrency <= 256)) throw new ClipError('E_INVALID_ARGUMENT', `concurrency must be an integer in 1..256, got ${concurrency}`);
-  return { maxPixels, concurrency };
+  return { maxPixels, maxAspectRatio, concurrency };
 }
 
 /** Preprocesses one decoded image into out [3, S, S]. */
@@ -59,7 +61,7 @@ function labelOf(source: ImageSource, i: number): string {
 export async function preprocessImages(inputs: readonly ImageSource[], cfg: PreprocessConfig, options: PreprocessImageOptions = {}): Promise<Float32Array> {
   if (!Array.isArray(inputs)) throw new ClipError('E_INVALID_ARGUMENT', 'images must be an array of file paths, encoded images or raw pixels');
   checkConfig(cfg);
-  const { maxPixels, concurrency } = checkOptions(options);
+  const { maxPixels, maxAspectRatio, concurrency } = checkOptions(options);
   imageAddon(); // fail early when the addon is missing
   const per = 3 * cfg.size * cfg.size;
   const out = new Float32Array(inputs.length * per);
@@ -69,7 +71,7 @@ export async function preprocessImages(inputs: readonly ImageSource[], cfg: Prep
     while (failures.length === 0 && next < inputs.length) {
       const i = next++;
       try {
-        const image = await decodeImage(inputs[i], labelOf(inputs[i], i), { autoOrient: options.autoOrient, maxPixels });
+        const image = await decodeImage(inputs[i], labelOf(inputs[i], i), { autoOrient: options.autoOrient, maxPixels, maxAspectRatio });
         await transformDecoded(image, cfg, out.subarray(i * per, (i + 1) * per));
       } catch (error) {
         failures.push({ index: i, error });
