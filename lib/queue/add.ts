@@ -2,7 +2,7 @@
 import { expandShards } from '../shards/embed-shards.js';
 import { partitionNumbers } from '../shards/index.js';
 import { ClipError } from '../errors.js';
-import { DEFAULT_QUEUE, connectionOptions, loadBullmq, reachable } from './connection.js';
+import { DEFAULT_QUEUE, closeBounded, connectionOptions, loadBullmq, reachable } from './connection.js';
 import { type ShardJob, jobId, relativeShard } from './jobs.js';
 
 export interface QueueAddOptions {
@@ -56,6 +56,6 @@ export async function addShardJobs(shards: readonly string[], options: QueueAddO
     }
     return result;
   } finally {
-    await queue.close();
+    await closeBounded(queue);
   }
 }

@@ -60,3 +60,14 @@ export async function reachable(ready: Promise<unknown>, url: string, ms = 10_00
     clearTimeout(timer);
   }
 }
+
+/** close(), but at most `ms`: then the connection is dropped (a Redis that never answered must not hang us). */
+export async function closeBounded(client: { close(): Promise<void>; disconnect(): Promise<void> }, ms = 3000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), ms);
+  });
+  const closed = await Promise.race([client.close().then(() => false, () => false), timedOut]);
+  clearTimeout(timer);
+  if (closed) await client.disconnect().catch(() => undefined);
+}

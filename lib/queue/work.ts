@@ -9,7 +9,7 @@ import type { Job } from 'bullmq';
 import type { Clip } from '../clip.js';
 import { ClipError } from '../errors.js';
 import { type ShardProgress, type SkippedSample, embedShard } from '../shards/index.js';
-import { DEFAULT_QUEUE, connectionOptions, loadBullmq, reachable } from './connection.js';
+import { DEFAULT_QUEUE, closeBounded, connectionOptions, loadBullmq, reachable } from './connection.js';
 import { type ShardJobResult, checkJob } from './jobs.js';
 
 export interface QueueWorkOptions {
@@ -108,12 +108,8 @@ export async function runQueueWorker(clip: Clip, options: QueueWorkOptions): Pro
   worker.on('stalled', (jobId) => emit({ event: 'stalled', job: jobId }));
   worker.on('error', (err) => emit({ event: 'error', error: err.message }));
 
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    await worker.close(); // waits for the running job
-  };
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopping ??= worker.close()); // waits for the running job
   options.signal?.addEventListener('abort', () => void stop(), { once: true });
   let poll: NodeJS.Timeout | undefined;
   try {
@@ -139,7 +135,8 @@ export async function runQueueWorker(clip: Clip, options: QueueWorkOptions): Pro
     throw new ClipError('E_NETWORK', `queue worker: ${(err as Error).message}`, { cause: err });
   } finally {
     clearTimeout(poll);
-    await stop().catch(() => undefined);
-    await queue?.close().catch(() => undefined);
+    if (stopping) await stopping.catch(() => undefined);
+    else await closeBounded(worker);
+    if (queue) await closeBounded(queue);
   }
 }
