@@ -1,5 +1,6 @@
 /** embed-shards: webdataset tar shards in, clip-retrieval's layout (float16 npy + Parquet) out. */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import test from 'tape';
 import { Clip } from '../lib/clip.js';
 import { ClipError } from '../lib/errors.js';
 import { embedShard, embedShards, partitionNumbers, readPartitionInfo, readSamples, splitMemberName, toFloat16Bits } from '../lib/shards/index.js';
-import { fixture } from './helpers/fixtures.js';
+import { fixture, projectRoot } from './helpers/fixtures.js';
 import { type ShardSample, cosine, readNpy, writeShard, writeTar } from './helpers/webdataset.js';
 
 const clipPromise = Clip.load(fixture('models', 'xxlarge-tiny'), { backend: 'native', threads: 1 });
@@ -219,4 +220,33 @@ test('embed-shards keeps the event loop free while it embeds (what lets a queue 
   } finally {
     clip.dispose();
   }
+});
+
+test('convnext-clip embed-shards: --shard i/n takes every n-th shard of the list; a rerun skips finished partitions', async (t) => {
+  t.timeoutAfter(120_000);
+  const dir = path.join(work, 'cli-in');
+  mkdirSync(dir, { recursive: true });
+  for (let s = 0; s < 3; s++) await writeShard(path.join(dir, `0000${s}.tar`), samplesOf(PHOTOS.slice(s * 2, s * 2 + 2), s * 10));
+  const out = path.join(work, 'cli-out');
+  const run = (args: string[]) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'lib', 'bin.ts'), 'embed-shards', dir, '--out', out, '--model', fixture('models', 'xxlarge-tiny'), '--backend', 'native', '--threads', '1', ...args], { cwd: projectRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+      const kill = setTimeout(() => child.kill('SIGKILL'), 100_000);
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c));
+      child.once('exit', (code) => {
+        clearTimeout(kill);
+        resolve({ code, stderr });
+      });
+    });
+  const first = await run(['--shard', '1/2']);
+  t.equal(first.code, 0, first.stderr.trim().split('\n').pop());
+  t.deepEqual(readdirSync(path.join(out, 'metadata')), ['metadata_1.parquet'], 'shard 1/2 of three: the second shard only');
+  const all = await run([]);
+  t.equal(all.code, 0);
+  t.match(all.stderr, /00001\.tar -> partition 1: already complete/, 'the finished partition is skipped');
+  t.deepEqual(readdirSync(path.join(out, 'metadata')).sort(), ['metadata_0.parquet', 'metadata_1.parquet', 'metadata_2.parquet']);
+  const bad = await run(['--shard', '2/2']);
+  t.equal(bad.code, 2, 'a bad --shard exits 2');
+  t.match(bad.stderr, /E_INVALID_ARGUMENT/);
 });
