@@ -1,11 +1,13 @@
 /** `convnext-clip serve`: the HTTP server until SIGTERM/SIGINT, which drain accepted requests and exit. */
 import type { AddressInfo } from 'node:net';
 import type { Command } from 'commander';
+import { Collection } from '../search/collection.js';
 import { SERVER_DEFAULTS, type ServerOptions, createServer } from '../server/index.js';
 import { type ModelFlags, loadModel, modelOptions, nonNegativeInt, oneOf, port, positiveInt } from './options.js';
 
 interface ServeFlags extends ModelFlags, Required<Pick<ServerOptions, 'maxBatch' | 'maxWaitMs' | 'maxQueue' | 'timeoutMs' | 'maxBodyBytes' | 'maxPixels' | 'maxItems'>> {
   host: string;
+  db?: string;
   port: number;
   classifierCache: number;
   graceMs: number;
@@ -29,8 +31,10 @@ export function registerServe(program: Command): void {
     .option('--classifier-cache <n>', 'zero-shot classifiers kept (LRU)', nonNegativeInt, d.classifierCacheSize)
     .option('--grace-ms <n>', 'on SIGTERM/SIGINT, longest wait for accepted requests', nonNegativeInt, 30_000)
     .option('--log-level <level>', 'fastify log level on stdout', oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), 'warn')
+    .option('--db <dir>', 'a collection made by `index`: adds POST /v1/search, thumbnails and the search page at /')
     .action(async (flags: ServeFlags) => {
       const clip = await loadModel(flags);
+      const collection = flags.db ? await Collection.open(flags.db, clip, { mustExist: true }) : undefined;
       const app = await createServer(clip, {
         maxBatch: flags.maxBatch,
         maxImageBatch: flags.maxImageBatch,
@@ -42,10 +46,11 @@ export function registerServe(program: Command): void {
         maxItems: flags.maxItems,
         classifierCacheSize: flags.classifierCache,
         logger: { level: flags.logLevel },
-      });
+      }, { modelId: flags.model, collection });
       try {
         await app.listen({ host: flags.host, port: flags.port });
       } catch (err) {
+        collection?.close();
         clip.dispose();
         throw err;
       }
@@ -70,6 +75,7 @@ export function registerServe(program: Command): void {
       });
       process.off('SIGTERM', onSignal!);
       process.off('SIGINT', onSignal!);
+      collection?.close();
       clip.dispose();
       process.stderr.write('convnext-clip: stopped\n');
     });
