@@ -102,7 +102,7 @@ export async function runQueueWorker(clip: Clip, options: QueueWorkOptions): Pro
     emit({ event: 'done', job: job.id ?? '', result });
   });
   worker.on('failed', (job, err) => {
-    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) tally.failed++;
+    if (job && (job.attemptsMade >= (job.opts.attempts ?? 1) || err instanceof UnrecoverableError)) tally.failed++; // no retry left
     emit({ event: 'failed', job: job?.id ?? '', error: err.message, attempts: job?.attemptsMade ?? 0 });
   });
   worker.on('stalled', (jobId) => emit({ event: 'stalled', job: jobId }));
@@ -124,9 +124,12 @@ export async function runQueueWorker(clip: Clip, options: QueueWorkOptions): Pro
         const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
         const left = Object.values(counts).reduce((a, b) => a + b, 0);
         if (left === 0) await stop();
-        else poll = setTimeout(() => void check().catch((err: Error) => emit({ event: 'error', error: err.message })), 500);
+        else schedule();
       };
-      poll = setTimeout(() => void check(), 500);
+      const schedule = () => {
+        poll = setTimeout(() => void check().catch((err: Error) => (emit({ event: 'error', error: err.message }), schedule())), 500);
+      };
+      schedule();
     }
     await running;
     return tally;
