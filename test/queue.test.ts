@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import test from 'tape';
 import { Clip } from '../lib/clip.js';
-import { checkJob, checkRedisUrl, redactUrl, relativeShard } from '../lib/queue/index.js';
+import { checkJob, checkRedisUrl, redactUrl, relativeShard, runShardJob } from '../lib/queue/index.js';
 import { embedShards } from '../lib/shards/index.js';
 import { fixture, projectRoot } from './helpers/fixtures.js';
 import { type TestRedis, startRedis } from './helpers/redis.js';
@@ -40,6 +40,34 @@ test('queue jobs: shard paths from Redis are checked before they become files', 
   t.throws(() => checkRedisUrl('http://x:1'), /redis/);
   t.equal(redactUrl('redis://user:secret@host:6379/0'), 'redis://user:***@host:6379/0');
   t.end();
+});
+
+test('a queue job (no Redis needed): embeds its shard once; a rerun finds the partition complete; bad data touches no file', async (t) => {
+  t.timeoutAfter(120_000);
+  const dir = mkdtempSync(path.join(tmpdir(), 'queue-job-'));
+  const clip = await Clip.load(MODEL, { backend: 'native', threads: 1 });
+  try {
+    mkdirSync(path.join(dir, 'shards', 'sub'), { recursive: true });
+    await writeShard(path.join(dir, 'shards', 'sub', '00004.tar'), PHOTOS.slice(0, 3).map((name, i) => ({ key: `k${i}`, members: { [name.endsWith('.png') ? 'png' : 'jpg']: readFileSync(fixture('images', name)), txt: name } })));
+    const options = { root: path.join(dir, 'shards'), out: path.join(dir, 'out'), batchSize: 2 };
+    const batches: number[] = [];
+    const first = await runShardJob(clip, { shard: 'sub/00004.tar', partition: 4 }, options, { batch: (p) => batches.push(p.samples) });
+    t.deepEqual({ partition: first.partition, samples: first.samples, embedded: first.embedded, existing: first.existing }, { partition: 4, samples: 3, embedded: 3, existing: false });
+    t.deepEqual(batches, [2, 3], 'progress per batch');
+    const metadata = path.join(dir, 'out', 'metadata', 'metadata_4.parquet');
+    const before = readFileSync(metadata);
+    const again = await runShardJob(clip, { shard: 'sub/00004.tar', partition: 4 }, options);
+    t.ok(again.existing && again.embedded === 3, 'the job run again (its worker died after the commit) only reports the partition');
+    t.ok(readFileSync(metadata).equals(before), 'and leaves it as it was');
+    const invalid = await runShardJob(clip, { shard: '../../etc/passwd.tar', partition: 1 }, options, { invalid: (m) => new RangeError(m) }).catch((e: unknown) => e);
+    t.ok(invalid instanceof RangeError && /relative path/.test(invalid.message), 'a path out of the root is refused as invalid job data');
+    t.notOk(existsSync(path.join(dir, 'out', 'metadata', 'metadata_1.parquet')), 'nothing written for it');
+    const missing = await runShardJob(clip, { shard: 'sub/00009.tar', partition: 9 }, options).catch((e: unknown) => e);
+    t.match(String((missing as Error).message), /no shard/, 'a shard this machine does not see: an error (the job is retried)');
+  } finally {
+    clip.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 const ready = installed('bullmq') && installed('ioredis');

@@ -54,6 +54,35 @@ export function workerName(): string {
   return `${hostname()}:${process.pid}`;
 }
 
+/**
+ * One job: checks its data (it comes from Redis), embeds its shard into its partition, or finds the partition
+ * already complete (a worker that died between committing it and completing the job).
+ */
+export async function runShardJob(
+  clip: Clip,
+  data: unknown,
+  options: Pick<QueueWorkOptions, 'out' | 'batchSize' | 'text' | 'maxPixels' | 'maxMemberBytes'> & { root: string },
+  on: { start?(partition: number, shard: string): void; batch?(p: ShardProgress): void; skip?(partition: number, s: SkippedSample): void; invalid?(message: string): Error } = {},
+): Promise<ShardJobResult> {
+  let checked: ReturnType<typeof checkJob>;
+  try {
+    checked = checkJob(data, options.root);
+  } catch (err) {
+    throw on.invalid?.((err as Error).message) ?? err;
+  }
+  on.start?.(checked.partition, checked.shard);
+  const started = Date.now();
+  const result = await embedShard(clip, checked.file, checked.partition, options.out, {
+    batchSize: options.batchSize,
+    text: options.text,
+    maxPixels: options.maxPixels,
+    maxMemberBytes: options.maxMemberBytes,
+    onBatch: (p) => on.batch?.({ ...p, shard: checked.shard }),
+    onSkip: (sample) => on.skip?.(checked.partition, sample),
+  });
+  return { partition: checked.partition, samples: result.samples, embedded: result.embedded, skipped: result.skipped.length, existing: result.existing === true, seconds: (Date.now() - started) / 1000, worker: workerName() };
+}
+
 export async function runQueueWorker(clip: Clip, options: QueueWorkOptions): Promise<QueueWorkResult> {
   const { Worker, Queue, UnrecoverableError } = await loadBullmq();
   const queueName = options.queue ?? DEFAULT_QUEUE;
@@ -63,27 +92,16 @@ export async function runQueueWorker(clip: Clip, options: QueueWorkOptions): Pro
   const tally: QueueWorkResult = { completed: 0, failed: 0 };
 
   const process_ = async (job: Job): Promise<ShardJobResult> => {
-    let checked: ReturnType<typeof checkJob>;
-    try {
-      checked = checkJob(job.data, root);
-    } catch (err) {
-      throw new UnrecoverableError((err as Error).message); // bad job data: retrying cannot help
-    }
     const id = job.id ?? '';
-    emit({ event: 'start', job: id, partition: checked.partition, shard: checked.shard });
-    const started = Date.now();
-    const result = await embedShard(clip, checked.file, checked.partition, options.out, {
-      batchSize: options.batchSize,
-      text: options.text,
-      maxPixels: options.maxPixels,
-      maxMemberBytes: options.maxMemberBytes,
-      onBatch: (p) => {
-        emit({ event: 'batch', job: id, ...p, shard: checked.shard });
+    return runShardJob(clip, job.data, { ...options, root }, {
+      start: (partition, shard) => emit({ event: 'start', job: id, partition, shard }),
+      batch: (p) => {
+        emit({ event: 'batch', job: id, ...p });
         job.updateProgress({ samples: p.samples, embedded: p.embedded, skipped: p.skipped, worker: me }).catch(() => undefined);
       },
-      onSkip: (sample) => emit({ event: 'skip', job: id, partition: checked.partition, sample }),
+      skip: (partition, sample) => emit({ event: 'skip', job: id, partition, sample }),
+      invalid: (message) => new UnrecoverableError(message), // bad job data: retrying cannot help
     });
-    return { partition: checked.partition, samples: result.samples, embedded: result.embedded, skipped: result.skipped.length, existing: result.existing === true, seconds: (Date.now() - started) / 1000, worker: me };
   };
 
   const lockDuration = options.lockDuration ?? 60_000;
