@@ -2,9 +2,12 @@
  * The model behind the server: per-request inputs are tokenized or preprocessed first (bad input fails only
  * its own request), then queued as rows on the text or image tower of one BatchScheduler.
  */
+import { availableParallelism } from 'node:os';
 import type { Clip, ZeroShotClassifier } from '../clip.js';
 import { DEFAULT_TEMPLATES } from '../clip.js';
+import { ClipError } from '../errors.js';
 import { preprocessImages } from '../image/index.js';
+import type { PreprocessConfig } from '../model-dir.js';
 import { BatchScheduler, type SchedulerHooks } from './batcher.js';
 import { ClassifierCache, classifierFrom, prompts } from './classifiers.js';
 import type { RequestWork } from './work.js';
@@ -28,6 +31,40 @@ function split(data: Float32Array, rows: number[], D: number): Float32Array[] {
     offset += n;
     return part;
   });
+}
+
+/** Longest stretch of tokenizing between two turns of the event loop (/healthz must answer within 100 ms). */
+const TOKENIZE_SLICE_MS = 5;
+const PREPROCESS_CONCURRENCY = Math.min(4, availableParallelism());
+
+/**
+ * preprocessImages one image at a time on a few workers, checking `signal` before each: work nobody waits for
+ * stops after the images already being decoded. Errors keep naming the request's own `input #i`.
+ */
+async function preprocessCancellable(images: Uint8Array[], cfg: PreprocessConfig, maxPixels: number, signal: AbortSignal): Promise<Float32Array> {
+  const per = 3 * cfg.size * cfg.size;
+  const out = new Float32Array(images.length * per);
+  let next = 0;
+  const failures: { index: number; error: unknown }[] = [];
+  const worker = async (): Promise<void> => {
+    while (failures.length === 0 && !signal.aborted && next < images.length) {
+      const i = next++;
+      try {
+        out.set(await preprocessImages([images[i]], cfg, { maxPixels, concurrency: 1 }), i * per);
+      } catch (error) {
+        failures.push({ index: i, error });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PREPROCESS_CONCURRENCY, images.length) }, worker));
+  signal.throwIfAborted();
+  if (failures.length > 0) {
+    const { index, error } = failures.reduce((a, b) => (b.index < a.index ? b : a));
+    if (!(error instanceof ClipError)) throw error;
+    const message = error.message.replace(/^input #0\b/, `input #${index}`);
+    throw new ClipError(error.code, message, { subject: error.subject === 'input #0' ? `input #${index}` : error.subject, cause: error });
+  }
+  return out;
 }
 
 export class Engine {
@@ -70,15 +107,24 @@ export class Engine {
     }
   }
 
+  /** Token rows of texts, tokenized in slices that yield to the event loop; stops once `signal` aborts. */
+  tokenize(texts: string[], signal?: AbortSignal): Promise<Int32Array> {
+    return this.clip.tokenizer.tokenizeAsync(texts, this.clip.arch.text.contextLength, { signal, sliceMs: TOKENIZE_SLICE_MS });
+  }
+
   /** [texts.length * D] normalized rows. */
-  embedTexts(texts: string[], work?: RequestWork): Promise<Float32Array> {
-    const tokens = this.clip.tokenizer.tokenize(texts, this.clip.arch.text.contextLength);
+  async embedTexts(texts: string[], work?: RequestWork): Promise<Float32Array> {
+    const tokens = await this.tokenize(texts, work?.signal);
     return this.scheduler.submit('text', tokens, texts.length, { signal: work?.signal, onStart: work?.markStarted });
   }
 
-  /** Encoded images to [3, S, S] pixels each; throws the first bad image's ClipError (naming `input #i`). */
-  preprocess(images: Uint8Array[]): Promise<Float32Array> {
-    return preprocessImages(images, this.clip.preprocess, { maxPixels: this.options.maxPixels });
+  /**
+   * Encoded images to [3, S, S] pixels each; throws the first bad image's ClipError (naming `input #i`). Once
+   * `signal` aborts no further image is started (those being decoded finish) and it rejects with signal.reason.
+   */
+  async preprocess(images: Uint8Array[], signal?: AbortSignal): Promise<Float32Array> {
+    if (!signal) return preprocessImages(images, this.clip.preprocess, { maxPixels: this.options.maxPixels });
+    return preprocessCancellable(images, this.clip.preprocess, this.options.maxPixels, signal);
   }
 
   /** [n * D] normalized rows of preprocessed pixels. */

@@ -50,7 +50,17 @@ function packageVersion(): string {
 
 export async function createServer(clip: Clip, serverOptions: ServerOptions = {}, services: ServerServices = {}): Promise<ClipServer> {
   const options = resolveServerOptions(serverOptions);
-  const app = Fastify({ logger: options.logger, bodyLimit: options.maxBodyBytes, return503OnClosing: true, forceCloseConnections: 'idle' });
+  const app = Fastify({
+    logger: options.logger,
+    bodyLimit: options.maxBodyBytes,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    // Slow clients are cut off: headers, the whole request (408), silence, and idle keep-alive connections.
+    http: { headersTimeout: options.headersTimeoutMs, requestTimeout: options.bodyTimeoutMs, connectionsCheckingInterval: Math.min(1000, options.headersTimeoutMs) },
+    requestTimeout: options.bodyTimeoutMs,
+    connectionTimeout: options.idleTimeoutMs,
+    keepAliveTimeout: options.keepAliveTimeoutMs,
+  });
   let draining = false;
   let inFlight = 0;
   let idle: (() => void)[] = [];
@@ -84,7 +94,12 @@ export async function createServer(clip: Clip, serverOptions: ServerOptions = {}
       if (inFlight === 0) for (const resolve of idle.splice(0)) resolve();
     });
   });
+  // While draining, every answer closes its connection, and connections left idle are closed at once.
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close');
+  });
   app.addHook('onResponse', async (request, reply) => {
+    if (draining) app.server.closeIdleConnections();
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
     metrics.latency.observe({ route, method: request.method }, reply.elapsedTime / 1000);
@@ -120,10 +135,19 @@ export async function createServer(clip: Clip, serverOptions: ServerOptions = {}
       });
     });
 
+  /** Closes the server; connections still open after the grace period (requests not done in time) are cut. */
+  const closeNow = async () => {
+    const closed = app.close();
+    app.server.closeAllConnections();
+    await closed;
+    // A forward pass cannot be interrupted: let it end before the caller disposes the model.
+    while (engine.scheduler.running) await new Promise((r) => setTimeout(r, 10));
+  };
   let closing: Promise<void> | undefined;
   const shutdown = (shutdownOptions: ShutdownOptions = {}) => {
     draining = true;
-    closing ??= waitIdle(shutdownOptions.graceMs ?? 30_000).then(() => app.close());
+    app.server.closeIdleConnections();
+    closing ??= waitIdle(shutdownOptions.graceMs ?? 30_000).then(closeNow);
     return closing;
   };
   app.addHook('onClose', async () => {

@@ -32,6 +32,19 @@ export const pairKey = (a: string, b: string): string => a + ' ' + b;
  * characters costs O(n log n) instead of a full rescan per merge round.
  */
 export function bpeSymbols(token: string, ranks: ReadonlyMap<string, number>): string[] {
+  const steps = bpeSteps(token, ranks);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * bpeSymbols as a generator that pauses (yields) after every `popsPerStep` heap entries, so a caller can spread
+ * a long word's merges over several turns of the event loop. Returns the symbols.
+ */
+export function* bpeSteps(token: string, ranks: ReadonlyMap<string, number>, popsPerStep = 4096): Generator<void, string[], void> {
+  let pops = 0;
   const symbols: string[] = Array.from(token);
   const n = symbols.length;
   if (n === 0) return symbols;
@@ -64,6 +77,10 @@ export function bpeSymbols(token: string, ranks: ReadonlyMap<string, number>): s
       const leftVersion = heap.topLeftVersion();
       const rightVersion = heap.topRightVersion();
       heap.pop();
+      if (++pops === popsPerStep) {
+        pops = 0;
+        yield;
+      }
       const right = next[left];
       if (right >= 0 && version[left] === leftVersion && version[right] === rightVersion) round.push(left, leftVersion, rightVersion);
     }

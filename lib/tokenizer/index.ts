@@ -3,7 +3,7 @@
  * lowercase, the CLIP word regex, byte-level BPE, start/end tokens, truncation and zero padding.
  */
 import { ClipError } from '../errors.js';
-import { bpeSymbols, bytesToUnicode } from './bpe.js';
+import { bpeSteps, bpeSymbols, bytesToUnicode } from './bpe.js';
 import { cleanLower, isPlainAscii } from './clean.js';
 import { splitPlainAsciiWords, splitWords } from './words.js';
 import { loadVocabulary, type Vocabulary, type VocabularySource } from './vocabulary.js';
@@ -26,6 +26,8 @@ const UTF8 = new TextEncoder();
 
 /** Unique words the BPE cache keeps before it starts over (Python's cache is unbounded). */
 const MAX_CACHED_WORDS = 200_000;
+/** tokenizeAsync runs the BPE of longer words in steps, yielding between them. */
+const LONG_WORD = 1024;
 /** Above this many words, the scratch list is dropped after use rather than kept for reuse. */
 const MAX_KEPT_WORDS = 4096;
 
@@ -109,16 +111,42 @@ export class ClipTokenizer {
     const sliceMs = options.sliceMs ?? 10;
     const out = new Int32Array(list.length * contextLength);
     let sliceStart = performance.now();
+    const pause = async (): Promise<void> => {
+      if (performance.now() - sliceStart < sliceMs) return;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      options.signal?.throwIfAborted();
+      sliceStart = performance.now();
+    };
     for (let row = 0; row < list.length; row++) {
       options.signal?.throwIfAborted();
-      out.set(this.tokenize(list[row], contextLength), row * contextLength);
-      if (performance.now() - sliceStart >= sliceMs) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        sliceStart = performance.now();
+      // Long words first, in steps; then the row itself, whose words are all in the cache or short.
+      for (const word of this.uncachedLongWords(list[row])) {
+        const steps = bpeSteps(word, this.vocab.ranks);
+        for (let step = steps.next(); ; step = steps.next()) {
+          if (step.done) {
+            this.remember(word, this.idsOf(step.value));
+            break;
+          }
+          await pause();
+        }
       }
+      out.set(this.tokenize(list[row], contextLength), row * contextLength);
+      await pause();
     }
     options.signal?.throwIfAborted();
     return out;
+  }
+
+  /** The byte-encoded words of `text` longer than LONG_WORD that the cache lacks (copied out of the scratch). */
+  private uncachedLongWords(text: string): string[] {
+    const count = this.splitText(text);
+    const long: string[] = [];
+    for (let w = 0; w < count; w++) {
+      const word = this.words[w];
+      if (word.length > LONG_WORD && !this.cache.has(word)) long.push(word);
+    }
+    this.releaseWords(count);
+    return long;
   }
 
   /** Like tokenize(), as one plain array per text. */
@@ -160,11 +188,15 @@ export class ClipTokenizer {
   private wordIds(word: string): number[] {
     let ids = this.cache.get(word);
     if (ids === undefined) {
-      ids = this.bpeIds(word);
-      if (this.cache.size >= MAX_CACHED_WORDS) this.resetCache();
-      this.cache.set(word, ids);
+      ids = this.idsOf(bpeSymbols(word, this.vocab.ranks));
+      this.remember(word, ids);
     }
     return ids;
+  }
+
+  private remember(word: string, ids: number[]): void {
+    if (this.cache.size >= MAX_CACHED_WORDS) this.resetCache();
+    this.cache.set(word, ids);
   }
 
   private resetCache(): void {
@@ -180,8 +212,8 @@ export class ClipTokenizer {
     return out;
   }
 
-  private bpeIds(word: string): number[] {
-    return bpeSymbols(word, this.vocab.ranks).map((symbol) => {
+  private idsOf(symbols: string[]): number[] {
+    return symbols.map((symbol) => {
       const id = this.vocab.encoder.get(symbol);
       if (id === undefined) {
         throw new ClipError('E_VOCAB', `the vocabulary has no id for BPE symbol ${JSON.stringify(symbol)}`, {
