@@ -99,15 +99,15 @@ test('embed-shards: rows in sample order, each equal to Clip.embedImages / embed
   t.equal(result.samples, 13);
   t.equal(result.embedded, 11);
   t.deepEqual(skippedSeen, ['000000003', '000000009']);
-  t.equal(result.shards[0].skipped[0].code, 'E_IMAGE_DECODE');
-  t.equal(result.shards[1].skipped[0].code, 'E_NOT_FOUND');
+  t.equal(result.shards[0].skippedSamples[0].code, 'E_IMAGE_DECODE');
+  t.equal(result.shards[1].skippedSamples[0].code, 'E_NOT_FOUND');
 
   const D = clip.embedDim;
   const db = await DuckDBInstance.create(':memory:');
   const connection = await db.connect();
   try {
     for (const [N, samples] of [shard0, shard1].entries()) {
-      const kept = samples.filter((s) => !result.shards[N].skipped.some((k) => k.key === s.key));
+      const kept = samples.filter((s) => !result.shards[N].skippedSamples.some((k) => k.key === s.key));
       const img = readNpy(path.join(out, 'img_emb', `img_emb_${N}.npy`));
       const txt = readNpy(path.join(out, 'text_emb', `text_emb_${N}.npy`));
       t.equal(img.descr, '<f2', `img_emb_${N}.npy is float16`);
@@ -249,4 +249,26 @@ test('convnext-clip embed-shards: --shard i/n takes every n-th shard of the list
   const bad = await run(['--shard', '2/2']);
   t.equal(bad.code, 2, 'a bad --shard exits 2');
   t.match(bad.stderr, /E_INVALID_ARGUMENT/);
+});
+
+test('embed-shards: skipped samples are all counted but only the first 1000 listed; text: false writes no text_emb', async (t) => {
+  t.timeoutAfter(120_000);
+  const clip = await clipPromise;
+  const file = path.join(work, '00030.tar');
+  await writeTar(file, Array.from({ length: 1005 }, (_, i) => ({ name: `k${i}.txt`, data: 'a caption, no image' })));
+  const out = path.join(work, 'many-skips');
+  const result = await embedShard(clip, file, 30, out);
+  t.equal(result.skipped, 1005, 'all counted');
+  t.equal(result.skippedSamples.length, 1000, 'the first 1000 listed');
+  const info = await readPartitionInfo(path.join(out, 'metadata', 'metadata_30.parquet'));
+  t.deepEqual([info.samples, info.embedded, info.skipped, info.skipped_samples.length], [1005, 0, 1005, 1000], 'the same in the footer');
+  t.deepEqual(readNpy(path.join(out, 'img_emb', 'img_emb_30.npy')).shape, [0, clip.embedDim], 'an empty partition is still a valid [0, D] array');
+
+  const noCaption = path.join(work, '00031.tar');
+  await writeShard(noCaption, [{ key: 'a', members: { png: readFileSync(fixture('images', 'coffee.png')) } }]);
+  const imagesOnly = await embedShard(clip, noCaption, 31, out, { text: false });
+  t.equal(imagesOnly.embedded, 1, 'with text off, a sample without a caption is embedded');
+  t.notOk(existsSync(path.join(out, 'text_emb', 'text_emb_31.npy')), 'and no text_emb file is written');
+  const again = await embedShard(clip, noCaption, 31, out, { text: false });
+  t.ok(again.existing, 'an image-only partition is complete without text_emb');
 });

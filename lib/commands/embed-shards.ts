@@ -49,7 +49,7 @@ export function registerEmbedShards(program: Command): void {
           signal: controller.signal,
           onSkip: (s) => process.stderr.write(`convnext-clip: skipped sample ${s.key}: ${s.error} [${s.code}]\n`),
           onShard: (r) => {
-            const what = r.existing ? 'already complete' : `${r.embedded} of ${r.samples} samples embedded, ${r.skipped.length} skipped`;
+            const what = r.existing ? 'already complete' : `${r.embedded} of ${r.samples} samples embedded, ${r.skipped} skipped`;
             process.stderr.write(`convnext-clip: ${r.shard} -> partition ${r.partition}: ${what}\n`);
           },
         });

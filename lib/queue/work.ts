@@ -80,7 +80,7 @@ export async function runShardJob(
     onBatch: (p) => on.batch?.({ ...p, shard: checked.shard }),
     onSkip: (sample) => on.skip?.(checked.partition, sample),
   });
-  return { partition: checked.partition, samples: result.samples, embedded: result.embedded, skipped: result.skipped.length, existing: result.existing === true, seconds: (Date.now() - started) / 1000, worker: workerName() };
+  return { partition: checked.partition, samples: result.samples, embedded: result.embedded, skipped: result.skipped, existing: result.existing === true, seconds: (Date.now() - started) / 1000, worker: workerName() };
 }
 
 export async function runQueueWorker(clip: Clip, options: QueueWorkOptions): Promise<QueueWorkResult> {

@@ -60,8 +60,13 @@ export interface ShardResult {
   existing?: boolean;
   samples: number;
   embedded: number;
-  skipped: SkippedSample[];
+  skipped: number;
+  /** The first MAX_LISTED_SKIPS skipped samples (all of them are counted in `skipped`). */
+  skippedSamples: SkippedSample[];
 }
+
+/** Skipped samples listed in the result and the Parquet footer; past this they are only counted. */
+export const MAX_LISTED_SKIPS = 1000;
 
 interface Prepared {
   pixels: Float32Array[];
@@ -122,6 +127,7 @@ export async function embedShard(clip: Clip, shard: string, partition: number, o
   const texts = withText ? await Npy16Writer.create(staged.textEmbeddings, D) : undefined;
   const rows: MetadataRow[] = [];
   const skipped: SkippedSample[] = [];
+  let skippedCount = 0;
   let samples = 0;
 
   const skip = (sample: Sample, code: SkippedSample['code'], error: string): SkippedSample => ({ key: sample.key, index: sample.index, code, error });
@@ -165,10 +171,11 @@ export async function embedShard(clip: Clip, shard: string, partition: number, o
       if (texts) await texts.append((await clip.embedTexts(prepared.rows.map((r) => r.caption ?? ''), { batchSize: B })).data);
     }
     rows.push(...prepared.rows);
-    skipped.push(...prepared.skipped);
+    skippedCount += prepared.skipped.length;
+    skipped.push(...prepared.skipped.slice(0, MAX_LISTED_SKIPS - skipped.length));
     samples += count;
     for (const s of prepared.skipped) options.onSkip?.(s);
-    options.onBatch?.({ shard, partition, samples, embedded: rows.length, skipped: skipped.length });
+    options.onBatch?.({ shard, partition, samples, embedded: rows.length, skipped: skippedCount });
   };
 
   let committed = false;
@@ -195,7 +202,7 @@ export async function embedShard(clip: Clip, shard: string, partition: number, o
 
     await images.close();
     await texts?.close();
-    const info = { shard: name, partition, samples, embedded: rows.length, skipped: skipped.length, skipped_samples: skipped, dim: D, text: withText };
+    const info = { shard: name, partition, samples, embedded: rows.length, skipped: skippedCount, skipped_samples: skipped, dim: D, text: withText };
     const parquet = await open(staged.metadata, 'w');
     try {
       await parquet.writeFile(metadataParquet(rows, info));
@@ -205,7 +212,7 @@ export async function embedShard(clip: Clip, shard: string, partition: number, o
     }
     const committedFiles = await commitPartition(withText ? staged : { imageEmbeddings: staged.imageEmbeddings, metadata: staged.metadata }, out, partition);
     committed = true;
-    return { shard, partition, files: committedFiles, samples, embedded: rows.length, skipped };
+    return { shard, partition, files: committedFiles, samples, embedded: rows.length, skipped: skippedCount, skippedSamples: skipped };
   } finally {
     if (!committed) {
       await images.abandon();
@@ -216,7 +223,7 @@ export async function embedShard(clip: Clip, shard: string, partition: number, o
 }
 
 /** The counts a committed partition recorded in its metadata file. */
-async function readCounts(metadataFile: string): Promise<{ samples: number; embedded: number; skipped: SkippedSample[] }> {
+async function readCounts(metadataFile: string): Promise<{ samples: number; embedded: number; skipped: number; skippedSamples: SkippedSample[] }> {
   const info = await readPartitionInfo(metadataFile);
-  return { samples: info.samples, embedded: info.embedded, skipped: info.skipped_samples };
+  return { samples: info.samples, embedded: info.embedded, skipped: info.skipped, skippedSamples: info.skipped_samples };
 }

@@ -51,7 +51,7 @@ export async function embedShards(clip: Clip, options: EmbedShardsOptions): Prom
     result.shards.push(done);
     result.samples += done.samples;
     result.embedded += done.embedded;
-    result.skipped += done.skipped.length;
+    result.skipped += done.skipped;
     options.onShard?.(done);
   }
   return result;

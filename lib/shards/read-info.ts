@@ -9,6 +9,7 @@ export interface PartitionInfo {
   samples: number;
   embedded: number;
   skipped: number;
+  /** The first 1000 of them. */
   skipped_samples: SkippedSample[];
   dim: number;
   text: boolean;
