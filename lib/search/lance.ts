@@ -2,6 +2,7 @@
  * LanceDB (an optional dependency, ~155 MB native) and its Arrow peer, imported only when a collection is opened,
  * so that embedding alone never loads them. Missing: a ClipError naming the install command.
  */
+import { createRequire } from 'node:module';
 import { ClipError } from '../errors.js';
 
 export type LanceModule = typeof import('@lancedb/lancedb');
@@ -15,7 +16,11 @@ export function loadLance(): Promise<{ lancedb: LanceModule; arrow: ArrowModule 
   loaded ??= (async () => {
     process.env.LANCEDB_LOG ??= 'error'; // lance logs a warning for every table it creates
     try {
-      const [lancedb, arrow] = await Promise.all([import('@lancedb/lancedb'), import('apache-arrow')]);
+      const lancedb = await import('@lancedb/lancedb');
+      // The CommonJS Arrow that LanceDB itself requires: an ESM import would be a second copy whose tables
+      // LanceDB does not recognize.
+      const fromLance = createRequire(createRequire(import.meta.url).resolve('@lancedb/lancedb'));
+      const arrow = fromLance('apache-arrow') as ArrowModule;
       return { lancedb, arrow };
     } catch (err) {
       loaded = undefined;

@@ -171,7 +171,7 @@ export class Store {
   async createVectorIndex(options: { numPartitions?: number; numSubVectors?: number } = {}): Promise<void> {
     const { lancedb } = await loadLance();
     const n = await this.count();
-    const numPartitions = options.numPartitions ?? Math.max(1, Math.min(4096, Math.round(Math.sqrt(n))));
+    const numPartitions = options.numPartitions ?? Math.max(1, Math.min(4096, Math.round(n / 4096))); // LanceDB's guidance: ~4k rows per partition
     const numSubVectors = options.numSubVectors ?? Math.max(1, Math.floor(this.identity.dim / 16));
     await this.images.createIndex('vector', { config: lancedb.Index.ivfPq({ distanceType: 'dot', numPartitions, numSubVectors }), replace: true });
   }
