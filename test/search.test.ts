@@ -15,7 +15,7 @@ import { Clip } from '../lib/clip.js';
 import { isClipError } from '../lib/errors.js';
 import { Collection } from '../lib/search/collection.js';
 import { loadLance } from '../lib/search/lance.js';
-import type { Hit, ImageRow } from '../lib/search/store.js';
+import { type Hit, type ImageRow, Store } from '../lib/search/store.js';
 import { fixture, projectRoot } from './helpers/fixtures.js';
 
 const MODEL = fixture('models', 'xxlarge-tiny');
@@ -244,6 +244,43 @@ test('search: kill -9 during `convnext-clip index`, rerun: the table equals an u
   }
   t.ok(metaSame, 'the same path, root, size, mtime and hash per row');
   t.ok(worst <= 1e-5, `the same embeddings (max |diff| ${worst.toExponential(2)}; batches differ between the runs)`);
+
+  const small = await Collection.open(killedDb, clip);
+  await small.index([photos], { annThreshold: 100 });
+  t.notOk(await small.store.hasVectorIndex(), 'annThreshold below the 256 rows IVF-PQ needs: no index, no error');
+  small.close();
+});
+
+test('search: an IVF-PQ index (ANN) finds the same rows; exact: true bypasses it', { timeout: 300_000 }, async (t) => {
+  const D = 32;
+  let seed = 12345;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
+  const unit = () => {
+    const v = Float32Array.from({ length: D }, random);
+    const n = Math.hypot(...v);
+    return v.map((x) => x / n);
+  };
+  const store = await Store.open(fresh('ann-db'), { model: 'synthetic', precision: 'fp32', dim: D, probe: unit() });
+  try {
+    const rows: ImageRow[] = Array.from({ length: 600 }, (_, i) => ({ id: i.toString(16).padStart(16, '0'), path: `/p/${i}.png`, root: '/p', size: 1, mtimeMs: 1, hash: 'h', vector: unit() }));
+    await store.upsert(rows);
+    await store.createVectorIndex();
+    t.ok(await store.hasVectorIndex(), 'the index exists');
+    let hits10 = 0;
+    let exactSame = true;
+    for (let q = 0; q < 20; q++) {
+      const query = rows[q * 7].vector;
+      const want = bruteForce(rows, query, 10).map((w) => w.id);
+      const ann = await store.search(query, { top: 10 });
+      t.equal(ann[0].id, rows[q * 7].id, `query ${q}: ANN finds the row itself first`);
+      hits10 += ann.filter((h) => want.includes(h.id)).length;
+      exactSame &&= JSON.stringify((await store.search(query, { top: 10, exact: true })).map((h) => h.id)) === JSON.stringify(want);
+    }
+    t.ok(exactSame, 'exact: true equals brute force with the index present');
+    t.ok(hits10 / 200 >= 0.8, `ANN recall@10 ${(hits10 / 200).toFixed(3)} on 600 random 32-dim vectors`);
+  } finally {
+    store.close();
+  }
 });
 
 test('search: without LanceDB installed, search fails naming the install command; embedding does not need it', { timeout: 120_000 }, async (t) => {

@@ -20,6 +20,8 @@ export const PROBE_TEXT = 'a photo of a red bicycle in the snow';
 /** Rows from which `index()` builds an IVF-PQ index (below, exact search is fast enough). */
 export const ANN_THRESHOLD = 100_000;
 export const MAX_TOP = 1000;
+/** IVF-PQ trains 256 centroids per sub-vector: fewer rows cannot build it. */
+export const MIN_ANN_ROWS = 256;
 
 export type SearchQuery = string | { image: ImageSource } | { vector: Float32Array };
 
@@ -75,7 +77,7 @@ export class Collection {
     const result = await indexFolders(this.clip, this.store, folders, options);
     if (result.added + result.updated + result.removed > 0) await this.store.optimize();
     const n = await this.store.count();
-    if (n >= (options.annThreshold ?? ANN_THRESHOLD) && !(await this.store.hasVectorIndex())) await this.store.createVectorIndex();
+    if (n >= Math.max(MIN_ANN_ROWS, options.annThreshold ?? ANN_THRESHOLD) && !(await this.store.hasVectorIndex())) await this.store.createVectorIndex();
     return result;
   }
 
