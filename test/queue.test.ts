@@ -194,7 +194,7 @@ if (!ready) {
     t.timeoutAfter(180_000);
     if (!redis) redis = await startRedis();
     const dir = path.join(work, 'long');
-    const [file] = await makeShards(dir, 1, 60);
+    const [file] = await makeShards(dir, 1, 200); // long enough to outlast the lock several times on a fast machine
     const queue = 'long-shard';
     const add = await cli(['queue', 'add', file, '--redis', redis.url, '--root', dir, '--queue', queue]).done;
     t.equal(add.code, 0);
