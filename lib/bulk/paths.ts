@@ -15,7 +15,12 @@ export interface OutputPaths {
 }
 
 function kindOf(p: string): string | undefined {
-  const st = statSync(p, { throwIfNoEntry: false });
+  let st;
+  try {
+    st = statSync(p, { throwIfNoEntry: false });
+  } catch {
+    return undefined; // ENOTDIR, ELOOP...: realName says what is wrong with its folder
+  }
   if (!st || st.isFile()) return undefined;
   return st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
 }
