@@ -94,8 +94,9 @@ export class Journal {
         const record = parse(line);
         if (!record) break; // a torn write: everything after it is dropped
         if (!header) {
-          if (record.type !== 'header' || JSON.stringify(record.run) !== JSON.stringify(run)) {
-            throw new ClipError('E_INVALID_ARGUMENT', `${file} is the journal of a different run (${differences(record.type === 'header' ? record.run : undefined, run)}); remove it or pass --restart`, { subject: file });
+          if (record.type !== 'header' || record.version !== 2 || JSON.stringify(record.run) !== JSON.stringify(run)) {
+            const why = record.type !== 'header' || record.version !== 2 ? 'an older journal format' : differences(record.run, run);
+            throw new ClipError('E_INVALID_ARGUMENT', `${file} is the journal of a different run (${why}); remove it or pass --restart`, { subject: file });
           }
           header = true;
         } else if (record.type === 'batch') {
@@ -152,8 +153,8 @@ const WHAT: Record<string, string> = {
 };
 
 /** What differs between a journal's run and this one, in words. */
-export function differences(old: JournalHeader['run'] | undefined, run: JournalHeader['run']): string {
-  if (!old || typeof old !== 'object') return 'an older journal format';
+export function differences(old: JournalHeader['run'], run: JournalHeader['run']): string {
+  if (!old || typeof old !== 'object') return 'an unreadable header';
   const keys = [...new Set([...Object.keys(old), ...Object.keys(run)])].filter((k) => JSON.stringify(old[k]) !== JSON.stringify(run[k]));
   const hashes = (k: string) => `${String(old[k]).slice(0, 12)}... then, ${String(run[k]).slice(0, 12)}... now`;
   return keys.map((k) => (k === 'weights' ? `other weights (sha256 ${hashes(k)})` : WHAT[k]) ?? `another ${k}: ${JSON.stringify(old[k])} then, ${JSON.stringify(run[k])} now`).join(', ') || 'another key order';
