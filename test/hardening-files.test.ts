@@ -105,6 +105,21 @@ test('special files: /dev/zero and /dev/urandom as an image (also behind an imag
   }
 });
 
+test('special files: /dev/zero behind the config, vocab.json or weights name is refused in bounded memory', async (t) => {
+  t.timeoutAfter(120_000);
+  for (const [name, body, code] of [
+    ['open_clip_config.json', (dir: string) => `await (await lib('model-dir.js')).describeModel(${JSON.stringify(dir)});`, 'E_CONFIG'],
+    ['vocab.json', (dir: string) => `await (await lib('tokenizer/index.js')).ClipTokenizer.load(${JSON.stringify(dir)});`, 'E_VOCAB'],
+    ['open_clip_model.safetensors', (dir: string) => `await (await lib('model-dir.js')).describeModel(${JSON.stringify(dir)});`, 'E_IO'],
+  ] as const) {
+    const dir = modelCopy(`zero-${name}`);
+    rmSync(path.join(dir, name));
+    symlinkSync('/dev/zero', path.join(dir, name));
+    const r = await attack(body(dir), { timeoutMs: 15_000, maxRssMB: 400 });
+    expectRefused(t, `${name} -> /dev/zero`, r, code, /character device, not a regular file/, { ms: 15_000, rssMB: 400 });
+  }
+});
+
 test('special files: a directory as the image, config or vocabulary file is a typed error', async (t) => {
   const dir = path.join(work, 'a-folder.png');
   mkdirSync(dir);
