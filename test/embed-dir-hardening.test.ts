@@ -22,7 +22,6 @@ const clipPromise = Clip.load(TINY, { backend: 'native', threads: 1 });
 test.onFinish(async () => (await clipPromise).dispose());
 
 const work = mkdtempSync(path.join(tmpdir(), 'embed-dir-hardening-'));
-chmodSync(work, 0o777); // the unreadable-folder test runs the CLI as another user when we are root
 test.onFinish(() => rmSync(work, { recursive: true, force: true }));
 
 /** The 13 fixture photos `copies` times, some in subfolders. */
@@ -61,13 +60,13 @@ interface Finished {
   ms: number;
 }
 
-function cli(args: string[], options: { cwd?: string; uid?: number; timeoutMs?: number } = {}): { child: ChildProcess; done: Promise<Finished> } {
+/** `withoutDacOverride`: as root, run without the capabilities that let root read any folder (setpriv). */
+function cli(args: string[], options: { cwd?: string; withoutDacOverride?: boolean; timeoutMs?: number } = {}): { child: ChildProcess; done: Promise<Finished> } {
   const started = Date.now();
-  const child = spawn(process.execPath, ['--import', TSX, path.join(projectRoot, 'test', 'server-cli-entry.ts'), ...args], {
-    cwd: options.cwd ?? projectRoot,
-    stdio: ['ignore', 'ignore', 'pipe'],
-    ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.uid }),
-  });
+  const argv = [process.execPath, '--import', TSX, path.join(projectRoot, 'test', 'server-cli-entry.ts'), ...args];
+  const prefix = options.withoutDacOverride && process.getuid?.() === 0 ? ['setpriv', '--bounding-set=-dac_override,-dac_read_search'] : [];
+  const [command, ...rest] = [...prefix, ...argv];
+  const child = spawn(command, rest, { cwd: options.cwd ?? projectRoot, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
@@ -341,9 +340,7 @@ test('embed-dir: an unreadable subfolder is skipped and reported like an unreada
   chmodSync(path.join(folder, 'secret'), 0o000);
   const out = path.join(work, 'with-secret.npy');
   try {
-    // root reads any folder: run the CLI as nobody (65534) so the permissions apply
-    const uid = process.getuid?.() === 0 ? 65534 : undefined;
-    const run = await cli(['embed-dir', folder, '--model', TINY, '--backend', 'native', '--threads', '1', '--out', out], { uid }).done;
+    const run = await cli(['embed-dir', folder, '--model', TINY, '--backend', 'native', '--threads', '1', '--out', out], { withoutDacOverride: true }).done;
     t.equal(run.code, 0, `exit 0 ${run.stderr.slice(-300)}`);
     t.match(run.stderr, /skipped secret\/: cannot list the folder \(permission denied\) \[E_IO\]/, 'reported on stderr');
     t.match(run.stderr, /embedded 1 of 1 images .*1 unreadable folders skipped/, 'summary');
