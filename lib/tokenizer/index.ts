@@ -121,14 +121,16 @@ export class ClipTokenizer {
       options.signal?.throwIfAborted();
       // Long words first, in steps; then the row itself, whose words are all in the cache or short.
       for (const word of this.uncachedLongWords(list[row])) {
-        const steps = bpeSteps(word, this.vocab.ranks);
-        for (let step = steps.next(); ; step = steps.next()) {
-          if (step.done) {
-            this.remember(word, this.idsOf(step.value));
-            break;
-          }
+        const steps = bpeSteps(word, this.vocab.ranks, 1024);
+        let step = steps.next();
+        for (; !step.done; step = steps.next()) await pause();
+        const symbols = step.value;
+        const ids: number[] = [];
+        for (let i = 0; i < symbols.length; i += 1024) {
+          for (const id of this.idsOf(symbols.slice(i, i + 1024))) ids.push(id);
           await pause();
         }
+        this.remember(word, ids);
       }
       out.set(this.tokenize(list[row], contextLength), row * contextLength);
       await pause();
