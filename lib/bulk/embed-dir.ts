@@ -13,10 +13,10 @@ import { preprocessImages } from '../image/index.js';
 import type { ModelPaths } from '../model-dir.js';
 import { type FileEntry, IMAGE_EXTENSIONS, type Shard, type SkippedFolder, listHash, listImageFiles, selectShard } from './files.js';
 import { type BatchItem, Journal } from './journal.js';
-import { lockOutput } from './lock.js';
+import { type OutputLock, lockOutput } from './lock.js';
 import { type WeightsFingerprint, modelKey, weightsFingerprint, weightsFile } from './model-identity.js';
 import { npyHeader, removeStaleTemporaries, rowBytes, writeAtomic } from './output.js';
-import { checkOutputs } from './paths.js';
+import { checkOutputs, outputPaths } from './paths.js';
 
 export type EmbedDirFormat = 'npy' | 'jsonl';
 
@@ -45,6 +45,8 @@ export interface EmbedDirOptions {
   concurrency?: number;
   /** Checked between batches; the journal keeps what is done. */
   signal?: AbortSignal;
+  /** The lock of `out` (lockOutput), when the caller took it before loading the model; it stays the caller's to release. */
+  lock?: OutputLock;
   onProgress?(progress: EmbedDirProgress): void;
   /** A file that could not be read or decoded (listed in the index as failed), or a folder that could not be listed. */
   onSkip?(item: BatchItem | SkippedFolder): void;
@@ -126,14 +128,17 @@ export async function embedDir(clip: Clip, options: EmbedDirOptions): Promise<Em
   const listing = await listImageFiles(options.folder, extensions);
   const files = listing.files;
   checkOutputs(
-    { out: options.out, index: indexPath, journal: journalPath, lock: `${options.out}.lock` },
+    outputPaths(options.out, indexPath),
     { folder: options.folder, files, symlinks: listing.symlinks, extensions: new Set(extensions.map((e) => (e.startsWith('.') ? e : `.${e}`).toLowerCase())) },
   );
   const entries = selectShard(files, shard);
   const batches: FileEntry[][] = [];
   for (let i = 0; i < entries.length; i += B) batches.push(entries.slice(i, i + B));
 
-  const lock = await lockOutput(options.out);
+  if (options.lock !== undefined && options.lock.path !== `${options.out}.lock`) {
+    throw new ClipError('E_INVALID_ARGUMENT', `the lock given is ${options.lock.path}, not the lock of ${options.out}`);
+  }
+  const lock = options.lock ?? (await lockOutput(options.out));
   let journal: Journal | undefined;
   try {
     removeStaleTemporaries(options.out);
@@ -220,7 +225,7 @@ export async function embedDir(clip: Clip, options: EmbedDirOptions): Promise<Em
     return { total: entries.length, embedded: embedded.length, failed: all.filter((it) => it.error !== undefined), skippedFolders: listing.skippedFolders, resumedBatches, out: options.out, index: indexPath };
   } finally {
     journal?.close();
-    await lock.release();
+    if (options.lock === undefined) await lock.release();
   }
 }
 

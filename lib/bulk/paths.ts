@@ -7,6 +7,11 @@ import { lstatSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ClipError } from '../errors.js';
 
+/** The files embed-dir writes for `out` (`index` defaults beside it). */
+export function outputPaths(out: string, index: string): OutputPaths {
+  return { out, index, journal: `${out}.journal`, lock: `${out}.lock` };
+}
+
 export interface OutputPaths {
   out: string;
   index: string;
@@ -48,11 +53,11 @@ function realName(file: string, flag: string): string {
 }
 
 /**
- * Checks the outputs against each other and the inputs. `inputs` are the listed files relative to `folder`,
- * `symlinks` those of them that are links; `extensions` the listed extensions (an output inside the folder
- * with one would be an input of the next run). Throws E_INVALID_ARGUMENT / E_NOT_FOUND naming the problem.
+ * Checks the outputs against each other and, when given, the inputs: `files` relative to `folder`, `symlinks`
+ * those of them that are links, `extensions` the listed ones (an output inside the folder with one would be
+ * an input of the next run). Throws E_INVALID_ARGUMENT / E_NOT_FOUND naming the problem.
  */
-export function checkOutputs(paths: OutputPaths, input: { folder: string; files: readonly string[]; symlinks: readonly string[]; extensions: ReadonlySet<string> }): void {
+export function checkOutputs(paths: OutputPaths, input?: { folder: string; files: readonly string[]; symlinks: readonly string[]; extensions: ReadonlySet<string> }): void {
   const named: [string, string][] = [
     ['--out', paths.out],
     ['--index', paths.index],
@@ -71,6 +76,7 @@ export function checkOutputs(paths: OutputPaths, input: { folder: string; files:
       if (real[i] === real[j]) throw new ClipError('E_INVALID_ARGUMENT', `${named[i][0]} and ${named[j][0]} are the same file (${real[i]}); give them different names`, { subject: named[i][1] });
     }
   }
+  if (input === undefined) return;
   const folder = realpathSync(input.folder);
   const inputs = new Set(input.files);
   const targets = new Map<string, string>();

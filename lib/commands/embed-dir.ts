@@ -1,7 +1,7 @@
 /** `convnext-clip embed-dir <folder> --model <dir> --out <file>`: embeds a folder of images, resumably. */
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { type EmbedDirFormat, embedDir, parseShard } from '../bulk/index.js';
+import { type EmbedDirFormat, checkOutputs, defaultIndexPath, embedDir, lockOutput, outputPaths, parseShard } from '../bulk/index.js';
 import { Clip } from '../clip.js';
 import { resolveModelArgument } from '../hub/cli.js';
 import { type ModelFlags, modelOptions, oneOf, positiveInt } from './options.js';
@@ -52,8 +52,18 @@ export function registerEmbedDir(program: Command): void {
     .option('--progress', 'draw the progress bar even when stderr is not a terminal')
     .action(async (folder: string, flags: EmbedDirFlags) => {
       const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
-      const model = await resolveModelArgument(flags.model); // a Hub name becomes its snapshot folder
-      const clip = await Clip.load(model, { backend: flags.backend, device: flags.device, precision: flags.precision, threads: flags.threads ?? 0 });
+      // Bad --out paths and a run already writing --out fail before the model loads (seconds for XXLarge).
+      checkOutputs(outputPaths(flags.out, flags.index ?? defaultIndexPath(flags.out)));
+      const lock = await lockOutput(flags.out);
+      let clip: Clip;
+      let model: string;
+      try {
+        model = await resolveModelArgument(flags.model); // a Hub name becomes its snapshot folder
+        clip = await Clip.load(model, { backend: flags.backend, device: flags.device, precision: flags.precision, threads: flags.threads ?? 0 });
+      } catch (err) {
+        await lock.release();
+        throw err;
+      }
       const bar = progressBar(flags.progress === true);
       const started = Date.now();
       let resumed = 0;
@@ -75,6 +85,7 @@ export function registerEmbedDir(program: Command): void {
           maxPixels: flags.maxPixels,
           restart: flags.restart,
           model,
+          lock,
           signal: controller.signal,
           onProgress: (p) => {
             resumed = p.resumed;
@@ -106,6 +117,7 @@ export function registerEmbedDir(program: Command): void {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
         clip.dispose();
+        await lock.release();
       }
       if (interrupted) {
         process.stderr.write(`convnext-clip: interrupted; finished batches are kept in ${flags.out}.journal: run the same command again to resume\n`);
