@@ -283,6 +283,26 @@ test('search: an IVF-PQ index (ANN) finds the same rows; exact: true bypasses it
   }
 });
 
+test('search: the index and search commands', { timeout: 180_000 }, async (t) => {
+  const photos = copyFixtures(fresh('cli-photos'));
+  const db = fresh('cli-db');
+  const index = await runCli(['index', photos, '--db', db, '--model', MODEL, '--backend', 'native', '--threads', '1', '--json']).done;
+  t.equal(index.code, 0, 'index exits 0');
+  const counts = JSON.parse(index.stdout);
+  t.deepEqual([counts.added, counts.rows, counts.interrupted], [IMAGES.length, IMAGES.length, false], `index --json: ${IMAGES.length} added`);
+  t.ok(/13 added, 0 updated, 0 unchanged, 0 removed, 0 failed/.test(index.stderr), 'a summary line on stderr');
+  const byImage = await runCli(['search', '--image', fixture('images', 'chelsea.png'), '--db', db, '--top', '3', '--json', '--backend', 'native']).done;
+  t.equal(byImage.code, 0, 'search --image exits 0 (the model comes from the collection)');
+  const hits = JSON.parse(byImage.stdout) as { path: string; score: number }[];
+  t.ok(hits.length === 3 && path.basename(hits[0].path) === 'chelsea.png' && hits[0].score > 0.9999, `search --image --json: chelsea.png first (${hits[0]?.score})`);
+  const byText = await runCli(['search', 'a photo of a cat', '--db', db, '--top', '2', '--backend', 'native']).done;
+  t.ok(byText.code === 0 && /^-?\d\.\d{4}  \/.+\n-?\d\.\d{4}  \/.+\n$/.test(byText.stdout), `search text: two "score  path" lines (${JSON.stringify(byText.stdout.slice(0, 80))})`);
+  const both = await runCli(['search', 'x', '--image', fixture('images', 'chelsea.png'), '--db', db]).done;
+  t.equal(both.code, 2, 'a text and --image together: exit 2 (E_INVALID_ARGUMENT)');
+  const other = await runCli(['index', photos, '--db', db, '--model', fixture('models', 'large-d-tiny'), '--backend', 'native']).done;
+  t.ok(other.code === 1 && other.stderr.includes('[E_CONFIG]'), 'index with another model: refused with E_CONFIG');
+});
+
 test('search: without LanceDB installed, search fails naming the install command; embedding does not need it', { timeout: 120_000 }, async (t) => {
   const hooks = path.join(tmp, 'no-lancedb-hooks.mjs');
   writeFileSync(hooks, "export async function resolve(spec, ctx, next) { if (spec === '@lancedb/lancedb' || spec.startsWith('@lancedb/')) { const e = new Error(`Cannot find package '${spec}'`); e.code = 'ERR_MODULE_NOT_FOUND'; throw e; } return next(spec, ctx); }\n");
