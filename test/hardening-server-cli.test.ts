@@ -89,3 +89,22 @@ test('serve --grace-ms 100: a request still queued when the grace period ends is
     agent.destroy();
   }
 });
+
+test('serve --grace-ms 5000: a keep-alive request finishing during the drain does not keep its connection open', async (t) => {
+  t.timeoutAfter(120_000);
+  const server = serve('--grace-ms', '5000', '--max-wait-ms', '500');
+  const base = await server.base;
+  const agent = new http.Agent({ keepAlive: true });
+  try {
+    t.equal(await keepAliveRequest(agent, `${base}/v1/embeddings/text`, JSON.stringify({ texts: ['warm'] })), 200, 'a first request opens the keep-alive connection');
+    const inFlight = keepAliveRequest(agent, `${base}/v1/embeddings/text`, JSON.stringify({ texts: ['in flight at SIGTERM'] }));
+    await new Promise((r) => setTimeout(r, 100)); // queued for its batch (500 ms)
+    const exited = exitAfterSigterm(server, 15_000);
+    t.equal(await inFlight, 200, 'the accepted request completes');
+    const { ms, code } = await exited;
+    t.ok(ms < 2500, `exited ${ms.toFixed(0)} ms after SIGTERM (the request took ~500 ms; bound 2500 ms)`);
+    t.equal(code, 0, 'exit code 0');
+  } finally {
+    agent.destroy();
+  }
+});
