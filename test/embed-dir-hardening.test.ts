@@ -169,7 +169,7 @@ test('embed-dir resume: another precision is refused; the journal key holds the 
   await embedDir(clip, { folder, model: TINY, out, batchSize: 4, signal: controller.signal }).catch(() => undefined);
   const header = JSON.parse(readFileSync(`${out}.journal`, 'utf8').split('\n')[0]);
   t.match(header.run.weights, /^[0-9a-f]{64}$/, 'weights: a SHA-256');
-  t.ok(header.run.arch && header.run.preprocess && header.run.library && header.run.precision === 'fp32', 'arch, preprocess, library version, precision');
+  t.ok(header.run.arch && header.run.preprocess && header.run.library && header.run.precision === 'fp32' && header.run.device === 'cpu', 'arch, preprocess, library version, precision, device');
   t.notOk(JSON.stringify(header.run).includes(TINY), 'the model path is not part of the key');
   const bf16 = await Clip.load(TINY, { backend: 'native', threads: 1, precision: 'bf16' });
   try {

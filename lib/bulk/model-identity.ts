@@ -1,7 +1,7 @@
 /**
  * What determines embed-dir's output, so a journal is resumed only by the same model: the SHA-256 of the
- * weights' bytes (not the spelling of --model), the architecture, preprocessing, backend, precision and the
- * library's version. Hashing reads the whole checkpoint once (about 1.3 s per GB here); a journal or index
+ * weights' bytes (not the spelling of --model), the architecture, preprocessing, backend, device, precision
+ * and the library's version. Hashing reads the whole checkpoint once (about 1.3 s per GB here); a journal or index
  * records the file's size, inode, mtime and ctime beside the hash, and a file whose stat still matches is not
  * hashed again. Any write, copy or rename over the file changes its ctime, so a swap is always rehashed.
  */
@@ -81,6 +81,7 @@ export function modelKey(clip: Clip, weights: WeightsFingerprint): Record<string
     arch: createHash('sha256').update(JSON.stringify(clip.arch)).digest('hex'),
     preprocess: JSON.stringify(clip.preprocess),
     backend: clip.backend,
+    device: clip.device,
     precision: clip.precision,
     dim: clip.embedDim,
     library: libraryVersion(),
