@@ -112,6 +112,13 @@ test('tokenizeAsync: the same rows as tokenize, yields to the event loop, stops 
   const tok = await tokenizerPromise;
   const random = generator(3);
   const texts = Array.from({ length: 40 }, (_, i) => (i % 2 ? randomWord(random, 16_384, ALPHABETS[0][1]) : `a photo of cat number ${i}`));
+  texts.push(
+    `${'many short words '.repeat(40)}${randomWord(random, 5000, ALPHABETS[0][1])}`, // the long word lies past the cut
+    `${randomWord(random, 3000, ALPHABETS[2][1])} then short words`,
+    'é'.repeat(5000),
+    randomWord(random, 4000, [...'àéîõüßçñøåæ']),
+    `<start_of_text>${randomWord(random, 2000, ALPHABETS[1][1])}<end_of_text>`,
+  );
   const want = tok.tokenize(texts, 77);
   let ticks = 0;
   let worstGap = 0;

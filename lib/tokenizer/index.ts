@@ -37,6 +37,39 @@ function isStringArray(value: unknown): value is string[] {
   return true;
 }
 
+/** Fills one row: start id, BPE ids while they fit, then the end id (forced into the last slot when cut). */
+class RowWriter {
+  private n = 1;
+  private truncated = false;
+
+  constructor(
+    private readonly out: Int32Array,
+    private readonly base: number,
+    private readonly contextLength: number,
+    startId: number,
+  ) {
+    out[base] = startId;
+  }
+
+  /** Appends ids; false once the row is full (later words cannot change it). */
+  add(ids: readonly number[]): boolean {
+    for (let i = 0; i < ids.length; i++) {
+      if (this.n === this.contextLength) {
+        this.truncated = true;
+        return false;
+      }
+      this.out[this.base + this.n++] = ids[i];
+    }
+    return true;
+  }
+
+  finish(endId: number): void {
+    // Too long for the row: open_clip cuts it and makes the last kept id the end token.
+    if (this.truncated || this.n === this.contextLength) this.out[this.base + this.contextLength - 1] = endId;
+    else this.out[this.base + this.n] = endId;
+  }
+}
+
 export class ClipTokenizer {
   readonly startId: number;
   readonly endId: number;
@@ -78,32 +111,19 @@ export class ClipTokenizer {
     this.checkContextLength(contextLength);
     const out = new Int32Array(list.length * contextLength);
     for (let row = 0; row < list.length; row++) {
-      const base = row * contextLength;
-      out[base] = this.startId;
-      let n = 1;
-      let truncated = false;
       const count = this.splitText(list[row]);
-      words: for (let w = 0; w < count; w++) {
-        const ids = this.wordIds(this.words[w]);
-        for (let i = 0; i < ids.length; i++) {
-          if (n === contextLength) {
-            truncated = true;
-            break words;
-          }
-          out[base + n++] = ids[i];
-        }
-      }
-      // Too long for the row: open_clip cuts it and makes the last kept id the end token.
-      if (truncated || n === contextLength) out[base + contextLength - 1] = this.endId;
-      else out[base + n] = this.endId;
+      const writer = new RowWriter(out, row * contextLength, contextLength, this.startId);
+      for (let w = 0; w < count && writer.add(this.wordIds(this.words[w])); w++);
+      writer.finish(this.endId);
       this.releaseWords(count);
     }
     return out;
   }
 
   /**
-   * tokenize() in slices: texts are tokenized one at a time, and after `sliceMs` of work it yields to the event
-   * loop (setImmediate) so a server stays responsive; an aborted `signal` stops it with signal.reason.
+   * tokenize() in slices: texts one at a time, the BPE of long words in steps, yielding to the event loop
+   * (setImmediate) after `sliceMs` of work so a server stays responsive; an aborted `signal` stops it with
+   * signal.reason. Words past a full row are not tokenized at all.
    */
   async tokenizeAsync(texts: string | string[], contextLength = DEFAULT_CONTEXT_LENGTH, options: { signal?: AbortSignal; sliceMs?: number } = {}): Promise<Int32Array> {
     const list = this.checkTexts(texts);
@@ -119,36 +139,35 @@ export class ClipTokenizer {
     };
     for (let row = 0; row < list.length; row++) {
       options.signal?.throwIfAborted();
-      // Long words first, in steps; then the row itself, whose words are all in the cache or short.
-      for (const word of this.uncachedLongWords(list[row])) {
-        const steps = bpeSteps(word, this.vocab.ranks, 1024);
-        let step = steps.next();
-        for (; !step.done; step = steps.next()) await pause();
-        const symbols = step.value;
-        const ids: number[] = [];
-        for (let i = 0; i < symbols.length; i += 1024) {
-          for (const id of this.idsOf(symbols.slice(i, i + 1024))) ids.push(id);
-          await pause();
-        }
-        this.remember(word, ids);
-      }
-      out.set(this.tokenize(list[row], contextLength), row * contextLength);
+      const count = this.splitText(list[row]);
+      const words = this.words.slice(0, count); // the scratch list is shared with calls made while this one waits
+      this.releaseWords(count);
       await pause();
+      const writer = new RowWriter(out, row * contextLength, contextLength, this.startId);
+      for (const word of words) {
+        const ids = word.length > LONG_WORD && !this.cache.has(word) ? await this.longWordIds(word, pause) : this.wordIds(word);
+        if (!writer.add(ids)) break;
+        await pause();
+      }
+      writer.finish(this.endId);
     }
     options.signal?.throwIfAborted();
     return out;
   }
 
-  /** The byte-encoded words of `text` longer than LONG_WORD that the cache lacks (copied out of the scratch). */
-  private uncachedLongWords(text: string): string[] {
-    const count = this.splitText(text);
-    const long: string[] = [];
-    for (let w = 0; w < count; w++) {
-      const word = this.words[w];
-      if (word.length > LONG_WORD && !this.cache.has(word)) long.push(word);
+  /** wordIds() of a long word, its merges and id lookups in steps with `pause` between them. */
+  private async longWordIds(word: string, pause: () => Promise<void>): Promise<number[]> {
+    const steps = bpeSteps(word, this.vocab.ranks, 1024);
+    let step = steps.next();
+    for (; !step.done; step = steps.next()) await pause();
+    const symbols = step.value;
+    const ids: number[] = [];
+    for (let i = 0; i < symbols.length; i += 1024) {
+      for (const id of this.idsOf(symbols.slice(i, i + 1024))) ids.push(id);
+      await pause();
     }
-    this.releaseWords(count);
-    return long;
+    this.remember(word, ids);
+    return ids;
   }
 
   /** Like tokenize(), as one plain array per text. */
