@@ -96,7 +96,7 @@ export function imagesFromJson(body: Record<string, unknown>, maxItems: number):
 }
 
 /** Reads every part: files as buffers, fields as strings. The whole body is held to maxBytes. */
-export async function readMultipart(request: FastifyRequest, maxBytes: number, maxFiles: number): Promise<MultipartBody> {
+export async function readMultipart(request: FastifyRequest, maxBytes: number, maxFiles: number, signal?: AbortSignal): Promise<MultipartBody> {
   const files: Buffer[] = [];
   const fields = new Map<string, string[]>();
   let total = 0;
@@ -106,6 +106,7 @@ export async function readMultipart(request: FastifyRequest, maxBytes: number, m
   };
   try {
     for await (const part of request.parts({ limits: { fileSize: maxBytes, files: maxFiles, fields: 32, fieldSize: Math.min(maxBytes, 1 << 20) } })) {
+      signal?.throwIfAborted(); // nobody waits for the answer any more: stop buffering parts
       if (part.type === 'file') {
         const bytes = await part.toBuffer();
         count(bytes.length);
@@ -117,7 +118,7 @@ export async function readMultipart(request: FastifyRequest, maxBytes: number, m
       }
     }
   } catch (err) {
-    throw malformedMultipart(err);
+    throw signal?.aborted && err === signal.reason ? err : malformedMultipart(err);
   }
   return { files, fields };
 }
@@ -135,13 +136,13 @@ function malformedMultipart(err: unknown): unknown {
 }
 
 /** Images of any accepted body: raw bytes (image/*), multipart files, or JSON base64. */
-export async function imagesFromRequest(request: FastifyRequest, maxBytes: number, maxItems: number): Promise<{ images: Buffer[]; json?: Record<string, unknown>; fields?: Map<string, string[]> }> {
+export async function imagesFromRequest(request: FastifyRequest, maxBytes: number, maxItems: number, signal?: AbortSignal): Promise<{ images: Buffer[]; json?: Record<string, unknown>; fields?: Map<string, string[]> }> {
   if (Buffer.isBuffer(request.body)) {
     if (request.body.length === 0) throw new ClipError('E_IMAGE_DECODE', 'empty image body');
     return { images: [request.body] };
   }
   if (request.isMultipart()) {
-    const { files, fields } = await readMultipart(request, maxBytes, maxItems);
+    const { files, fields } = await readMultipart(request, maxBytes, maxItems, signal);
     if (files.length === 0) throw invalid('the multipart body has no file part');
     return { images: files, fields };
   }

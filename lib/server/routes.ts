@@ -57,7 +57,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
 
   app.post('/v1/embeddings/image', (request, reply) =>
     admitted(request, reply, async (work) => {
-      const { images } = await imagesFromRequest(request, options.maxBodyBytes, options.maxItems);
+      const { images } = await imagesFromRequest(request, options.maxBodyBytes, options.maxItems, work.signal);
       const pixels = await engine.preprocess(images, work.signal);
       return { embeddings: rowsOf(await engine.embedPixels(pixels, images.length, work), engine.dim), dim: engine.dim };
     }),
@@ -65,7 +65,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
 
   app.post('/v1/classify', (request, reply) =>
     admitted(request, reply, async (work) => {
-      const { images, json, fields } = await imagesFromRequest(request, options.maxBodyBytes, options.maxItems);
+      const { images, json, fields } = await imagesFromRequest(request, options.maxBodyBytes, options.maxItems, work.signal);
       const labels = labelsOf(json, fields, options.maxItems, options.maxTextChars);
       const templates = templatesOf(json, fields, MAX_TEMPLATES, options.maxTextChars);
       const top = topOf(json ? json.top : fields?.get('top')?.[0]);
