@@ -8,4 +8,6 @@ export default defineConfig({
   clean: true,
   target: 'node20',
   sourcemap: true,
+  // optional dependencies are imported lazily at run time, never bundled
+  external: ['@lancedb/lancedb', 'apache-arrow'],
 });

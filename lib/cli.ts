@@ -6,6 +6,10 @@ import type { BackendName, Device, Precision } from './backends/types.js';
 import { Clip } from './clip.js';
 import { ClipError } from './errors.js';
 import { registerServeCommands } from './commands/index.js';
+import { registerIndex } from './commands/index-cmd.js';
+import { registerSearch } from './commands/search.js';
+import { registerEmbedShards } from './commands/embed-shards.js';
+import { registerQueueCommands } from './commands/queue.js';
 import { registerHubCommands, resolveModelArgument } from './hub/cli.js';
 import { registerImageCommands } from './image/cli.js';
 import { describeModel, findVocabulary } from './model-dir.js';
@@ -121,7 +125,11 @@ export function buildProgram(): Command {
 
   registerImageCommands(program);
   registerServeCommands(program);
+  registerIndex(program);
+  registerSearch(program);
   registerHubCommands(program);
+  registerEmbedShards(program);
+  registerQueueCommands(program);
   return program;
 }
 

@@ -101,6 +101,10 @@ export class Clip {
     return this.live().precision;
   }
 
+  get device(): Device {
+    return this.live().device;
+  }
+
   get embedDim(): number {
     return this.arch.embedDim;
   }

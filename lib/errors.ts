@@ -22,6 +22,7 @@ export type ClipErrorCode =
   | 'E_OFFLINE' // offline mode (HF_HUB_OFFLINE) and the cache lacks a file
   | 'E_AUTH' // the Hub refused access (gated or private repository)
   | 'E_INTEGRITY' // downloaded bytes do not match the size or checksum the Hub reported
+  | 'E_LOCKED' // another process holds the lock on an output (embed-dir --out)
   | 'E_TIMEOUT'; // an operation ran past its time limit
 
 export class ClipError extends Error {

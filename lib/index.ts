@@ -11,5 +11,7 @@ export type { Backend, BackendModel, BackendName, Device, Precision, LoadProgres
 export { resolveModel, resolveHubModel, HubError, isHubError, type ResolveOptions, type DownloadProgress } from './hub/index.js';
 export { convertModel } from './convert.js';
 export { decodeImage, preprocessImage, preprocessImages, type ImageSource, type RawImage, type PreprocessImageOptions } from './image/index.js';
-export { createServer, type ClipServer, type ServerOptions } from './server/index.js';
+export { createServer, type ClipServer, type ServerOptions, type ServerServices } from './server/index.js';
+export { Collection, type CollectionIndexOptions, type CollectionOpenOptions, type Hit, type IndexProgress, type IndexResult, type SearchQuery } from './search/index.js';
 export { embedDir, type EmbedDirOptions, type EmbedDirResult } from './bulk/index.js';
+export { embedShard, embedShards, readPartitionInfo, type EmbedShardOptions, type EmbedShardsOptions, type EmbedShardsResult, type ShardResult, type SkippedSample } from './shards/index.js';

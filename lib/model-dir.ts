@@ -4,11 +4,11 @@
  * (vocab.json + merges.txt, else bpe_simple_vocab_16e6.txt.gz). Every file can also be given explicitly.
  */
 import { existsSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type ClipArchitecture, expectedTensors, parseModelConfig } from './architecture.js';
 import { readManifest } from './checkpoint/index.js';
 import { ClipError } from './errors.js';
+import { FILE_LIMITS, readRegularFile } from './fs/read-file.js';
 import { type TensorManifest, WEIGHT_DTYPES } from './manifest.js';
 import { type PreprocessConfig, parsePreprocessConfig } from './preprocess-config.js';
 import { invalid, is } from './validate.js';
@@ -84,7 +84,7 @@ export async function readModelConfig(file: string): Promise<{ arch: ClipArchite
   if (!(typeof file === 'string' && file.length > 0)) throw invalid('a path', 'file', file);
   let raw: unknown;
   try {
-    raw = JSON.parse(await readFile(file, 'utf8'));
+    raw = JSON.parse((await readRegularFile(file, { what: 'config', maxBytes: FILE_LIMITS.config })).toString('utf8'));
   } catch (err) {
     throw new ClipError('E_CONFIG', `cannot read ${file}: ${(err as Error).message}`, { subject: file, cause: err });
   }

@@ -10,7 +10,8 @@ import { Clip } from '../lib/clip.js';
 import { ClipError } from '../lib/errors.js';
 import { fixture, projectRoot } from './helpers/fixtures.js';
 
-const clipPromise = Clip.load(fixture('models', 'xxlarge-tiny'), { backend: 'native', threads: 1 });
+const MODEL = fixture('models', 'xxlarge-tiny');
+const clipPromise = Clip.load(MODEL, { backend: 'native', threads: 1 });
 test.onFinish(async () => (await clipPromise).dispose());
 
 const work = mkdtempSync(path.join(tmpdir(), 'embed-dir-'));
@@ -56,7 +57,7 @@ for (const format of ['npy', 'jsonl'] as const) {
   test(`embed-dir (${format}): aborted after two batches and resumed equals one uninterrupted run, byte for byte`, async (t) => {
     const clip = await clipPromise;
     const folder = makeFolder();
-    const base: EmbedDirOptions = { folder, out: '', batchSize: 3, modelId: 'tiny' };
+    const base: EmbedDirOptions = { folder, out: '', batchSize: 3, model: MODEL };
     const fullOut = path.join(work, `full.${format}`);
     const skipped: string[] = [];
     const full = await embedDir(clip, { ...base, out: fullOut, onSkip: (it) => skipped.push(it.path) });
@@ -126,11 +127,11 @@ test('embed-dir: a journal of another run is refused unless restart', async (t) 
   const out = path.join(work, 'other.npy');
   const controller = new AbortController();
   controller.abort(new Error('before any batch'));
-  await embedDir(clip, { folder: makeFolder(), out, batchSize: 4, signal: controller.signal }).catch(() => undefined);
+  await embedDir(clip, { folder: makeFolder(), model: MODEL, out, batchSize: 4, signal: controller.signal }).catch(() => undefined);
   t.ok(existsSync(`${out}.journal`), 'journal with a header only');
-  const err = await embedDir(clip, { folder: makeFolder(), out, batchSize: 5 }).catch((e: unknown) => e);
+  const err = await embedDir(clip, { folder: makeFolder(), model: MODEL, out, batchSize: 5 }).catch((e: unknown) => e);
   t.ok(err instanceof ClipError && err.code === 'E_INVALID_ARGUMENT' && /different run/.test(err.message), 'other batch size: refused');
-  const done = await embedDir(clip, { folder: makeFolder(), out, batchSize: 5, restart: true });
+  const done = await embedDir(clip, { folder: makeFolder(), model: MODEL, out, batchSize: 5, restart: true });
   t.equal(done.embedded, 13, '--restart starts over');
 });
 

@@ -3,15 +3,20 @@
  * fixed slices of the (sharded) sorted file list and each finished batch is journaled, so an interrupted run
  * resumes where it stopped and produces the same bytes as an uninterrupted one.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import type { Clip } from '../clip.js';
 import { ClipError } from '../errors.js';
-import { type FileEntry, IMAGE_EXTENSIONS, type Shard, listHash, listImages, selectShard } from './files.js';
-import { type BatchItem, Journal } from './journal.js';
-import { npyHeader, rowBytes, writeAtomic } from './output.js';
+import { readRegularFileSync } from '../fs/read-file.js';
+import type { ModelPaths } from '../model-dir.js';
 import { invalid, is } from '../validate.js';
+import { type FileEntry, IMAGE_EXTENSIONS, type Shard, type SkippedFolder, listHash, listImageFiles, selectShard } from './files.js';
+import { type BatchItem, Journal } from './journal.js';
+import { type OutputLock, lockOutput } from './lock.js';
+import { type WeightsFingerprint, modelKey, weightsFingerprint, weightsFile } from './model-identity.js';
+import { npyHeader, removeStaleTemporaries, rowBytes, writeAtomic } from './output.js';
+import { checkOutputs, outputPaths } from './paths.js';
 
 export type EmbedDirFormat = 'npy' | 'jsonl';
 
@@ -30,15 +35,21 @@ export interface EmbedDirOptions {
   maxPixels?: number;
   /** Ignore an existing journal. */
   restart?: boolean;
-  /** Names the model in the journal (a resume with another model is refused). */
-  modelId?: string;
+  /**
+   * The model's files as `clip` was loaded from them (a directory or explicit paths). The journal is keyed by
+   * the weights' content (SHA-256), so a resume with other weights is refused whatever the path, and the same
+   * weights under another spelling resume.
+   */
+  model: string | ModelPaths;
   /** Files decoded at once (default min(4, cores)). */
   concurrency?: number;
   /** Checked between batches; the journal keeps what is done. */
   signal?: AbortSignal;
+  /** The lock of `out` (lockOutput), when the caller took it before loading the model; it stays the caller's to release. */
+  lock?: OutputLock;
   onProgress?(progress: EmbedDirProgress): void;
-  /** A file that could not be read or decoded (it is listed in the index as failed). */
-  onSkip?(item: BatchItem): void;
+  /** A file that could not be read or decoded (listed in the index as failed), or a folder that could not be listed. */
+  onSkip?(item: BatchItem | SkippedFolder): void;
 }
 
 export interface EmbedDirProgress {
@@ -55,6 +66,8 @@ export interface EmbedDirResult {
   total: number;
   embedded: number;
   failed: BatchItem[];
+  /** Subfolders that could not be listed (their files are not in the run). */
+  skippedFolders: SkippedFolder[];
   resumedBatches: number;
   out: string;
   index: string;
@@ -82,6 +95,23 @@ interface Prepared {
   pixels: Float32Array[];
 }
 
+interface IndexFile {
+  run: unknown;
+  weights?: WeightsFingerprint;
+  skippedFolders?: SkippedFolder[];
+  files: (BatchItem & { row: number | null })[];
+}
+
+/** The index of an earlier run, or undefined when there is none or it cannot be read (it is rewritten). */
+function readIndex(file: string): IndexFile | undefined {
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readRegularFileSync(file, { what: 'index', maxBytes: 2 ** 29 }).toString('utf8')) as IndexFile;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function embedDir(clip: Clip, options: EmbedDirOptions): Promise<EmbedDirResult> {
   if (typeof (clip as Partial<Clip> | null)?.embedImages !== 'function') throw invalid('a loaded Clip (from Clip.load)', 'clip', clip);
   if (!is.plainObject(options)) throw invalid('an options object {folder, out, ...}', 'options', options);
@@ -89,35 +119,50 @@ export async function embedDir(clip: Clip, options: EmbedDirOptions): Promise<Em
   if (format !== 'npy' && format !== 'jsonl') throw new ClipError('E_INVALID_ARGUMENT', `format must be npy or jsonl, got ${String(format)}`);
   const B = options.batchSize ?? 16;
   if (!Number.isInteger(B) || B < 1 || B > 4096) throw new ClipError('E_INVALID_ARGUMENT', `batch size must be an integer in 1..4096, got ${B}`);
+  if (options.model === undefined || options.model === null) throw new ClipError('E_INVALID_ARGUMENT', 'embedDir needs `model`: the directory or files the Clip was loaded from (the journal is keyed by the weights)');
   const shard = options.shard ?? { index: 0, count: 1 };
   const concurrency = options.concurrency ?? Math.min(4, availableParallelism());
   const indexPath = options.index ?? defaultIndexPath(options.out);
+  const journalPath = `${options.out}.journal`;
   const D = clip.embedDim;
+  const extensions = options.extensions ?? IMAGE_EXTENSIONS;
 
-  const files = await listImages(options.folder, options.extensions ?? IMAGE_EXTENSIONS);
+  const listing = await listImageFiles(options.folder, extensions);
+  const files = listing.files;
+  checkOutputs(
+    outputPaths(options.out, indexPath),
+    { folder: options.folder, files, symlinks: listing.symlinks, extensions: new Set(extensions.map((e) => (e.startsWith('.') ? e : `.${e}`).toLowerCase())) },
+  );
   const entries = selectShard(files, shard);
   const batches: FileEntry[][] = [];
   for (let i = 0; i < entries.length; i += B) batches.push(entries.slice(i, i + B));
 
-  const run = {
-    files: listHash(files),
-    count: files.length,
-    shard: `${shard.index}/${shard.count}`,
-    batch: B,
-    format,
-    model: options.modelId ?? '',
-    backend: clip.backend,
-    precision: clip.precision,
-    dim: D,
-    maxPixels: options.maxPixels ?? 0,
-  };
-  const journalPath = `${options.out}.journal`;
-  if (options.restart !== true && !existsSync(journalPath)) {
-    const finished = finishedRun(options.out, indexPath, run);
-    if (finished) return { ...finished, out: options.out, index: indexPath };
+  if (options.lock !== undefined && options.lock.path !== `${options.out}.lock`) {
+    throw new ClipError('E_INVALID_ARGUMENT', `the lock given is ${options.lock.path}, not the lock of ${options.out}`);
   }
-  const journal = Journal.open(journalPath, run, options.restart === true);
+  const lock = options.lock ?? (await lockOutput(options.out));
+  let journal: Journal | undefined;
   try {
+    removeStaleTemporaries(options.out);
+    removeStaleTemporaries(indexPath);
+    const previous = options.restart === true ? undefined : readIndex(indexPath);
+    const header = options.restart === true ? undefined : Journal.peekHeader(journalPath);
+    const weights = await weightsFingerprint(weightsFile(options.model), [header?.weights, previous?.weights]);
+    const run = {
+      files: listHash(files),
+      count: files.length,
+      shard: `${shard.index}/${shard.count}`,
+      batch: B,
+      format,
+      ...modelKey(clip, weights),
+      maxPixels: options.maxPixels ?? 0,
+    };
+    if (options.restart !== true && !existsSync(journalPath)) {
+      const finished = finishedRun(options.out, previous, run);
+      if (finished) return { ...finished, skippedFolders: listing.skippedFolders, out: options.out, index: indexPath };
+    }
+    for (const folder of listing.skippedFolders) options.onSkip?.(folder);
+    journal = Journal.open(journalPath, run, options.restart === true, weights);
     const resumedBatches = journal.done.size;
     const progress: EmbedDirProgress = { done: 0, failed: 0, total: entries.length, resumed: 0 };
     for (const items of journal.done.values()) {
@@ -151,7 +196,8 @@ export async function embedDir(clip: Clip, options: EmbedDirOptions): Promise<Em
       return { items, pixels };
     };
 
-    const todo = batches.map((_, k) => k).filter((k) => !journal.done.has(k));
+    const finishedBatches = journal.done;
+    const todo = batches.map((_, k) => k).filter((k) => !finishedBatches.has(k));
     let next = todo.length > 0 ? prepare(batches[todo[0]]) : undefined;
     for (let t = 0; t < todo.length; t++) {
       if (options.signal?.aborted) throw options.signal.reason;
@@ -163,6 +209,7 @@ export async function embedDir(clip: Clip, options: EmbedDirOptions): Promise<Em
         pixels.reduce((off, p) => (data.set(p, off), off + p.length), 0);
         rows = (await clip.embedImages({ data, n: pixels.length }, { batchSize: B })).data;
       }
+      lock.check();
       journal.append(todo[t], items, rows);
       for (const item of items) if (item.error !== undefined) options.onSkip?.(item);
       progress.done += items.length;
@@ -171,28 +218,24 @@ export async function embedDir(clip: Clip, options: EmbedDirOptions): Promise<Em
     }
     if (options.signal?.aborted) throw options.signal.reason;
 
-    const all = batches.flatMap((_, k) => journal.done.get(k)!);
+    const all = batches.flatMap((_, k) => finishedBatches.get(k)!);
     const embedded = all.filter((it) => it.error === undefined);
+    lock.check();
     writeOutput(journal, batches.length, options.out, format, D, embedded);
-    writeIndex(indexPath, { root: path.resolve(options.folder), run, items: all });
+    writeIndex(indexPath, { root: path.resolve(options.folder), run, weights, skippedFolders: listing.skippedFolders, items: all });
     journal.remove();
-    return { total: entries.length, embedded: embedded.length, failed: all.filter((it) => it.error !== undefined), resumedBatches, out: options.out, index: indexPath };
+    return { total: entries.length, embedded: embedded.length, failed: all.filter((it) => it.error !== undefined), skippedFolders: listing.skippedFolders, resumedBatches, out: options.out, index: indexPath };
   } finally {
-    journal.close();
+    journal?.close();
+    if (options.lock === undefined) await lock.release();
   }
 }
 
-/** The result of an earlier run that finished with the same settings, read from its index; else undefined. */
-function finishedRun(out: string, indexPath: string, run: Record<string, string | number>): Omit<EmbedDirResult, 'out' | 'index'> | undefined {
-  if (!existsSync(out) || !existsSync(indexPath)) return undefined;
-  try {
-    const index = JSON.parse(readFileSync(indexPath, 'utf8')) as { run: unknown; files: (BatchItem & { row: number | null })[] };
-    if (JSON.stringify(index.run) !== JSON.stringify(run)) return undefined;
-    const failed = index.files.filter((f) => f.row === null).map(({ row: _row, ...item }) => item);
-    return { complete: true, total: index.files.length, embedded: index.files.length - failed.length, failed, resumedBatches: 0 };
-  } catch {
-    return undefined;
-  }
+/** The result of an earlier run that finished with the same settings, from its index; else undefined. */
+function finishedRun(out: string, index: IndexFile | undefined, run: Record<string, string | number>): Omit<EmbedDirResult, 'out' | 'index' | 'skippedFolders'> | undefined {
+  if (!index || !existsSync(out) || JSON.stringify(index.run) !== JSON.stringify(run) || !Array.isArray(index.files)) return undefined;
+  const failed = index.files.filter((f) => f.row === null).map(({ row: _row, ...item }) => item);
+  return { complete: true, total: index.files.length, embedded: index.files.length - failed.length, failed, resumedBatches: 0 };
 }
 
 /** Streams the journal's rows (in batch order) into the output file. */
@@ -223,11 +266,12 @@ function writeOutput(journal: Journal, batchCount: number, out: string, format: 
 }
 
 /** The index: run settings, then one line per file (`row` in the output, or null and the error). */
-function writeIndex(file: string, info: { root: string; run: Record<string, string | number>; items: BatchItem[] }): void {
+function writeIndex(file: string, info: { root: string; run: Record<string, string | number>; weights: WeightsFingerprint; skippedFolders: SkippedFolder[]; items: BatchItem[] }): void {
   writeAtomic(file, (write) => {
     const run = info.run;
     const embedded = info.items.filter((it) => it.error === undefined).length;
-    write(`{"version":1,"root":${JSON.stringify(info.root)},"run":${JSON.stringify(run)},"embedded":${embedded},"failed":${info.items.length - embedded},"files":[\n`);
+    const head = { version: 2, root: info.root, run, weights: info.weights, skippedFolders: info.skippedFolders, embedded, failed: info.items.length - embedded };
+    write(`${JSON.stringify(head).slice(0, -1)},"files":[\n`);
     let row = 0;
     info.items.forEach((it, i) => {
       const entry = it.error === undefined ? { path: it.path, index: it.index, row: row++ } : { path: it.path, index: it.index, row: null, error: it.error, code: it.code };

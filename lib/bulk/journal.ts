@@ -4,14 +4,17 @@
  * A torn last line (the process was killed mid-write) is cut off when the journal is reopened. Only the file
  * lists stay in memory; rows are streamed back from the file when the output is assembled.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readSync, statSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
 import { ClipError } from '../errors.js';
+import type { WeightsFingerprint } from './model-identity.js';
 
 export interface JournalHeader {
   type: 'header';
-  version: 1;
+  version: 2;
   /** Everything that must match for a resume to produce the same bytes. */
   run: Record<string, string | number>;
+  /** The checkpoint's hash with the stat it was computed for (a resume whose stat matches skips rehashing). */
+  weights?: WeightsFingerprint;
 }
 
 export interface BatchItem {
@@ -71,8 +74,18 @@ export class Journal {
     readonly done: Map<number, BatchItem[]>,
   ) {}
 
+  /** The header of an existing journal, or undefined (none, or unreadable: Journal.open decides). */
+  static peekHeader(file: string): JournalHeader | undefined {
+    if (!statSync(file, { throwIfNoEntry: false })?.isFile()) return undefined;
+    for (const { line } of readLines(file)) {
+      const record = parse(line);
+      return record?.type === 'header' ? record : undefined;
+    }
+    return undefined;
+  }
+
   /** Opens the journal, resuming when its header matches `run`; a different run is refused unless `restart`. */
-  static open(file: string, run: JournalHeader['run'], restart = false): Journal {
+  static open(file: string, run: JournalHeader['run'], restart = false, weights?: WeightsFingerprint): Journal {
     const done = new Map<number, BatchItem[]>();
     if (existsSync(file) && !restart) {
       let good = 0;
@@ -81,8 +94,9 @@ export class Journal {
         const record = parse(line);
         if (!record) break; // a torn write: everything after it is dropped
         if (!header) {
-          if (record.type !== 'header' || JSON.stringify(record.run) !== JSON.stringify(run)) {
-            throw new ClipError('E_INVALID_ARGUMENT', `${file} is the journal of a different run (other files, model, batch size or format); remove it or pass --restart`, { subject: file });
+          if (record.type !== 'header' || record.version !== 2 || JSON.stringify(record.run) !== JSON.stringify(run)) {
+            const why = record.type !== 'header' || record.version !== 2 ? 'an older journal format' : differences(record.run, run);
+            throw new ClipError('E_INVALID_ARGUMENT', `${file} is the journal of a different run (${why}); remove it or pass --restart`, { subject: file });
           }
           header = true;
         } else if (record.type === 'batch') {
@@ -96,7 +110,7 @@ export class Journal {
       }
     }
     const journal = new Journal(file, openSync(file, 'w'), done);
-    journal.write({ type: 'header', version: 1, run });
+    journal.write({ type: 'header', version: 2, run, weights });
     return journal;
   }
 
@@ -128,6 +142,22 @@ export class Journal {
     writeSync(this.fd, `${JSON.stringify(record)}\n`);
     fsyncSync(this.fd);
   }
+}
+
+const WHAT: Record<string, string> = {
+  files: 'other files in the folder',
+  arch: 'another architecture',
+  preprocess: 'other preprocessing',
+  library: 'another convnext-clip version',
+  maxPixels: 'another --max-pixels',
+};
+
+/** What differs between a journal's run and this one, in words. */
+export function differences(old: JournalHeader['run'], run: JournalHeader['run']): string {
+  if (!old || typeof old !== 'object') return 'an unreadable header';
+  const keys = [...new Set([...Object.keys(old), ...Object.keys(run)])].filter((k) => JSON.stringify(old[k]) !== JSON.stringify(run[k]));
+  const hashes = (k: string) => `${String(old[k]).slice(0, 12)}... then, ${String(run[k]).slice(0, 12)}... now`;
+  return keys.map((k) => (k === 'weights' ? `other weights (sha256 ${hashes(k)})` : WHAT[k]) ?? `another ${k}: ${JSON.stringify(old[k])} then, ${JSON.stringify(run[k])} now`).join(', ') || 'another key order';
 }
 
 export function encodeRows(rows: Float32Array): string {

@@ -1,5 +1,6 @@
 /** Output files written atomically (a temporary beside the target, fsynced, then renamed): .npy and jsonl. */
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import path from 'node:path';
 
 /** NumPy .npy v1.0 header of a C-order little-endian float32 [rows, cols] array. */
 export function npyHeader(rows: number, cols: number): Buffer {
@@ -14,10 +15,28 @@ export function npyHeader(rows: number, cols: number): Buffer {
   return header;
 }
 
-/** Writes through `fill` into a temporary file, then renames it over `file`. */
+/**
+ * Removes `<file>.tmp-<pid>` files that a killed run left behind; returns their names. Call it only while
+ * holding the output's lock: then no live run is writing any of them, whichever host or pid made them.
+ */
+export function removeStaleTemporaries(file: string): string[] {
+  const dir = path.dirname(path.resolve(file));
+  const prefix = `${path.basename(file)}.tmp-`;
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.startsWith(prefix) && /^\d+$/.test(n.slice(prefix.length)));
+  } catch {
+    return [];
+  }
+  for (const name of names) rmSync(path.join(dir, name), { force: true });
+  return names;
+}
+
+/** Writes through `fill` into a temporary file (`<file>.tmp-<pid>`), then renames it over `file`. */
 export function writeAtomic(file: string, fill: (write: (data: string | Uint8Array) => void) => void): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, 'wx'); // never through a link or FIFO planted under that name
   try {
     fill((data) => {
       const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;

@@ -1,32 +1,20 @@
 /** Small file helpers shared by the checkpoint readers: typed open errors and exact positional reads. */
 import { readSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { ClipError } from '../errors.js';
+import { openRegularFile } from '../fs/read-file.js';
 
 export function corrupt(file: string, why: string, cause?: unknown): ClipError {
   return new ClipError('E_CHECKPOINT_CORRUPT', `${file}: ${why}`, { subject: file, cause });
 }
 
-/** Opens a regular file for reading; a missing file is E_NOT_FOUND, anything else E_IO. */
+/**
+ * Opens a regular file for reading without blocking (a FIFO is refused, never waited on); a missing file is
+ * E_NOT_FOUND, a FIFO, device or directory E_IO.
+ */
 export async function openFile(file: string): Promise<{ handle: FileHandle; size: number }> {
-  let handle: FileHandle;
-  try {
-    handle = await open(file, 'r');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ClipError(code === 'ENOENT' || code === 'ENOTDIR' ? 'E_NOT_FOUND' : 'E_IO', `cannot open ${file}: ${(err as Error).message}`, {
-      subject: file,
-      cause: err,
-    });
-  }
-  try {
-    const st = await handle.stat();
-    if (!st.isFile()) throw new ClipError('E_IO', `${file} is not a regular file`, { subject: file });
-    return { handle, size: st.size };
-  } catch (err) {
-    await handle.close();
-    throw err instanceof ClipError ? err : ioError(file, err);
-  }
+  const { handle, size } = await openRegularFile(file, 'checkpoint');
+  return { handle, size };
 }
 
 export function ioError(file: string, err: unknown): ClipError {

@@ -1,8 +1,10 @@
 /** `convnext-clip embed-dir <folder> --model <dir> --out <file>`: embeds a folder of images, resumably. */
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { type EmbedDirFormat, embedDir, parseShard } from '../bulk/index.js';
-import { type ModelFlags, loadModel, modelOptions, oneOf, positiveInt } from './options.js';
+import { type EmbedDirFormat, checkOutputs, defaultIndexPath, embedDir, lockOutput, outputPaths, parseShard } from '../bulk/index.js';
+import { Clip } from '../clip.js';
+import { resolveModelArgument } from '../hub/cli.js';
+import { type ModelFlags, modelOptions, oneOf, positiveInt } from './options.js';
 
 interface EmbedDirFlags extends ModelFlags {
   out: string;
@@ -50,7 +52,18 @@ export function registerEmbedDir(program: Command): void {
     .option('--progress', 'draw the progress bar even when stderr is not a terminal')
     .action(async (folder: string, flags: EmbedDirFlags) => {
       const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
-      const clip = await loadModel(flags);
+      // Bad --out paths and a run already writing --out fail before the model loads (seconds for XXLarge).
+      checkOutputs(outputPaths(flags.out, flags.index ?? defaultIndexPath(flags.out)));
+      const lock = await lockOutput(flags.out);
+      let clip: Clip;
+      let model: string;
+      try {
+        model = await resolveModelArgument(flags.model); // a Hub name becomes its snapshot folder
+        clip = await Clip.load(model, { backend: flags.backend, device: flags.device, precision: flags.precision, threads: flags.threads ?? 0 });
+      } catch (err) {
+        await lock.release();
+        throw err;
+      }
       const bar = progressBar(flags.progress === true);
       const started = Date.now();
       let resumed = 0;
@@ -71,7 +84,8 @@ export function registerEmbedDir(program: Command): void {
           extensions: flags.ext?.split(',').map((e) => e.trim()).filter((e) => e.length > 0),
           maxPixels: flags.maxPixels,
           restart: flags.restart,
-          modelId: flags.model,
+          model,
+          lock,
           signal: controller.signal,
           onProgress: (p) => {
             resumed = p.resumed;
@@ -93,7 +107,8 @@ export function registerEmbedDir(program: Command): void {
         }
         const seconds = ((Date.now() - started) / 1000).toFixed(1);
         const resumedNote = result.resumedBatches > 0 ? `, ${resumed} resumed from the journal` : '';
-        process.stderr.write(`convnext-clip: embedded ${result.embedded} of ${result.total} images in ${seconds} s (${result.failed.length} failed${resumedNote}) -> ${result.out}, ${result.index}\n`);
+        const foldersNote = result.skippedFolders.length > 0 ? `, ${result.skippedFolders.length} unreadable folders skipped` : '';
+        process.stderr.write(`convnext-clip: embedded ${result.embedded} of ${result.total} images in ${seconds} s (${result.failed.length} failed${resumedNote}${foldersNote}) -> ${result.out}, ${result.index}\n`);
       } catch (err) {
         if (!controller.signal.aborted) throw err;
         interrupted = true;
@@ -102,6 +117,7 @@ export function registerEmbedDir(program: Command): void {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
         clip.dispose();
+        await lock.release();
       }
       if (interrupted) {
         process.stderr.write(`convnext-clip: interrupted; finished batches are kept in ${flags.out}.journal: run the same command again to resume\n`);

@@ -1,16 +1,21 @@
 /** `convnext-clip serve`: the HTTP server until SIGTERM/SIGINT, which drain accepted requests and exit. */
 import type { AddressInfo } from 'node:net';
 import type { Command } from 'commander';
+import { Collection } from '../search/collection.js';
 import { SERVER_DEFAULTS, type ServerOptions, createServer } from '../server/index.js';
 import { type ModelFlags, loadModel, modelOptions, nonNegativeInt, oneOf, port, positiveInt } from './options.js';
 
-interface ServeFlags extends ModelFlags, Required<Pick<ServerOptions, 'maxBatch' | 'maxWaitMs' | 'maxQueue' | 'timeoutMs' | 'maxBodyBytes' | 'maxPixels' | 'maxItems'>> {
+type Limits = 'maxBatch' | 'maxWaitMs' | 'maxQueue' | 'timeoutMs' | 'maxBodyBytes' | 'maxPixels' | 'maxItems' | 'maxTextChars' | 'maxRequestTextChars' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'keepAliveTimeoutMs';
+
+interface ServeFlags extends ModelFlags, Required<Pick<ServerOptions, Limits>> {
   host: string;
+  db?: string;
   port: number;
   classifierCache: number;
   graceMs: number;
   logLevel: string;
   maxImageBatch?: number;
+  idleTimeoutMs?: number;
 }
 
 export function registerServe(program: Command): void {
@@ -26,11 +31,19 @@ export function registerServe(program: Command): void {
     .option('--max-body-bytes <n>', 'largest request body (413 above)', positiveInt, d.maxBodyBytes)
     .option('--max-pixels <n>', 'largest image in pixels (413 above)', positiveInt, d.maxPixels)
     .option('--max-items <n>', 'most texts, images or labels per request', positiveInt, d.maxItems)
+    .option('--max-text-chars <n>', 'longest text, label or template in characters (413 above)', positiveInt, d.maxTextChars)
+    .option('--max-request-text-chars <n>', 'most characters one request may give the tokenizer, all texts or prompts together (413 above)', positiveInt, d.maxRequestTextChars)
+    .option('--headers-timeout-ms <n>', 'time a client has to send the request headers; slower ones are cut off', positiveInt, d.headersTimeoutMs)
+    .option('--body-timeout-ms <n>', 'time a client has to send the whole request, body included (408 after)', positiveInt, d.bodyTimeoutMs)
+    .option('--idle-timeout-ms <n>', 'close a connection silent this long; must exceed --timeout-ms (default: max(60000, timeout + 5000))', positiveInt)
+    .option('--keep-alive-timeout-ms <n>', 'close an idle keep-alive connection after this long', positiveInt, d.keepAliveTimeoutMs)
     .option('--classifier-cache <n>', 'zero-shot classifiers kept (LRU)', nonNegativeInt, d.classifierCacheSize)
-    .option('--grace-ms <n>', 'on SIGTERM/SIGINT, longest wait for accepted requests', nonNegativeInt, 30_000)
+    .option('--grace-ms <n>', 'on SIGTERM/SIGINT, longest wait for accepted requests (then open connections are closed)', nonNegativeInt, 30_000)
     .option('--log-level <level>', 'fastify log level on stdout', oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), 'warn')
+    .option('--db <dir>', 'a collection made by `index`: adds POST /v1/search, thumbnails and the search page at /')
     .action(async (flags: ServeFlags) => {
       const clip = await loadModel(flags);
+      const collection = flags.db ? await Collection.open(flags.db, clip, { mustExist: true }) : undefined;
       const app = await createServer(clip, {
         maxBatch: flags.maxBatch,
         maxImageBatch: flags.maxImageBatch,
@@ -40,12 +53,19 @@ export function registerServe(program: Command): void {
         maxBodyBytes: flags.maxBodyBytes,
         maxPixels: flags.maxPixels,
         maxItems: flags.maxItems,
+        maxTextChars: flags.maxTextChars,
+        maxRequestTextChars: flags.maxRequestTextChars,
+        headersTimeoutMs: flags.headersTimeoutMs,
+        bodyTimeoutMs: flags.bodyTimeoutMs,
+        idleTimeoutMs: flags.idleTimeoutMs,
+        keepAliveTimeoutMs: flags.keepAliveTimeoutMs,
         classifierCacheSize: flags.classifierCache,
         logger: { level: flags.logLevel },
-      });
+      }, { modelId: flags.model, collection });
       try {
         await app.listen({ host: flags.host, port: flags.port });
       } catch (err) {
+        collection?.close();
         clip.dispose();
         throw err;
       }
@@ -70,6 +90,7 @@ export function registerServe(program: Command): void {
       });
       process.off('SIGTERM', onSignal!);
       process.off('SIGINT', onSignal!);
+      collection?.close();
       clip.dispose();
       process.stderr.write('convnext-clip: stopped\n');
     });

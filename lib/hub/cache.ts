@@ -10,7 +10,15 @@
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { COMMIT_SHA, repoFolderName } from './repo-id.js';
+import { HubError } from './errors.js';
+import { COMMIT_SHA, SAFE_ETAG, isSafeRepoFile, repoFolderName } from './repo-id.js';
+
+/** Names from a server become paths only through these checks (the callers validate first; this is the backstop). */
+function checked(kind: 'commit' | 'etag' | 'file', name: string): string {
+  const ok = kind === 'commit' ? COMMIT_SHA.test(name) : kind === 'etag' ? SAFE_ETAG.test(name) : isSafeRepoFile(name);
+  if (!ok) throw new HubError('protocol', `refusing ${JSON.stringify(name.slice(0, 200))} as a ${kind} name in the cache: it could point outside it`, { subject: name });
+  return name;
+}
 
 function tempName(file: string): string {
   return `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -31,7 +39,7 @@ export class RepoCache {
   }
 
   blobPath(etag: string): string {
-    return path.join(this.blobsDir, etag);
+    return path.join(this.blobsDir, checked('etag', etag));
   }
 
   incompletePath(etag: string): string {
@@ -40,15 +48,15 @@ export class RepoCache {
 
   /** Our lock (a directory made by proper-lockfile), beside huggingface_hub's `<etag>.lock` file but not the same path. */
   lockPath(etag: string): string {
-    return path.join(this.locksDir, `${etag}.node.lock`);
+    return path.join(this.locksDir, `${checked('etag', etag)}.node.lock`);
   }
 
   snapshotDir(commit: string): string {
-    return path.join(this.root, 'snapshots', commit);
+    return path.join(this.root, 'snapshots', checked('commit', commit));
   }
 
   pointerPath(commit: string, file: string): string {
-    return path.join(this.snapshotDir(commit), ...file.split('/'));
+    return path.join(this.snapshotDir(commit), ...checked('file', file).split('/'));
   }
 
   /** The commit a revision names: itself when it is a sha, else what refs/<revision> holds. */
@@ -63,6 +71,7 @@ export class RepoCache {
   }
 
   writeRef(revision: string, commit: string): void {
+    checked('commit', commit);
     if (revision === commit) return;
     const ref = path.join(this.root, 'refs', ...revision.split('/'));
     if (this.resolveCommit(revision) === commit) return; // unchanged: leave a read-only cache alone
@@ -78,13 +87,17 @@ export class RepoCache {
   }
 
   isKnownMissing(commit: string, file: string): boolean {
-    return existsSync(path.join(this.root, '.no_exist', commit, ...file.split('/')));
+    return existsSync(this.missingMarker(commit, file));
   }
 
   markMissing(commit: string, file: string): void {
-    const marker = path.join(this.root, '.no_exist', commit, ...file.split('/'));
+    const marker = this.missingMarker(commit, file);
     mkdirSync(path.dirname(marker), { recursive: true });
     writeFileSync(marker, '');
+  }
+
+  private missingMarker(commit: string, file: string): string {
+    return path.join(this.root, '.no_exist', checked('commit', commit), ...checked('file', file).split('/'));
   }
 
   /** Points snapshots/<commit>/<file> at blobs/<etag> with a relative symlink (a copy where symlinks are refused). */

@@ -1,7 +1,8 @@
 /** Hub failures are ClipErrors with a finer `reason` (and the HTTP status when there was one). */
 import { ClipError, type ClipErrorCode } from '../errors.js';
 
-export type HubErrorReason = 'network' | 'offline' | 'auth' | 'not-found' | 'integrity' | 'lock-timeout' | 'invalid';
+/** `protocol`: the server sent something we refuse to use (a commit that is not 40 hex digits, an unsafe etag or redirect). */
+export type HubErrorReason = 'network' | 'offline' | 'auth' | 'not-found' | 'integrity' | 'lock-timeout' | 'invalid' | 'protocol';
 
 const CODES: Record<HubErrorReason, ClipErrorCode> = {
   network: 'E_NETWORK',
@@ -11,6 +12,7 @@ const CODES: Record<HubErrorReason, ClipErrorCode> = {
   integrity: 'E_INTEGRITY',
   'lock-timeout': 'E_TIMEOUT',
   invalid: 'E_INVALID_ARGUMENT',
+  protocol: 'E_NETWORK',
 };
 
 export class HubError extends ClipError {

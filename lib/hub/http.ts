@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HubError } from './errors.js';
+import { COMMIT_SHA, SAFE_ETAG } from './repo-id.js';
 
 export interface HttpContext {
   endpoint: string;
@@ -139,6 +140,23 @@ async function fetchWithin(ctx: HttpContext, url: string, init: RequestInit, ms:
   return ctx.fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(ms) });
 }
 
+/** A redirect's target, refused unless it is http(s) (a server must not point us at file: or data: URLs). */
+function redirectTarget(ctx: HttpContext, res: Response, from: string): URL {
+  const location = res.headers.get('location') ?? '';
+  let target: URL;
+  try {
+    target = new URL(location, from);
+  } catch {
+    throw protocolError(ctx, `a redirect to ${JSON.stringify(location.slice(0, 200))}, which is not a URL`);
+  }
+  if (target.protocol !== 'https:' && target.protocol !== 'http:') throw protocolError(ctx, `a redirect to a ${target.protocol} URL`);
+  return target;
+}
+
+function protocolError(ctx: HttpContext, what: string): HubError {
+  return new HubError('protocol', `${ctx.endpoint} sent ${what}: refused (a Hugging Face Hub would not)`, { subject: ctx.repoId });
+}
+
 /** HEAD a file: its commit, etag, size and download location; `missing` when the repo has no such file. */
 export async function headFile(ctx: HttpContext, revision: string, file: string): Promise<HeadResult> {
   return withRetries(ctx, `get metadata of ${file}`, async () => {
@@ -146,7 +164,7 @@ export async function headFile(ctx: HttpContext, revision: string, file: string)
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       const res = await fetchWithin(ctx, url, { method: 'HEAD', headers: requestHeaders(ctx, url, { 'accept-encoding': 'identity' }) }, ctx.etagTimeoutMs);
       if (res.status >= 300 && res.status < 400) {
-        const target = new URL(res.headers.get('location') ?? '', url);
+        const target = redirectTarget(ctx, res, url);
         // Same host: a renamed repo or the Hub's own cache path; follow. Other host: the CDN; stop here.
         if (target.origin === new URL(url).origin && !res.headers.get('x-linked-etag')) {
           url = target.href;
@@ -157,7 +175,8 @@ export async function headFile(ctx: HttpContext, revision: string, file: string)
       if (res.ok) return metadata(ctx, res, file, url);
       if (isRetryableStatus(res.status)) throw new TransientError(`HTTP ${res.status}`, res.status);
       if (res.status === 404 && !['RepoNotFound', 'RevisionNotFound'].includes(res.headers.get('x-error-code') ?? '')) {
-        return { missing: true, file, commit: res.headers.get('x-repo-commit') ?? undefined };
+        const commit = res.headers.get('x-repo-commit') ?? undefined;
+        return { missing: true, file, commit: commit !== undefined && COMMIT_SHA.test(commit) ? commit : undefined };
       }
       throw statusError(ctx, res, file);
     }
@@ -170,11 +189,14 @@ function metadata(ctx: HttpContext, res: Response, file: string, location: strin
   const linkedEtag = normalizeEtag(res.headers.get('x-linked-etag'));
   const etag = linkedEtag ?? normalizeEtag(res.headers.get('etag'));
   const size = Number(res.headers.get('x-linked-size') ?? res.headers.get('content-length') ?? NaN);
-  if (!commit || !etag || !Number.isSafeInteger(size) || size < 0 || /[/\\]|^\.\.?$/.test(etag)) {
+  if (!commit || !etag || !Number.isSafeInteger(size) || size < 0) {
     throw new HubError('network', `${ctx.endpoint} did not answer like the Hugging Face Hub for ${file} of ${ctx.repoId} (missing X-Repo-Commit, ETag or size)`, {
       subject: ctx.repoId,
     });
   }
+  // Both become path components in the cache (snapshots/<commit>, blobs/<etag>): only safe names pass.
+  if (!COMMIT_SHA.test(commit)) throw protocolError(ctx, `X-Repo-Commit ${JSON.stringify(commit.slice(0, 200))} for ${file}, which is not a commit id (40 lowercase hex digits)`);
+  if (!SAFE_ETAG.test(etag)) throw protocolError(ctx, `the ETag ${JSON.stringify(etag.slice(0, 200))} for ${file}, which is not a plain blob name`);
   return { file, commit, etag, size, location, lfs: linkedEtag !== undefined };
 }
 
@@ -186,7 +208,7 @@ export async function openDownload(ctx: HttpContext, url: string, start: number,
     const res = await ctx.fetch(current, { method: 'GET', headers, redirect: 'manual', signal });
     if (res.status >= 300 && res.status < 400 && res.headers.get('location')) {
       await res.body?.cancel();
-      current = new URL(res.headers.get('location') as string, current).href;
+      current = redirectTarget(ctx, res, current).href;
       continue;
     }
     return res;

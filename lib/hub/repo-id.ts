@@ -11,6 +11,15 @@ export const DEFAULT_REVISION = 'main';
 const NAME = /^[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9_])?$/;
 const REVISION = /^[\w.\-/]+$/;
 export const COMMIT_SHA = /^[0-9a-f]{40}$/;
+/** What a blob may be named: the Hub's etags are 40 or 64 hex digits; any plain name without a path in it is kept. */
+export const SAFE_ETAG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** One component of a file name inside a repo. */
+const SAFE_FILE_PART = /^(?!\.{1,2}$)[^/\\\0]{1,255}$/;
+
+/** Whether a repo file name (`a/b.json`) stays inside the snapshot: relative, no `.`/`..`, no backslash or NUL. */
+export function isSafeRepoFile(file: string): boolean {
+  return file.length <= 1024 && file.split('/').every((part) => SAFE_FILE_PART.test(part));
+}
 
 function validName(part: string): boolean {
   return part.length <= 96 && NAME.test(part) && !part.includes('--') && !part.includes('..');

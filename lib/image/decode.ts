@@ -3,12 +3,12 @@
  * profiles), without EXIF rotation unless asked, and keeping the image's mode: grayscale stays one channel,
  * alpha stays, palette and bilevel images are marked so the resize uses NEAREST as Pillow's does.
  */
-import { readFile } from 'node:fs/promises';
 import sharp, { type SharpOptions } from 'sharp';
 import { ClipError } from '../errors.js';
+import { readRegularFile } from '../fs/read-file.js';
 import { invalid, mismatch } from '../validate.js';
 import { paletteLookup } from './palette.js';
-import { DEFAULT_MAX_PIXELS, type DecodedImage, type ImageSource, type PixelMode, type RawImage } from './types.js';
+import { DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS, type DecodedImage, type ImageSource, type PixelMode, type RawImage } from './types.js';
 
 /** Formats Pillow reads too; sharp's others (SVG, PDF, raw camera files, ...) are refused. */
 const FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif']);
@@ -16,6 +16,8 @@ const FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif']);
 export interface DecodeOptions {
   autoOrient?: boolean;
   maxPixels?: number;
+  /** Longer side / shorter side above this is refused from the header (default DEFAULT_MAX_ASPECT_RATIO). */
+  maxAspectRatio?: number;
 }
 
 function isRawImage(v: unknown): v is RawImage {
@@ -26,13 +28,13 @@ function tooLarge(label: string, width: number, height: number, maxPixels: numbe
   return new ClipError('E_INPUT_TOO_LARGE', `${label}: ${width}x${height} is ${width * height} pixels, more than the limit of ${maxPixels} (option maxPixels)`, { subject: label });
 }
 
-function fromRaw(raw: RawImage, label: string, maxPixels: number): DecodedImage {
+function fromRaw(raw: RawImage, label: string, maxPixels: number, options: DecodeOptions): DecodedImage {
   const { data, width, height, channels } = raw;
   if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray)) throw invalid('a Uint8Array of 8-bit samples', `${label}: data`, data, label);
   if (!Number.isSafeInteger(width) || width < 1) throw invalid('a positive integer', `${label}: width`, width, label);
   if (!Number.isSafeInteger(height) || height < 1) throw invalid('a positive integer', `${label}: height`, height, label);
   if (channels !== 1 && channels !== 2 && channels !== 3 && channels !== 4) throw invalid('1, 2, 3 or 4', `${label}: channels`, channels, label);
-  if (width * height > maxPixels) throw tooLarge(label, width, height, maxPixels);
+  checkShape(label, width, height, { ...options, maxPixels });
   if (data.length !== width * height * channels) {
     throw mismatch(`${width}x${height}x${channels} = ${width * height * channels} bytes`, `${label}: data`, `${data.length} bytes`, label);
   }
@@ -52,13 +54,33 @@ function laToRgba(la: Uint8Array): Uint8Array {
   return out;
 }
 
-async function readBytes(file: string, label: string): Promise<Uint8Array> {
+/**
+ * The largest image file read: 8 bytes per allowed pixel (16-bit RGBA, uncompressed) plus 1 MiB of headers and
+ * metadata, at most 1 GiB. A file cannot hold a decodable image within maxPixels and be larger by much.
+ */
+export function maxImageFileBytes(maxPixels: number): number {
+  return Math.min(2 ** 30, 2 ** 20 + 8 * maxPixels);
+}
+
+/** The file's bytes; a FIFO, device or directory is refused without reading (E_IO), a huge file from its size. */
+async function readBytes(file: string, label: string, maxPixels: number): Promise<Uint8Array> {
   try {
-    return await readFile(file);
+    return await readRegularFile(file, { what: 'image', maxBytes: maxImageFileBytes(maxPixels) });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new ClipError('E_NOT_FOUND', `${label}: no such file`, { subject: file, cause: err });
-    throw new ClipError('E_IO', `${label}: cannot read the file (${(err as Error).message})`, { subject: file, cause: err });
+    if (!(err instanceof ClipError)) throw err;
+    const message = err.code === 'E_NOT_FOUND' ? 'no such file' : err.message;
+    throw new ClipError(err.code, `${label}: ${message}`, { subject: file, cause: err });
+  }
+}
+
+/** Refuses extreme shapes from the header, before any pixel is decoded (1 x 30,000,000 would take ~25 s). */
+function checkShape(label: string, width: number, height: number, options: DecodeOptions): void {
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  if (width * height > maxPixels) throw tooLarge(label, width, height, maxPixels);
+  const maxRatio = options.maxAspectRatio ?? DEFAULT_MAX_ASPECT_RATIO;
+  const ratio = Math.max(width, height) / Math.min(width, height);
+  if (ratio > maxRatio) {
+    throw new ClipError('E_INPUT_TOO_LARGE', `${label}: ${width}x${height} has an aspect ratio of ${Math.round(ratio)}:1, over the limit of ${maxRatio}:1 (option maxAspectRatio)`, { subject: label });
   }
 }
 
@@ -79,7 +101,7 @@ async function decodeEncoded(bytes: Uint8Array, label: string, subject: string, 
   try {
     const meta = await sharp(input, sharpOptions).metadata();
     if (!FORMATS.has(meta.format)) throw new ClipError('E_IMAGE_DECODE', `${label}: unsupported image format ${meta.format}`, { subject });
-    if (meta.width * meta.height > maxPixels) throw tooLarge(label, meta.width, meta.height, maxPixels);
+    checkShape(label, meta.width, meta.height, options);
 
     let pipeline = sharp(input, sharpOptions);
     let kind: DecodedImage['kind'] = 'plain';
@@ -117,12 +139,13 @@ async function decodeEncoded(bytes: Uint8Array, label: string, subject: string, 
 
 /**
  * Decodes a file path, encoded bytes or raw pixels. `label` names the input in errors (a path or `input #i`).
- * Errors: E_NOT_FOUND, E_IO, E_IMAGE_DECODE, E_INPUT_TOO_LARGE, E_INVALID_ARGUMENT.
+ * Errors: E_NOT_FOUND, E_IO (not a regular file), E_IMAGE_DECODE, E_INPUT_TOO_LARGE (pixels, aspect ratio,
+ * file size), E_INVALID_ARGUMENT.
  */
 export async function decodeImage(source: ImageSource, label: string, options: DecodeOptions = {}): Promise<DecodedImage> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (typeof source === 'string') return decodeEncoded(await readBytes(source, label), label, source, options);
+  if (typeof source === 'string') return decodeEncoded(await readBytes(source, label, maxPixels), label, source, options);
   if (source instanceof Uint8Array) return decodeEncoded(source, label, label, options);
-  if (isRawImage(source)) return fromRaw(source, label, maxPixels);
+  if (isRawImage(source)) return fromRaw(source, label, maxPixels, options);
   throw invalid('a file path, a Buffer/Uint8Array of an encoded image or raw pixels {data, width, height, channels}', `${label}: image`, source, label);
 }

@@ -13,7 +13,7 @@ import { preprocessSpecFor } from './spec.js';
 import type { ImagePreprocessor } from '../backends/types.js';
 import { wasmBackend, wasmPreprocessor } from '../backends/wasm.js';
 import { imageAddon } from './native.js';
-import { DEFAULT_MAX_PIXELS, type DecodedImage, type ImageSource, type PreprocessImageOptions } from './types.js';
+import { DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS, type DecodedImage, type ImageSource, type PreprocessImageOptions } from './types.js';
 
 function checkConfig(cfg: PreprocessConfig): void {
   if (!is.plainObject(cfg)) throw invalid('a preprocess config {size, mean, std, interpolation, resizeMode, fillColor}', 'config', cfg);
@@ -27,10 +27,13 @@ function checkConfig(cfg: PreprocessConfig): void {
   if (!is.finite(cfg.fillColor)) throw invalid('a finite number', 'config.fillColor', cfg.fillColor);
 }
 
-function checkOptions(options: PreprocessImageOptions | undefined): { maxPixels: number; concurrency: number; autoOrient: boolean } {
+function checkOptions(options: PreprocessImageOptions | undefined): { maxPixels: number; maxAspectRatio: number; concurrency: number; autoOrient: boolean } {
   const o = optionsObject(options, 'options');
+  const maxAspectRatio = o.maxAspectRatio ?? DEFAULT_MAX_ASPECT_RATIO;
+  if (!(typeof maxAspectRatio === 'number' && maxAspectRatio >= 1)) throw invalid('a number >= 1', 'options.maxAspectRatio', maxAspectRatio);
   return {
     maxPixels: optionalIntegerIn(o.maxPixels, 'options.maxPixels', 1, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_PIXELS),
+    maxAspectRatio,
     concurrency: optionalIntegerIn(o.concurrency, 'options.concurrency', 1, 256, Math.min(4, availableParallelism())),
     autoOrient: optionalBool(o.autoOrient, 'options.autoOrient') ?? false,
   };
@@ -81,7 +84,7 @@ export async function preprocessImages(
 ): Promise<Float32Array> {
   if (!Array.isArray(inputs)) throw invalid('an array of file paths, encoded images or raw pixels', 'images', inputs);
   checkConfig(cfg);
-  const { maxPixels, concurrency, autoOrient } = checkOptions(options);
+  const { maxPixels, maxAspectRatio, concurrency, autoOrient } = checkOptions(options);
   if (engine === defaultPreprocessor) failEarlyWithoutEngine();
   const per = 3 * cfg.size * cfg.size;
   const out = new Float32Array(inputs.length * per);
@@ -91,7 +94,7 @@ export async function preprocessImages(
     while (failures.length === 0 && next < inputs.length) {
       const i = next++;
       try {
-        const image = await decodeImage(inputs[i], labelOf(inputs[i], i), { autoOrient, maxPixels });
+        const image = await decodeImage(inputs[i], labelOf(inputs[i], i), { autoOrient, maxPixels, maxAspectRatio });
         await transformDecoded(image, cfg, out.subarray(i * per, (i + 1) * per), engine);
       } catch (error) {
         failures.push({ index: i, error });

@@ -99,6 +99,7 @@ export class BatchScheduler {
         if (i >= 0) {
           tower.queue.splice(i, 1);
           tower.rows -= job.rows;
+          this.pump(); // re-plans the wait timer, which must not outlive the jobs it waits for
         }
         job.reject(signal?.reason);
       };

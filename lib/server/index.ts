@@ -19,11 +19,13 @@ import { ServerMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { type ServerOptions, resolveServerOptions } from './options.js';
 import { registerRoutes } from './routes.js';
+import { type ServerServices, isWorkRoute, registerServices } from './services.js';
 import { Admission } from './work.js';
 import { invalid, optionsObject } from '../validate.js';
 
 export { HttpError, type ServerErrorCode } from './errors.js';
 export { SERVER_DEFAULTS, type ServerOptions } from './options.js';
+export type { ServerServices } from './services.js';
 
 export interface ShutdownOptions {
   /** Longest wait for accepted requests before closing anyway (default 30000 ms). */
@@ -47,11 +49,22 @@ function packageVersion(): string {
   }
 }
 
-export async function createServer(clip: Clip, serverOptions: ServerOptions = {}): Promise<ClipServer> {
+export async function createServer(clip: Clip, serverOptions: ServerOptions = {}, services: ServerServices = {}): Promise<ClipServer> {
   if (typeof (clip as Partial<Clip> | null)?.embedImages !== 'function') throw invalid('a loaded Clip (from Clip.load)', 'clip', clip);
   optionsObject(serverOptions, 'serverOptions');
+  optionsObject(services, 'services');
   const options = resolveServerOptions(serverOptions);
-  const app = Fastify({ logger: options.logger, bodyLimit: options.maxBodyBytes, return503OnClosing: true, forceCloseConnections: 'idle' });
+  const app = Fastify({
+    logger: options.logger,
+    bodyLimit: options.maxBodyBytes,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    // Slow clients are cut off: headers, the whole request (408), silence, and idle keep-alive connections.
+    http: { headersTimeout: options.headersTimeoutMs, requestTimeout: options.bodyTimeoutMs, connectionsCheckingInterval: Math.min(1000, options.headersTimeoutMs) },
+    requestTimeout: options.bodyTimeoutMs,
+    connectionTimeout: options.idleTimeoutMs,
+    keepAliveTimeout: options.keepAliveTimeoutMs,
+  });
   let draining = false;
   let inFlight = 0;
   let idle: (() => void)[] = [];
@@ -74,7 +87,7 @@ export async function createServer(clip: Clip, serverOptions: ServerOptions = {}
 
   // Work routes: refused while draining; accepted ones are counted until their response is closed.
   app.addHook('onRequest', async (request, reply) => {
-    if (!request.url.startsWith('/v1/')) return;
+    if (!isWorkRoute(request.url)) return;
     if (draining) {
       reply.header('connection', 'close');
       throw new HttpError(503, 'E_UNAVAILABLE', 'the server is shutting down', options.retryAfterSeconds);
@@ -85,7 +98,12 @@ export async function createServer(clip: Clip, serverOptions: ServerOptions = {}
       if (inFlight === 0) for (const resolve of idle.splice(0)) resolve();
     });
   });
+  // While draining, every answer closes its connection, and connections left idle are closed at once.
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close');
+  });
   app.addHook('onResponse', async (request, reply) => {
+    if (draining) app.server.closeIdleConnections();
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
     metrics.latency.observe({ route, method: request.method }, reply.elapsedTime / 1000);
@@ -109,6 +127,7 @@ export async function createServer(clip: Clip, serverOptions: ServerOptions = {}
   app.get('/openapi.json', async () => openapi);
 
   registerRoutes(app, { engine, admission, metrics, options });
+  registerServices(app, { engine, admission, metrics, options }, services, { version: packageVersion(), draining: () => draining });
 
   const waitIdle = (graceMs: number) =>
     new Promise<void>((resolve) => {
@@ -120,10 +139,19 @@ export async function createServer(clip: Clip, serverOptions: ServerOptions = {}
       });
     });
 
+  /** Closes the server; connections still open after the grace period (requests not done in time) are cut. */
+  const closeNow = async () => {
+    const closed = app.close();
+    app.server.closeAllConnections();
+    await closed;
+    // A forward pass cannot be interrupted: let it end before the caller disposes the model.
+    while (engine.scheduler.running) await new Promise((r) => setTimeout(r, 10));
+  };
   let closing: Promise<void> | undefined;
   const shutdown = (shutdownOptions: ShutdownOptions = {}) => {
     draining = true;
-    closing ??= waitIdle(shutdownOptions.graceMs ?? 30_000).then(() => app.close());
+    app.server.closeIdleConnections();
+    closing ??= waitIdle(shutdownOptions.graceMs ?? 30_000).then(closeNow);
     return closing;
   };
   app.addHook('onClose', async () => {

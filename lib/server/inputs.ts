@@ -2,6 +2,7 @@
 import type { FastifyRequest } from 'fastify';
 import { ClipError } from '../errors.js';
 import { HttpError } from './errors.js';
+import { SERVER_DEFAULTS } from './options.js';
 
 export interface MultipartBody {
   files: Buffer[];
@@ -29,16 +30,54 @@ export function stringList(value: unknown, name: string, maxItems: number): stri
   return value as string[];
 }
 
-/** Longer texts are refused (CLIP reads 77 tokens; this keeps tokenizing off the event loop's critical path). */
-export const MAX_TEXT_CHARS = 16_384;
+/** The default longest text (CLIP reads 77 tokens; the limit bounds the tokenizer's work per request). */
+export const MAX_TEXT_CHARS = SERVER_DEFAULTS.maxTextChars;
+
+/** How much text one request may bring: items, characters per item, characters in all. */
+export interface TextLimits {
+  maxItems: number;
+  maxTextChars: number;
+  maxRequestTextChars: number;
+}
+
+function tooLarge(message: string): HttpError {
+  return new HttpError(413, 'E_INPUT_TOO_LARGE', message);
+}
+
+/** 413 for a string over maxTextChars, naming it. */
+export function checkTextLength(text: string, name: string, maxTextChars: number): string {
+  if (text.length > maxTextChars) throw tooLarge(`${name} has ${text.length} characters, more than the limit of ${maxTextChars}`);
+  return text;
+}
+
+/** 413 when the request's texts, all together, are over maxRequestTextChars. */
+export function checkRequestText(totalChars: number, what: string, maxRequestTextChars: number): void {
+  if (totalChars > maxRequestTextChars) throw tooLarge(`${what}: ${totalChars} characters in all, more than the limit of ${maxRequestTextChars} per request`);
+}
 
 /** `{"texts": [...]}` */
-export function textsFromBody(body: unknown, maxItems: number): string[] {
-  const texts = stringList(bodyObject(body).texts, 'texts', maxItems);
+export function textsFromBody(body: unknown, limits: TextLimits): string[] {
+  const texts = stringList(bodyObject(body).texts, 'texts', limits.maxItems);
+  let total = 0;
   texts.forEach((text, i) => {
-    if (text.length > MAX_TEXT_CHARS) throw new HttpError(413, 'E_INPUT_TOO_LARGE', `texts[${i}] has ${text.length} characters, more than the limit of ${MAX_TEXT_CHARS}`);
+    total += checkTextLength(text, `texts[${i}]`, limits.maxTextChars).length;
   });
+  checkRequestText(total, 'texts', limits.maxRequestTextChars);
   return texts;
+}
+
+/**
+ * Characters of every prompt that labels x templates expand to (open_clip's `{}` substitution, else the label
+ * appended after a space), computed without building them: a template of many `{}` must not allocate first.
+ */
+export function promptChars(labels: readonly string[], templates: readonly string[]): number {
+  const labelChars = labels.reduce((n, l) => n + l.length, 0);
+  let total = 0;
+  for (const t of templates) {
+    const holes = t.split('{}').length - 1;
+    total += holes > 0 ? labels.length * (t.length - 2 * holes) + holes * labelChars : labels.length * (t.length + 1) + labelChars;
+  }
+  return total;
 }
 
 /** Base64 (or a data: URL) to bytes; anything else is E_INVALID_ARGUMENT. */
@@ -57,7 +96,7 @@ export function imagesFromJson(body: Record<string, unknown>, maxItems: number):
 }
 
 /** Reads every part: files as buffers, fields as strings. The whole body is held to maxBytes. */
-export async function readMultipart(request: FastifyRequest, maxBytes: number, maxFiles: number): Promise<MultipartBody> {
+export async function readMultipart(request: FastifyRequest, maxBytes: number, maxFiles: number, signal?: AbortSignal): Promise<MultipartBody> {
   const files: Buffer[] = [];
   const fields = new Map<string, string[]>();
   let total = 0;
@@ -65,28 +104,45 @@ export async function readMultipart(request: FastifyRequest, maxBytes: number, m
     total += n;
     if (total > maxBytes) throw new HttpError(413, 'E_INPUT_TOO_LARGE', `the request body is larger than the limit of ${maxBytes} bytes`);
   };
-  for await (const part of request.parts({ limits: { fileSize: maxBytes, files: maxFiles, fields: 32, fieldSize: Math.min(maxBytes, 1 << 20) } })) {
-    if (part.type === 'file') {
-      const bytes = await part.toBuffer();
-      count(bytes.length);
-      files.push(bytes);
-    } else {
-      const value = typeof part.value === 'string' ? part.value : String(part.value);
-      count(value.length);
-      fields.set(part.fieldname, [...(fields.get(part.fieldname) ?? []), value]);
+  try {
+    for await (const part of request.parts({ limits: { fileSize: maxBytes, files: maxFiles, fields: 32, fieldSize: Math.min(maxBytes, 1 << 20) } })) {
+      signal?.throwIfAborted(); // nobody waits for the answer any more: stop buffering parts
+      if (part.type === 'file') {
+        const bytes = await part.toBuffer();
+        count(bytes.length);
+        files.push(bytes);
+      } else {
+        const value = typeof part.value === 'string' ? part.value : String(part.value);
+        count(value.length);
+        fields.set(part.fieldname, [...(fields.get(part.fieldname) ?? []), value]);
+      }
     }
+  } catch (err) {
+    throw signal?.aborted && err === signal.reason ? err : malformedMultipart(err);
   }
   return { files, fields };
 }
 
+/**
+ * The parser's own failures (no boundary, a body that ends mid-part, broken part headers) are the client's: 400.
+ * Typed errors and the plugin's 4xx ones (a file over the limit: 413) pass through.
+ */
+function malformedMultipart(err: unknown): unknown {
+  if (err instanceof HttpError || err instanceof ClipError) return err;
+  const status = (err as { statusCode?: unknown } | null)?.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) return err;
+  const why = err instanceof Error ? err.message : String(err);
+  return new ClipError('E_INVALID_ARGUMENT', `malformed multipart body: ${why}`, { cause: err });
+}
+
 /** Images of any accepted body: raw bytes (image/*), multipart files, or JSON base64. */
-export async function imagesFromRequest(request: FastifyRequest, maxBytes: number, maxItems: number): Promise<{ images: Buffer[]; json?: Record<string, unknown>; fields?: Map<string, string[]> }> {
+export async function imagesFromRequest(request: FastifyRequest, maxBytes: number, maxItems: number, signal?: AbortSignal): Promise<{ images: Buffer[]; json?: Record<string, unknown>; fields?: Map<string, string[]> }> {
   if (Buffer.isBuffer(request.body)) {
     if (request.body.length === 0) throw new ClipError('E_IMAGE_DECODE', 'empty image body');
     return { images: [request.body] };
   }
   if (request.isMultipart()) {
-    const { files, fields } = await readMultipart(request, maxBytes, maxItems);
+    const { files, fields } = await readMultipart(request, maxBytes, maxItems, signal);
     if (files.length === 0) throw invalid('the multipart body has no file part');
     return { images: files, fields };
   }
@@ -95,7 +151,11 @@ export async function imagesFromRequest(request: FastifyRequest, maxBytes: numbe
 }
 
 /** Labels from JSON (an array) or multipart fields (a JSON array, or comma-separated, per field). */
-export function labelsOf(json: Record<string, unknown> | undefined, fields: Map<string, string[]> | undefined, maxItems: number): string[] {
+export function labelsOf(json: Record<string, unknown> | undefined, fields: Map<string, string[]> | undefined, maxItems: number, maxTextChars: number): string[] {
+  return labelsIn(json, fields, maxItems).map((label, i) => checkTextLength(label, `labels[${i}]`, maxTextChars));
+}
+
+function labelsIn(json: Record<string, unknown> | undefined, fields: Map<string, string[]> | undefined, maxItems: number): string[] {
   if (json) return stringList(json.labels, 'labels', maxItems).map(checkLabel);
   const raw = fields?.get('labels') ?? [];
   const labels = raw.flatMap((v) => (v.trim().startsWith('[') ? stringList(parseJson(v, 'labels'), 'labels', maxItems) : v.split(',')));
@@ -107,7 +167,11 @@ export function labelsOf(json: Record<string, unknown> | undefined, fields: Map<
 }
 
 /** Templates from JSON (an array) or multipart fields (a JSON array, or one template per field); undefined: the default. */
-export function templatesOf(json: Record<string, unknown> | undefined, fields: Map<string, string[]> | undefined, maxItems: number): string[] | undefined {
+export function templatesOf(json: Record<string, unknown> | undefined, fields: Map<string, string[]> | undefined, maxItems: number, maxTextChars: number): string[] | undefined {
+  return templatesIn(json, fields, maxItems)?.map((template, i) => checkTextLength(template, `templates[${i}]`, maxTextChars));
+}
+
+function templatesIn(json: Record<string, unknown> | undefined, fields: Map<string, string[]> | undefined, maxItems: number): string[] | undefined {
   if (json) return json.templates === undefined ? undefined : stringList(json.templates, 'templates', maxItems);
   const raw = fields?.get('templates') ?? fields?.get('template');
   if (!raw) return undefined;

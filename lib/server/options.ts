@@ -21,6 +21,21 @@ export interface ServerOptions {
   maxPixels?: number;
   /** Most texts, images or labels in one request (default 256). */
   maxItems?: number;
+  /** Longest text, label or template in characters; longer ones answer 413 (default 16384). */
+  maxTextChars?: number;
+  /** Most characters one request may give the tokenizer, all texts or prompts together (default 1 MiB). */
+  maxRequestTextChars?: number;
+  /** Time a client has to send the request headers (default 10000 ms); slower ones are cut off. */
+  headersTimeoutMs?: number;
+  /** Time a client has to send the whole request, body included (default 60000 ms); slower ones get 408. */
+  bodyTimeoutMs?: number;
+  /**
+   * A connection silent this long is closed (default: the larger of 60000 ms and timeoutMs + 5000, so a request
+   * being computed is never cut off); it must exceed timeoutMs.
+   */
+  idleTimeoutMs?: number;
+  /** An idle keep-alive connection is closed after this long (default 5000 ms). */
+  keepAliveTimeoutMs?: number;
   /** Zero-shot classifiers kept, keyed by labels + templates (default 64). */
   classifierCacheSize?: number;
   /** Seconds in the Retry-After header of 429 and 503 answers (default 1). */
@@ -29,9 +44,11 @@ export interface ServerOptions {
   logger?: boolean | { level: string };
 }
 
-export type ResolvedServerOptions = Required<Omit<ServerOptions, 'maxImageBatch'>> & { maxImageBatch: number };
+type Derived = 'maxImageBatch' | 'idleTimeoutMs';
 
-export const SERVER_DEFAULTS: Required<Omit<ServerOptions, 'maxImageBatch'>> = {
+export type ResolvedServerOptions = Required<Omit<ServerOptions, Derived>> & { maxImageBatch: number; idleTimeoutMs: number };
+
+export const SERVER_DEFAULTS: Required<Omit<ServerOptions, Derived>> = {
   maxBatch: 32,
   maxWaitMs: 0,
   maxQueue: 256,
@@ -39,6 +56,11 @@ export const SERVER_DEFAULTS: Required<Omit<ServerOptions, 'maxImageBatch'>> = {
   maxBodyBytes: 32 * 1024 * 1024,
   maxPixels: 40_000_000,
   maxItems: 256,
+  maxTextChars: 16_384,
+  maxRequestTextChars: 1 << 20,
+  headersTimeoutMs: 10_000,
+  bodyTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 5_000,
   classifierCacheSize: 64,
   retryAfterSeconds: 1,
   logger: false,
@@ -53,6 +75,12 @@ const RANGES: Partial<Record<keyof ServerOptions, [number, number]>> = {
   maxBodyBytes: [1, 2 ** 31 - 1],
   maxPixels: [1, 2 ** 40],
   maxItems: [1, 65_536],
+  maxTextChars: [1, 1 << 24],
+  maxRequestTextChars: [1, 1 << 30],
+  headersTimeoutMs: [1, 3_600_000],
+  bodyTimeoutMs: [1, 3_600_000],
+  idleTimeoutMs: [1, 7_200_000],
+  keepAliveTimeoutMs: [1, 3_600_000],
   classifierCacheSize: [0, 100_000],
   retryAfterSeconds: [0, 3600],
 };
@@ -61,9 +89,15 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
   const resolved = { ...SERVER_DEFAULTS } as Record<string, unknown>;
   for (const [key, value] of Object.entries(options)) if (value !== undefined) resolved[key] = value;
   resolved.maxImageBatch ??= resolved.maxBatch;
+  const explicitIdle = resolved.idleTimeoutMs !== undefined;
+  if (typeof resolved.timeoutMs === 'number') resolved.idleTimeoutMs ??= Math.max(60_000, resolved.timeoutMs + 5_000);
   for (const [key, [lo, hi]] of Object.entries(RANGES) as [keyof ServerOptions, [number, number]][]) {
     const v = resolved[key];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new ClipError('E_INVALID_ARGUMENT', `${key} must be an integer in ${lo}..${hi}, got ${String(v)}`);
   }
-  return resolved as ResolvedServerOptions;
+  const r = resolved as ResolvedServerOptions;
+  if (explicitIdle && r.idleTimeoutMs <= r.timeoutMs) throw new ClipError('E_INVALID_ARGUMENT', `idleTimeoutMs (${r.idleTimeoutMs}) must exceed timeoutMs (${r.timeoutMs}), or a request being computed would be cut off`);
+  if (r.headersTimeoutMs > r.bodyTimeoutMs) throw new ClipError('E_INVALID_ARGUMENT', `headersTimeoutMs (${r.headersTimeoutMs}) must not exceed bodyTimeoutMs (${r.bodyTimeoutMs})`);
+  if (r.maxTextChars > r.maxRequestTextChars) throw new ClipError('E_INVALID_ARGUMENT', `maxTextChars (${r.maxTextChars}) must not exceed maxRequestTextChars (${r.maxRequestTextChars})`);
+  return r;
 }

@@ -1,9 +1,10 @@
 /** The /v1 endpoints: text and image embeddings, zero-shot classification. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DEFAULT_TEMPLATES } from '../clip.js';
 import { ClipError } from '../errors.js';
 import { rank } from './classifiers.js';
 import type { Engine } from './engine.js';
-import { imagesFromRequest, labelsOf, templatesOf, textsFromBody } from './inputs.js';
+import { checkRequestText, imagesFromRequest, labelsOf, promptChars, templatesOf, textsFromBody } from './inputs.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ResolvedServerOptions } from './options.js';
 import type { Admission, RequestWork } from './work.js';
@@ -49,29 +50,30 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
 
   app.post('/v1/embeddings/text', (request, reply) =>
     admitted(request, reply, async (work) => {
-      const texts = textsFromBody(request.body, options.maxItems);
+      const texts = textsFromBody(request.body, options);
       return { embeddings: rowsOf(await engine.embedTexts(texts, work), engine.dim), dim: engine.dim };
     }),
   );
 
   app.post('/v1/embeddings/image', (request, reply) =>
     admitted(request, reply, async (work) => {
-      const { images } = await imagesFromRequest(request, options.maxBodyBytes, options.maxItems);
-      const pixels = await engine.preprocess(images);
+      const { images } = await imagesFromRequest(request, options.maxBodyBytes, options.maxItems, work.signal);
+      const pixels = await engine.preprocess(images, work.signal);
       return { embeddings: rowsOf(await engine.embedPixels(pixels, images.length, work), engine.dim), dim: engine.dim };
     }),
   );
 
   app.post('/v1/classify', (request, reply) =>
     admitted(request, reply, async (work) => {
-      const { images, json, fields } = await imagesFromRequest(request, options.maxBodyBytes, options.maxItems);
-      const labels = labelsOf(json, fields, options.maxItems);
-      const templates = templatesOf(json, fields, MAX_TEMPLATES);
+      const { images, json, fields } = await imagesFromRequest(request, options.maxBodyBytes, options.maxItems, work.signal);
+      const labels = labelsOf(json, fields, options.maxItems, options.maxTextChars);
+      const templates = templatesOf(json, fields, MAX_TEMPLATES, options.maxTextChars);
       const top = topOf(json ? json.top : fields?.get('top')?.[0]);
       if (labels.length * (templates?.length ?? 1) > MAX_PROMPTS) {
         throw new ClipError('E_INPUT_TOO_LARGE', `labels x templates must be at most ${MAX_PROMPTS} prompts`);
       }
-      const pixels = await engine.preprocess(images);
+      checkRequestText(promptChars(labels, templates ?? DEFAULT_TEMPLATES), 'the prompts (labels x templates)', options.maxRequestTextChars);
+      const pixels = await engine.preprocess(images, work.signal);
       const { hit, classifier } = engine.classifier(labels, templates);
       ctx.metrics.classifierCache.inc({ result: hit ? 'hit' : 'miss' });
       const [zs, embeds] = await Promise.all([classifier, engine.embedPixels(pixels, images.length, work)]);

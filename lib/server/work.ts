@@ -32,6 +32,8 @@ export class RequestWork {
   private readonly controller = new AbortController();
   private readonly timer: NodeJS.Timeout;
   private released = false;
+  /** The request's work, once race() was given it; the ticket is held until it settles. */
+  private tracked: Promise<unknown> | undefined;
   /** Whether any of its jobs entered a forward pass. */
   started = false;
 
@@ -61,6 +63,7 @@ export class RequestWork {
   /** Settles with `work`, or rejects at the deadline: 503 if nothing ran yet, 504 otherwise. */
   async race<T>(work: Promise<T>): Promise<T> {
     work.catch(() => {}); // a late failure after the deadline is not unhandled
+    this.tracked = work;
     const signal = this.controller.signal;
     let onAbort: (() => void) | undefined;
     const deadline = new Promise<never>((_, reject) => {
@@ -80,9 +83,27 @@ export class RequestWork {
     }
   }
 
+  /**
+   * The request was answered. Work still running (after a 503/504 or a client that left) is told to stop through
+   * the signal, and keeps its admission ticket until it has, so max-queue bounds abandoned work too.
+   */
   finish(): void {
     clearTimeout(this.timer);
-    this.release();
+    const tracked = this.tracked;
+    if (!tracked) return this.release();
+    let settled = false;
+    const done = () => {
+      settled = true;
+      clearTimeout(cap);
+      this.release();
+    };
+    // Held at most one more timeout, should the work never settle (a body stream that neither ends nor fails).
+    const cap = setTimeout(done, this.timeoutMs);
+    cap.unref();
+    tracked.then(done, done);
+    queueMicrotask(() => {
+      if (!settled && !this.controller.signal.aborted) this.controller.abort(TIMEOUT);
+    });
   }
 
   private release(): void {

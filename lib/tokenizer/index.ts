@@ -3,7 +3,7 @@
  * lowercase, the CLIP word regex, byte-level BPE, start/end tokens, truncation and zero padding.
  */
 import { ClipError } from '../errors.js';
-import { bpeSymbols, bytesToUnicode } from './bpe.js';
+import { bpeSteps, bpeSymbols, bytesToUnicode } from './bpe.js';
 import { cleanLower, isPlainAscii } from './clean.js';
 import { splitPlainAsciiWords, splitWords } from './words.js';
 import { loadVocabulary, type Vocabulary, type VocabularySource } from './vocabulary.js';
@@ -26,6 +26,8 @@ const UTF8 = new TextEncoder();
 
 /** Unique words the BPE cache keeps before it starts over (Python's cache is unbounded). */
 const MAX_CACHED_WORDS = 200_000;
+/** tokenizeAsync runs the BPE of longer words in steps, yielding between them. */
+const LONG_WORD = 1024;
 /** Above this many words, the scratch list is dropped after use rather than kept for reuse. */
 const MAX_KEPT_WORDS = 4096;
 
@@ -33,6 +35,39 @@ function isStringArray(value: unknown): value is string[] {
   if (!Array.isArray(value)) return false;
   for (let i = 0; i < value.length; i++) if (typeof value[i] !== 'string') return false; // holes included
   return true;
+}
+
+/** Fills one row: start id, BPE ids while they fit, then the end id (forced into the last slot when cut). */
+class RowWriter {
+  private n = 1;
+  private truncated = false;
+
+  constructor(
+    private readonly out: Int32Array,
+    private readonly base: number,
+    private readonly contextLength: number,
+    startId: number,
+  ) {
+    out[base] = startId;
+  }
+
+  /** Appends ids; false once the row is full (later words cannot change it). */
+  add(ids: readonly number[]): boolean {
+    for (let i = 0; i < ids.length; i++) {
+      if (this.n === this.contextLength) {
+        this.truncated = true;
+        return false;
+      }
+      this.out[this.base + this.n++] = ids[i];
+    }
+    return true;
+  }
+
+  finish(endId: number): void {
+    // Too long for the row: open_clip cuts it and makes the last kept id the end token.
+    if (this.truncated || this.n === this.contextLength) this.out[this.base + this.contextLength - 1] = endId;
+    else this.out[this.base + this.n] = endId;
+  }
 }
 
 export class ClipTokenizer {
@@ -76,27 +111,63 @@ export class ClipTokenizer {
     this.checkContextLength(contextLength);
     const out = new Int32Array(list.length * contextLength);
     for (let row = 0; row < list.length; row++) {
-      const base = row * contextLength;
-      out[base] = this.startId;
-      let n = 1;
-      let truncated = false;
       const count = this.splitText(list[row]);
-      words: for (let w = 0; w < count; w++) {
-        const ids = this.wordIds(this.words[w]);
-        for (let i = 0; i < ids.length; i++) {
-          if (n === contextLength) {
-            truncated = true;
-            break words;
-          }
-          out[base + n++] = ids[i];
-        }
-      }
-      // Too long for the row: open_clip cuts it and makes the last kept id the end token.
-      if (truncated || n === contextLength) out[base + contextLength - 1] = this.endId;
-      else out[base + n] = this.endId;
+      const writer = new RowWriter(out, row * contextLength, contextLength, this.startId);
+      for (let w = 0; w < count && writer.add(this.wordIds(this.words[w])); w++);
+      writer.finish(this.endId);
       this.releaseWords(count);
     }
     return out;
+  }
+
+  /**
+   * tokenize() in slices: texts one at a time, the BPE of long words in steps, yielding to the event loop
+   * (setImmediate) after `sliceMs` of work so a server stays responsive; an aborted `signal` stops it with
+   * signal.reason. Words past a full row are not tokenized at all.
+   */
+  async tokenizeAsync(texts: string | string[], contextLength = DEFAULT_CONTEXT_LENGTH, options: { signal?: AbortSignal; sliceMs?: number } = {}): Promise<Int32Array> {
+    const list = this.checkTexts(texts);
+    this.checkContextLength(contextLength);
+    const sliceMs = options.sliceMs ?? 10;
+    const out = new Int32Array(list.length * contextLength);
+    let sliceStart = performance.now();
+    const pause = async (): Promise<void> => {
+      if (performance.now() - sliceStart < sliceMs) return;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      options.signal?.throwIfAborted();
+      sliceStart = performance.now();
+    };
+    for (let row = 0; row < list.length; row++) {
+      options.signal?.throwIfAborted();
+      const count = this.splitText(list[row]);
+      const words = this.words.slice(0, count); // the scratch list is shared with calls made while this one waits
+      this.releaseWords(count);
+      await pause();
+      const writer = new RowWriter(out, row * contextLength, contextLength, this.startId);
+      for (const word of words) {
+        const ids = word.length > LONG_WORD && !this.cache.has(word) ? await this.longWordIds(word, pause) : this.wordIds(word);
+        if (!writer.add(ids)) break;
+        await pause();
+      }
+      writer.finish(this.endId);
+    }
+    options.signal?.throwIfAborted();
+    return out;
+  }
+
+  /** wordIds() of a long word, its merges and id lookups in steps with `pause` between them. */
+  private async longWordIds(word: string, pause: () => Promise<void>): Promise<number[]> {
+    const steps = bpeSteps(word, this.vocab.ranks, 1024);
+    let step = steps.next();
+    for (; !step.done; step = steps.next()) await pause();
+    const symbols = step.value;
+    const ids: number[] = [];
+    for (let i = 0; i < symbols.length; i += 1024) {
+      for (const id of this.idsOf(symbols.slice(i, i + 1024))) ids.push(id);
+      await pause();
+    }
+    this.remember(word, ids);
+    return ids;
   }
 
   /** Like tokenize(), as one plain array per text. */
@@ -138,11 +209,15 @@ export class ClipTokenizer {
   private wordIds(word: string): number[] {
     let ids = this.cache.get(word);
     if (ids === undefined) {
-      ids = this.bpeIds(word);
-      if (this.cache.size >= MAX_CACHED_WORDS) this.resetCache();
-      this.cache.set(word, ids);
+      ids = this.idsOf(bpeSymbols(word, this.vocab.ranks));
+      this.remember(word, ids);
     }
     return ids;
+  }
+
+  private remember(word: string, ids: number[]): void {
+    if (this.cache.size >= MAX_CACHED_WORDS) this.resetCache();
+    this.cache.set(word, ids);
   }
 
   private resetCache(): void {
@@ -158,8 +233,8 @@ export class ClipTokenizer {
     return out;
   }
 
-  private bpeIds(word: string): number[] {
-    return bpeSymbols(word, this.vocab.ranks).map((symbol) => {
+  private idsOf(symbols: string[]): number[] {
+    return symbols.map((symbol) => {
       const id = this.vocab.encoder.get(symbol);
       if (id === undefined) {
         throw new ClipError('E_VOCAB', `the vocabulary has no id for BPE symbol ${JSON.stringify(symbol)}`, {

@@ -6,8 +6,10 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
 import { ClipError } from '../errors.js';
+import { FILE_LIMITS, readRegularFile } from '../fs/read-file.js';
 import { END_OF_WORD, bytesToUnicode, pairKey, vocabularyByteOrder } from './bpe.js';
 import { collapseWhitespace } from './clean.js';
 
@@ -149,16 +151,29 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
+/** A vocabulary file, bounded: missing is E_NOT_FOUND; a FIFO, device, directory or oversized file E_VOCAB. */
 async function readFile(p: string, what: string): Promise<Buffer> {
   try {
-    return await fs.readFile(p);
+    return await readRegularFile(p, { what, maxBytes: FILE_LIMITS.vocabulary });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new ClipError('E_NOT_FOUND', `${what} not found: ${p}`, { subject: p, cause: err });
-    if (code === 'EISDIR') throw vocabError(p, `${what} is a directory`, err);
-    throw new ClipError('E_IO', `cannot read ${what} ${p}: ${(err as Error).message}`, { subject: p, cause: err });
+    if (err instanceof ClipError && err.code !== 'E_NOT_FOUND') throw vocabError(p, err.message, err);
+    throw err;
   }
 }
+
+/** Gunzips off the main thread, stopping at FILE_LIMITS.vocabulary bytes (a gzip bomb fails fast). */
+async function gunzipBounded(compressed: Buffer, file: string): Promise<Buffer> {
+  try {
+    return await gunzipAsync(compressed, { maxOutputLength: FILE_LIMITS.vocabulary });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw vocabError(file, `the BPE vocabulary inflates to more than ${FILE_LIMITS.vocabulary} bytes (open_clip's is 3.2 MB): not a vocabulary`, err);
+    }
+    throw vocabError(file, 'the BPE vocabulary is not a valid gzip file', err);
+  }
+}
+
+const gunzipAsync = promisify(gunzip);
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -172,12 +187,7 @@ function decodeText(bytes: Buffer, subject: string): string {
 
 async function loadBpeGz(file: string): Promise<Vocabulary> {
   const compressed = await readFile(file, 'BPE vocabulary');
-  let raw: Buffer;
-  try {
-    raw = gunzipSync(compressed);
-  } catch (err) {
-    throw vocabError(file, 'the BPE vocabulary is not a valid gzip file', err);
-  }
+  const raw = await gunzipBounded(compressed, file);
   return vocabularyFromBpeText(decodeText(raw, file), file);
 }
 

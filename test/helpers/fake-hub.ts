@@ -57,6 +57,11 @@ export interface FakeHub {
   corruptNext(name: string): void;
   /** The next `count` requests to the Hub server answer 503. */
   failNext(count: number): void;
+  /**
+   * A hostile Hub: every response of the Hub server (not the CDN) has its headers passed through `rewrite`
+   * first (undefined turns it off). Used to send `../..` commits, unsafe etags, redirects to file: URLs.
+   */
+  tamper(rewrite: ((headers: Record<string, string>, req: http.IncomingMessage) => Record<string, string>) | undefined): void;
   /** Bodies are sent in `chunk`-byte pieces `delayMs` apart (0 turns it off). */
   throttle(chunk: number, delayMs: number): void;
   close(): Promise<void>;
@@ -97,6 +102,7 @@ export async function startFakeHub(specs: FakeRepoSpec[]): Promise<FakeHub> {
   const stalls = new Map<string, number>();
   let failures = 0;
   let pace = { chunk: 0, delayMs: 0 };
+  let rewrite: ((headers: Record<string, string>, req: http.IncomingMessage) => Record<string, string>) | undefined;
   let cdnOrigin = '';
 
   /** Sends bytes [start, end] of a file with Range support, applying the armed faults. */
@@ -165,7 +171,8 @@ export async function startFakeHub(specs: FakeRepoSpec[]): Promise<FakeHub> {
       if (!auth) return error(res, 401, 'GatedRepo', `Access to model ${repoId} is restricted. You must have access to it and be authenticated to access it. Please log in.`);
       if (auth !== `Bearer ${token}`) return error(res, 403, 'GatedRepo', `Access to model ${repoId} is restricted and you are not in the authorized list.`);
     }
-    if (revision !== 'main' && revision !== 'v1' && revision !== repo.commit) return error(res, 404, 'RevisionNotFound', `Invalid rev id: ${revision}`);
+    // A tampering (hostile) hub answers at any revision, the commit it made up included.
+    if (!rewrite && revision !== 'main' && revision !== 'v1' && revision !== repo.commit) return error(res, 404, 'RevisionNotFound', `Invalid rev id: ${revision}`);
     const info = repo.files.get(file);
     const common = { 'x-repo-commit': repo.commit };
     if (!info) return error(res, 404, 'EntryNotFound', `${file} does not exist on "${revision}"`, common);
@@ -193,6 +200,11 @@ export async function startFakeHub(specs: FakeRepoSpec[]): Promise<FakeHub> {
     return (req: http.IncomingMessage, res: http.ServerResponse) => {
       const entry: LoggedRequest = { server, method: req.method ?? '', url: req.url ?? '', range: req.headers.range, authorization: req.headers.authorization, status: 0 };
       requests.push(entry);
+      if (server === 'hub' && rewrite) {
+        const tampering = rewrite;
+        const writeHead = res.writeHead.bind(res) as (status: number, headers?: Record<string, string>) => http.ServerResponse;
+        res.writeHead = ((status: number, headers: Record<string, string> = {}) => writeHead(status, tampering({ ...headers }, req))) as typeof res.writeHead;
+      }
       const done = (status: number) => {
         entry.status = status;
       };
@@ -234,6 +246,7 @@ export async function startFakeHub(specs: FakeRepoSpec[]): Promise<FakeHub> {
     stallNext: (name, bytes) => void stalls.set(name, bytes),
     failNext: (count) => void (failures = count),
     throttle: (chunk, delayMs) => void (pace = { chunk, delayMs }),
+    tamper: (fn) => void (rewrite = fn),
     close: async () => {
       for (const s of [hubServer, cdnServer]) {
         s.closeAllConnections();
