@@ -63,7 +63,12 @@ const HOSTILE: [string, Rewrite][] = [
   ['a redirect to a data: URL', location('data:text/plain,not-weights')],
 ];
 
+let othersHfHome: string | undefined;
+
 test('hub: start the fake hub', async (t) => {
+  // Other test files loaded into the same process (npm test) set HF_HOME at load time: take it for these tests.
+  othersHfHome = process.env.HF_HOME;
+  process.env.HF_HOME = HF_HOME;
   hub = await startFakeHub([tinyRepo(REPO)]);
   t.ok(hub.endpoint.startsWith('http://127.0.0.1:'));
 });
@@ -129,6 +134,8 @@ test('hub: `download` from a hostile endpoint exits non-zero with E_NETWORK, wri
 });
 
 test('hub: stop the fake hub', async (t) => {
+  if (othersHfHome === undefined) delete process.env.HF_HOME;
+  else process.env.HF_HOME = othersHfHome;
   await hub.close();
   t.pass('closed');
 });
