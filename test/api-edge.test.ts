@@ -200,3 +200,28 @@ test('every exported entry point refuses null and wrong kinds with a typed error
     }
   }
 });
+
+test("each engine's preprocessImage keeps the memory checks: wrong buffers or a NaN spec never reach C++", async (t) => {
+  t.timeoutAfter(60_000);
+  const { arch, manifest } = await describeModel(MODEL);
+  const model = await api.getBackend(BACKEND)!.load(arch, manifest, { precision: 'fp32', device: 'cpu', threads: 1 });
+  const spec = { size: 8, resizeMode: 'shortest' as const, filter: 'bicubic' as const, fill: [0, 0, 0], mean: [0.5, 0.5, 0.5] as [number, number, number], std: [0.5, 0.5, 0.5] as [number, number, number] };
+  const px = new Uint8Array(4 * 4 * 3);
+  const out = new Float32Array(3 * 8 * 8);
+  const any = (v: unknown) => v as never;
+  try {
+    await expectAll(t, [
+      ['pixels shorter than the geometry', () => model.preprocessImage(new Uint8Array(10), 4, 4, 'RGB', spec, out)],
+      ['out too small', () => model.preprocessImage(px, 4, 4, 'RGB', spec, new Float32Array(5))],
+      ['an unknown mode', () => model.preprocessImage(px, 4, 4, any('YCbCr'), spec, out)],
+      ['fill for another mode', () => model.preprocessImage(px, 4, 4, 'RGB', { ...spec, fill: [0] }, out)],
+      ['a NaN fill', () => model.preprocessImage(px, 4, 4, 'RGB', { ...spec, fill: [Number.NaN, 0, 0] }, out)],
+      ['std 0', () => model.preprocessImage(px, 4, 4, 'RGB', { ...spec, std: [0, 1, 1] }, out)],
+      ['width 0', () => model.preprocessImage(px, 0, 4, 'RGB', spec, out)],
+    ], 'E_INVALID_ARGUMENT');
+    await model.preprocessImage(px, 4, 4, 'RGB', spec, out);
+    t.ok(out.every((v) => v === -1), `${BACKEND}: black 4x4 -> (0 - 0.5) / 0.5 = -1 everywhere`);
+  } finally {
+    model.dispose();
+  }
+});

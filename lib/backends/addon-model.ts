@@ -91,8 +91,15 @@ export function checkPixelBuffers(pixels: Uint8Array, width: number, height: num
   if (!(out instanceof Float32Array) || out.length !== 3 * spec.size * spec.size) {
     throw invalid(`a Float32Array of 3x${spec.size}x${spec.size} values`, 'preprocessImage: out', out);
   }
-  if (!Array.isArray(spec.fill) || spec.fill.length !== channels) {
-    throw invalid(`${channels} values (mode ${mode})`, 'preprocessImage: spec.fill', spec.fill);
+  if (!Array.isArray(spec.fill) || spec.fill.length !== channels || !spec.fill.every((v) => Number.isFinite(v))) {
+    throw invalid(`${channels} finite values (mode ${mode})`, 'preprocessImage: spec.fill', spec.fill);
+  }
+  // Engines convert these to floats and bytes: NaN must not reach a float-to-integer cast.
+  for (const key of ['mean', 'std'] as const) {
+    const v = spec[key];
+    if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => Number.isFinite(x) && (key === 'mean' || x > 0))) {
+      throw invalid(`3 finite numbers${key === 'std' ? ', each > 0' : ''}`, `preprocessImage: spec.${key}`, v);
+    }
   }
 }
 
