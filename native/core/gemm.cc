@@ -31,14 +31,6 @@
 #define CCLIP_K_KC 256
 #define CCLIP_K_NC 256
 #include "gemm_kernels.h"
-#undef CCLIP_K_NS
-#undef CCLIP_K_NAME
-#undef CCLIP_K_TARGET
-#undef CCLIP_K_VBYTES
-#undef CCLIP_K_MR
-#undef CCLIP_K_MC
-#undef CCLIP_K_KC
-#undef CCLIP_K_NC
 
 namespace cclip {
 

@@ -307,3 +307,15 @@ const KernelSet* kernel_set() {
 }  // namespace CCLIP_K_NS
 }  // namespace gemm_detail
 }  // namespace cclip
+
+// Each inclusion defines one variant: its parameters end here, so the next inclusion can set its own.
+#undef CCLIP_K_RCP_ESTIMATE
+#undef CCLIP_K_FMS
+#undef CCLIP_K_NS
+#undef CCLIP_K_NAME
+#undef CCLIP_K_TARGET
+#undef CCLIP_K_VBYTES
+#undef CCLIP_K_MR
+#undef CCLIP_K_MC
+#undef CCLIP_K_KC
+#undef CCLIP_K_NC

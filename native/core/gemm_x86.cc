@@ -17,16 +17,6 @@
 #define CCLIP_K_RCP_ESTIMATE(d) ((vf)_mm256_rcp_ps(d))
 #define CCLIP_K_FMS(a, b, c) ((vf)_mm256_fmsub_ps(a, b, c))
 #include "gemm_kernels.h"
-#undef CCLIP_K_RCP_ESTIMATE
-#undef CCLIP_K_FMS
-#undef CCLIP_K_NS
-#undef CCLIP_K_NAME
-#undef CCLIP_K_TARGET
-#undef CCLIP_K_VBYTES
-#undef CCLIP_K_MR
-#undef CCLIP_K_MC
-#undef CCLIP_K_KC
-#undef CCLIP_K_NC
 
 // AVX-512F: 12 x 32 tile = 24 zmm accumulators. The same source as above at twice the width; the test suite
 // runs this exact instantiation logic at 64-byte width on AVX2 hardware (gemm_test.cc, "wide" variant).
@@ -41,16 +31,6 @@
 #define CCLIP_K_RCP_ESTIMATE(d) ((vf)_mm512_maskz_rcp14_ps(static_cast<__mmask16>(0xffff), d))
 #define CCLIP_K_FMS(a, b, c) ((vf)_mm512_fmsub_ps(a, b, c))
 #include "gemm_kernels.h"
-#undef CCLIP_K_RCP_ESTIMATE
-#undef CCLIP_K_FMS
-#undef CCLIP_K_NS
-#undef CCLIP_K_NAME
-#undef CCLIP_K_TARGET
-#undef CCLIP_K_VBYTES
-#undef CCLIP_K_MR
-#undef CCLIP_K_MC
-#undef CCLIP_K_KC
-#undef CCLIP_K_NC
 
 namespace cclip {
 namespace gemm_detail {
