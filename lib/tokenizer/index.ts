@@ -7,6 +7,7 @@ import { bpeSteps, bpeSymbols, bytesToUnicode } from './bpe.js';
 import { cleanLower, isPlainAscii } from './clean.js';
 import { splitPlainAsciiWords, splitWords } from './words.js';
 import { loadVocabulary, type Vocabulary, type VocabularySource } from './vocabulary.js';
+import { invalid } from '../validate.js';
 
 export { cleanLower } from './clean.js';
 export { fixText } from './ftfy.js';
@@ -96,7 +97,7 @@ export class ClipTokenizer {
   /** BPE ids of `text`, without the start and end tokens. */
   encode(text: string): number[] {
     if (typeof text !== 'string') {
-      throw new ClipError('E_INVALID_ARGUMENT', `text to tokenize must be a string, got ${typeof text}`);
+      throw invalid('a string', 'text', text);
     }
     const ids: number[] = [];
     const count = this.splitText(text);
@@ -181,12 +182,12 @@ export class ClipTokenizer {
   private checkTexts(texts: unknown): string[] {
     if (typeof texts === 'string') return [texts];
     if (isStringArray(texts)) return texts;
-    throw new ClipError('E_INVALID_ARGUMENT', 'texts must be a string or an array of strings');
+    throw invalid('a string or an array of strings', 'texts', texts);
   }
 
   private checkContextLength(n: unknown): void {
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_CONTEXT_LENGTH) {
-      throw new ClipError('E_INVALID_ARGUMENT', `contextLength must be an integer in 1..${MAX_CONTEXT_LENGTH}, got ${String(n)}`);
+      throw invalid(`an integer between 1 and ${MAX_CONTEXT_LENGTH}`, 'contextLength', n);
     }
   }
 

@@ -12,6 +12,7 @@ import { ClipError } from '../errors.js';
 import { FILE_LIMITS, readRegularFile } from '../fs/read-file.js';
 import { END_OF_WORD, bytesToUnicode, pairKey, vocabularyByteOrder } from './bpe.js';
 import { collapseWhitespace } from './clean.js';
+import { invalid } from '../validate.js';
 
 export interface Vocabulary {
   /** BPE symbol -> id. */
@@ -215,10 +216,7 @@ export async function loadVocabulary(source: VocabularySource): Promise<Vocabula
     }
   }
   if (typeof source !== 'string' || source === '') {
-    throw new ClipError(
-      'E_INVALID_ARGUMENT',
-      'tokenizer source must be a path, { vocabJson, mergesTxt } or { bpeGz }',
-    );
+    throw invalid('a path, { vocabJson, mergesTxt } or { bpeGz }', 'tokenizer source', source);
   }
   let stat;
   try {
