@@ -6,11 +6,11 @@
 import { createRequire } from 'node:module';
 import type { ClipArchitecture } from '../architecture.js';
 import { ClipError } from '../errors.js';
-import type { TensorDType, TensorEntry, TensorManifest } from '../manifest.js';
+import type { TensorDType, TensorManifest } from '../manifest.js';
 import { AddonModel, type AddonModelHandle, addonError, checkLoadOptions, guardedProgress, selectTensors } from './addon-model.js';
 import { loadRequestJson } from './load-request.js';
 import { nativeAddonFile } from './package-root.js';
-import type { Backend, BackendLoadOptions, BackendModel, ImagePreprocessor, Precision } from './types.js';
+import type { Backend, BackendLoadOptions, BackendModel, ImagePreprocessor } from './types.js';
 
 export { findPackageRoot } from './package-root.js';
 

@@ -9,11 +9,11 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { ClipArchitecture } from '../architecture.js';
 import { ClipError } from '../errors.js';
-import type { TensorDType, TensorEntry, TensorManifest } from '../manifest.js';
+import type { TensorDType, TensorManifest } from '../manifest.js';
 import { AddonModel, type AddonModelHandle, addonError, checkLoadOptions, guardedProgress, selectTensors } from './addon-model.js';
 import { loadRequestJson } from './load-request.js';
 import { findPackageRoot } from './package-root.js';
-import type { Backend, BackendLoadOptions, BackendModel, Device, ImagePreprocessor, Precision } from './types.js';
+import type { Backend, BackendLoadOptions, BackendModel, Device, ImagePreprocessor } from './types.js';
 
 /** What the addon exports (native/torch/addon/addon.cc over native/napi). */
 interface TorchAddon {
