@@ -25,6 +25,7 @@ if [ -z "${CONVNEXT_CLIP_SKIP_TORCH:-}" ]; then apt_install libtorch-dev libopen
 # node-gyp builds against the headers of the running Node (Debian's nodejs ships them in /usr/include/node).
 if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_api.h ]; then export npm_config_nodedir=/usr; fi
 
-npm ci --no-audit --no-fund   # runs `node-gyp rebuild` for the native addon
+npm ci --no-audit --no-fund   # no install scripts of ours: the addon comes prebuilt or is built here
+npm run build:native          # the native addon from source (build/Release), which the loader prefers
 npm run build:ts
 if [ -z "${CONVNEXT_CLIP_SKIP_TORCH:-}" ]; then npm run build:torch; fi

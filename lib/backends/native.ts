@@ -1,15 +1,15 @@
 /**
- * The native CPU backend: build/Release/convnext_clip.node (native/core + native/napi + native/node). Weights are read by
+ * The native CPU backend: convnext_clip.node (native/core + native/napi + native/node), found by addon-loader.ts (a
+ * local build or the prebuilt platform package). Weights are read by
  * the addon straight from the checkpoint files named in the manifest; every load and inference runs off the
  * JavaScript thread and returns a Promise.
  */
-import { createRequire } from 'node:module';
 import type { ClipArchitecture } from '../architecture.js';
 import { ClipError } from '../errors.js';
 import type { TensorDType, TensorManifest } from '../manifest.js';
 import { AddonModel, type AddonModelHandle, addonError, checkLoadOptions, guardedProgress, selectTensors } from './addon-model.js';
 import { loadRequestJson } from './load-request.js';
-import { nativeAddonFile } from './package-root.js';
+import { nativeAddonLoad } from './addon-loader.js';
 import type { Backend, BackendLoadOptions, BackendModel, ImagePreprocessor } from './types.js';
 
 export { findPackageRoot } from './package-root.js';
@@ -28,22 +28,9 @@ interface NativeModelHandle extends AddonModelHandle {
 
 const SUPPORTED_DTYPES = new Set<TensorDType>(['F32', 'F16', 'BF16']);
 
-let cachedAddon: { addon: NativeAddon } | { error: string } | undefined;
-
 function loadAddon(): { addon: NativeAddon } | { error: string } {
-  if (cachedAddon) return cachedAddon;
-  const found = nativeAddonFile();
-  if ('error' in found) {
-    cachedAddon = found;
-    return cachedAddon;
-  }
-  try {
-    const require = createRequire(import.meta.url);
-    cachedAddon = { addon: require(found.file) as NativeAddon };
-  } catch (err) {
-    cachedAddon = { error: `cannot load the native addon ${found.file}: ${(err as Error).message}` };
-  }
-  return cachedAddon;
+  const loaded = nativeAddonLoad();
+  return loaded.ok ? { addon: loaded.addon as unknown as NativeAddon } : { error: loaded.message };
 }
 
 export const nativeBackend: Backend = {

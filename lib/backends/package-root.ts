@@ -22,14 +22,3 @@ export function findPackageRoot(start: string = path.dirname(fileURLToPath(impor
 
 /** Hides the native addon when set to `none` (as if installed with --ignore-scripts); any other value is its path. */
 export const NATIVE_ADDON_ENV = 'CONVNEXT_CLIP_ADDON';
-
-/** The native addon's file (build/Release/convnext_clip.node, or $CONVNEXT_CLIP_ADDON), or why there is none. */
-export function nativeAddonFile(): { file: string } | { error: string } {
-  const override = process.env[NATIVE_ADDON_ENV];
-  if (override === 'none') return { error: `the native addon is hidden (${NATIVE_ADDON_ENV}=none)` };
-  if (override) return existsSync(override) ? { file: path.resolve(override) } : { error: `${NATIVE_ADDON_ENV} names ${override}, which does not exist` };
-  const root = findPackageRoot();
-  if (!root) return { error: `cannot find the ${PACKAGE_NAME} package root above ${fileURLToPath(import.meta.url)}` };
-  const file = path.join(root, 'build', 'Release', 'convnext_clip.node');
-  return existsSync(file) ? { file } : { error: `the native addon is not built (${file} is missing; run \`npm run build:native\`)` };
-}

@@ -1,6 +1,5 @@
-/** The native addon's image functions (native/napi/preprocess.h); $CONVNEXT_CLIP_ADDON overrides the path, `none` hides it. */
-import { createRequire } from 'node:module';
-import { nativeAddonFile } from '../backends/package-root.js';
+/** The native addon's image functions (native/napi/preprocess.h), from the addon addon-loader.ts finds. */
+import { nativeAddonLoad } from '../backends/addon-loader.js';
 import type { PreprocessSpec } from '../backends/types.js';
 import { ClipError } from '../errors.js';
 import type { PixelMode } from './types.js';
@@ -19,15 +18,10 @@ let cached: NativeImageAddon | undefined;
 /** Loads the addon once; E_BACKEND_UNAVAILABLE says why it cannot. */
 export function imageAddon(): NativeImageAddon {
   if (cached) return cached;
-  const found = nativeAddonFile();
-  if ('error' in found) throw new ClipError('E_BACKEND_UNAVAILABLE', `this preprocessing uses the native addon: ${found.error}`);
-  const file = found.file;
-  let addon: Partial<NativeImageAddon>;
-  try {
-    addon = createRequire(import.meta.url)(file) as Partial<NativeImageAddon>;
-  } catch (err) {
-    throw new ClipError('E_BACKEND_UNAVAILABLE', `cannot load the native addon ${file}: ${(err as Error).message}`, { cause: err });
-  }
+  const loaded = nativeAddonLoad();
+  if (!loaded.ok) throw new ClipError('E_BACKEND_UNAVAILABLE', `this preprocessing uses the native addon: ${loaded.message}`);
+  const file = loaded.file;
+  const addon = loaded.addon as Partial<NativeImageAddon>;
   if (typeof addon.preprocessImage !== 'function' || typeof addon.resizeImage !== 'function') {
     throw new ClipError('E_BACKEND_UNAVAILABLE', `the native addon ${file} has no image preprocessing; rebuild it (\`npm run build:native\`)`);
   }
