@@ -57,6 +57,9 @@ const KernelSet* kernels_generic() { return generic::kernel_set(); }
 const KernelSet* kernels_avx2() { return nullptr; }
 const KernelSet* kernels_avx512() { return nullptr; }
 #endif
+#if !defined(__aarch64__)
+const KernelSet* kernels_neon() { return nullptr; }
+#endif
 
 static const KernelSet* choose_kernels() {
   const char* env = std::getenv("CCLIP_GEMM_ISA");
@@ -67,6 +70,7 @@ static const KernelSet* choose_kernels() {
   const CpuFeatures& cpu = cpu_features();
   if (cap >= 2 && cpu.avx512f && kernels_avx512()) return kernels_avx512();
   if (cap >= 1 && cpu.avx2_fma && kernels_avx2()) return kernels_avx2();
+  if (cap >= 1 && kernels_neon()) return kernels_neon();  // NEON is part of every aarch64 CPU
   return kernels_generic();
 }
 

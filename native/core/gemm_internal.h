@@ -30,7 +30,9 @@ struct KernelSet {
 const KernelSet* kernels_generic();  // portable (GCC/Clang vector extensions, 16-byte vectors)
 const KernelSet* kernels_avx2();     // x86-64 AVX2 + FMA, 6 x 16; null where not built
 const KernelSet* kernels_avx512();   // x86-64 AVX-512F, 12 x 32; null where not built
-// The best variant this CPU runs; CCLIP_GEMM_ISA=generic|avx2|avx512 in the environment narrows the choice.
+const KernelSet* kernels_neon();     // aarch64 NEON (vfmaq_f32, 32 registers), 12 x 8; null where not built
+// The best variant this CPU runs; CCLIP_GEMM_ISA=generic|avx2|avx512 in the environment narrows the choice
+// (on aarch64: NEON unless CCLIP_GEMM_ISA=generic).
 const KernelSet* best_kernels();
 
 PackedWeight pack_weight_with(const KernelSet* ks, const float* w, int n, int k, Precision precision);

@@ -6,7 +6,9 @@
 //   CCLIP_K_MR      register tile rows (2 * MR accumulators + 3 registers must fit the register file)
 //   CCLIP_K_MC, CCLIP_K_KC, CCLIP_K_NC   cache blocking (see KernelSet)
 // and optionally CCLIP_K_RCP_ESTIMATE(vf) -> vf, a reciprocal estimate (>= 11 bits) used instead of a division,
-// and CCLIP_K_FMS(a, b, c) -> a * b - c with one rounding (a fused multiply-subtract).
+// CCLIP_K_FMS(a, b, c) -> a * b - c with one rounding (a fused multiply-subtract), CCLIP_K_FMA(a, b, c) -> a * b + c
+// (default: the plain expression) and CCLIP_K_BF16_LO(w) / CCLIP_K_BF16_HI(w), the widening of the low / high bf16
+// halves of each 32-bit lane to fp32 (default: shift / mask).
 // Everything here has internal linkage except CCLIP_K_NS::kernel_set().
 #include <cstddef>
 #include <cstdint>
@@ -19,6 +21,13 @@ namespace CCLIP_K_NS {
 namespace {
 
 #define KINL inline __attribute__((always_inline)) CCLIP_K_TARGET
+#ifndef CCLIP_K_FMA
+#define CCLIP_K_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+#ifndef CCLIP_K_BF16_LO
+#define CCLIP_K_BF16_LO(w) as_f((w) << 16)
+#define CCLIP_K_BF16_HI(w) as_f((w) & 0xffff0000u)
+#endif
 
 constexpr int V = CCLIP_K_VBYTES / 4;  // floats per vector
 constexpr int NR = 2 * V;
@@ -134,8 +143,8 @@ KINL void tile(int kc, const float* __restrict a, const void* __restrict bv, flo
     vf b0, b1;
     if (BF16) {  // lane j holds bf16 columns j (low half) and j + V (high half)
       const vu w = loadu(bh + static_cast<size_t>(k) * NR);
-      b0 = as_f(w << 16);
-      b1 = as_f(w & 0xffff0000u);
+      b0 = CCLIP_K_BF16_LO(w);
+      b1 = CCLIP_K_BF16_HI(w);
     } else {
       b0 = loadf(bf + static_cast<size_t>(k) * NR);
       b1 = loadf(bf + static_cast<size_t>(k) * NR + V);
@@ -143,8 +152,8 @@ KINL void tile(int kc, const float* __restrict a, const void* __restrict bv, flo
     const float* ak = a + static_cast<size_t>(k) * MR;
     for (int r = 0; r < R; ++r) {
       const vf ar = splat(ak[r]);
-      c0[r] = ar * b0 + c0[r];
-      c1[r] = ar * b1 + c1[r];
+      c0[r] = CCLIP_K_FMA(ar, b0, c0[r]);
+      c1[r] = CCLIP_K_FMA(ar, b1, c1[r]);
     }
   }
   for (int r = 0; r < R; ++r) {
@@ -185,8 +194,8 @@ CCLIP_K_TARGET void macro_t(int rows, int panels, int kc, const float* a, const 
       const uint16_t* bh = reinterpret_cast<const uint16_t*>(bp);
       for (int k = 0; k < kc; ++k) {
         const vu w = loadu(bh + static_cast<size_t>(k) * NR);
-        storef(wide + k * NR, as_f(w << 16));
-        storef(wide + k * NR + V, as_f(w & 0xffff0000u));
+        storef(wide + k * NR, CCLIP_K_BF16_LO(w));
+        storef(wide + k * NR + V, CCLIP_K_BF16_HI(w));
       }
     }
     int i = 0;
@@ -295,6 +304,9 @@ CCLIP_K_TARGET void epilogue(const float* c, int ldc, int rows, int cols, float*
 }
 
 #undef KINL
+#undef CCLIP_K_FMA
+#undef CCLIP_K_BF16_LO
+#undef CCLIP_K_BF16_HI
 
 }  // namespace
 

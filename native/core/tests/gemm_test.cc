@@ -276,6 +276,7 @@ int main() {
   const CpuFeatures& cpu = cpu_features();
   if (cpu.avx2_fma && gemm_detail::kernels_avx2()) sets.push_back(gemm_detail::kernels_avx2());
   if (cpu.avx512f && gemm_detail::kernels_avx512()) sets.push_back(gemm_detail::kernels_avx512());
+  if (gemm_detail::kernels_neon()) sets.push_back(gemm_detail::kernels_neon());
   std::printf("kernel variants tested:");
   for (auto* ks : sets) std::printf(" %s", ks->name);
   std::printf(" (default: %s)\n", gemm_detail::best_kernels()->name);
