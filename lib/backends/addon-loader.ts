@@ -70,14 +70,18 @@ function attemptsText(attempts: AddonAttempt[]): string {
   return attempts.map((a) => `  - ${a.source} (${a.location}): ${a.error ?? 'loaded'}`).join('\n');
 }
 
-/**
- * Loads the first addon found; `valid` checks its exports (a wrong or stale file counts as a failed attempt).
- * `require` is injectable for tests.
- */
-export function loadNativeAddon<T>(
-  valid: (addon: unknown) => string | undefined,
-  requireFn: (file: string) => unknown = createRequire(import.meta.url),
-): AddonLoad<T> {
+/** Where to look; each part defaults to this process and package (injectable for tests). */
+export interface AddonSearch {
+  /** $CONVNEXT_CLIP_ADDON. */
+  override?: string;
+  /** The convnext-clip package folder (its build/Release, and where the platform package is resolved from). */
+  root?: string;
+  require?: (file: string) => unknown;
+}
+
+/** Loads the first addon found; `valid` checks its exports (a wrong or stale file counts as a failed attempt). */
+export function loadNativeAddon<T>(valid: (addon: unknown) => string | undefined, search: AddonSearch = {}): AddonLoad<T> {
+  const requireFn = search.require ?? createRequire(import.meta.url);
   const attempts: AddonAttempt[] = [];
   const tryFile = (source: AddonSource, file: string): AddonLoad<T> | undefined => {
     if (!existsSync(file)) {
@@ -101,14 +105,14 @@ export function loadNativeAddon<T>(
     message: `the native addon could not be loaded on ${platformId()}; tried:\n${attemptsText(attempts)}\npossible solutions:\n${advice()}`,
   });
 
-  const override = process.env[NATIVE_ADDON_ENV];
+  const override = 'override' in search ? search.override : process.env[NATIVE_ADDON_ENV];
   if (override === 'none') {
     attempts.push({ source: 'env', location: `${NATIVE_ADDON_ENV}=none`, error: 'hidden on purpose' });
     return { ok: false, attempts, message: `the native addon is hidden (${NATIVE_ADDON_ENV}=none)` };
   }
   if (override) return tryFile('env', path.resolve(override)) ?? fail();  // an explicit choice: no fallback
 
-  const root = findPackageRoot();
+  const root = 'root' in search ? search.root : findPackageRoot();
   if (!root) {
     attempts.push({ source: 'local-build', location: fileURLToPath(import.meta.url), error: 'no convnext-clip package.json above this module' });
     return fail();

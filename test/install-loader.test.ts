@@ -1,0 +1,142 @@
+/**
+ * The addon loader's order (lib/backends/addon-loader.ts): $CONVNEXT_CLIP_ADDON -> build/Release -> the platform
+ * package, each attempt named in one message with what to do; and the Electron rule for the N-API layers (results
+ * are copied into JS-owned buffers: no external ArrayBuffer is handed to JS).
+ */
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import test from 'tape';
+import { loadNativeAddon, platformId, platformPackage } from '../lib/backends/addon-loader.js';
+import { loadWithBackend } from '../lib/backends/index.js';
+import { isClipError } from '../lib/errors.js';
+import { describeModel } from '../lib/model-dir.js';
+import { fixture, projectRoot } from './helpers/fixtures.js';
+
+/** A fake package tree: <root>/package.json (convnext-clip), optional build/Release and platform package files. */
+function fakeTree(parts: { local?: boolean; platform?: boolean }): { root: string; cleanup(): void } {
+  const base = mkdtempSync(path.join(os.tmpdir(), 'cclip-loader-'));
+  const root = path.join(base, 'node_modules', 'convnext-clip');
+  mkdirSync(root, { recursive: true });
+  writeFileSync(path.join(root, 'package.json'), JSON.stringify({ name: 'convnext-clip', version: '0.1.0' }));
+  if (parts.local) {
+    mkdirSync(path.join(root, 'build', 'Release'), { recursive: true });
+    writeFileSync(path.join(root, 'build', 'Release', 'convnext_clip.node'), 'local');
+  }
+  if (parts.platform) {
+    const dir = path.join(base, 'node_modules', ...platformPackage().split('/'));
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: platformPackage(), version: '0.1.0', main: 'convnext_clip.node' }));
+    writeFileSync(path.join(dir, 'convnext_clip.node'), 'platform');
+  }
+  return { root, cleanup: () => rmSync(base, { recursive: true, force: true }) };
+}
+
+/** Reads the fake addon's text instead of dlopen-ing it; 'broken' files throw as a wrong-architecture file would. */
+const fakeRequire = (file: string) => {
+  const text = readFileSync(file, 'utf8');
+  if (text === 'broken') throw new Error(`${file}: wrong ELF class: ELFCLASS32`);
+  return { loadModel: () => text };
+};
+const valid = (addon: unknown) => (typeof (addon as { loadModel?: unknown }).loadModel === 'function' ? undefined : 'no loadModel');
+
+test('addon loader: local build first, then the platform package, each attempt recorded', (t) => {
+  const both = fakeTree({ local: true, platform: true });
+  const onlyPlatform = fakeTree({ platform: true });
+  try {
+    const first = loadNativeAddon(valid, { override: undefined, root: both.root, require: fakeRequire });
+    t.ok(first.ok && first.source === 'local-build', 'build/Release wins over the platform package');
+    const second = loadNativeAddon(valid, { override: undefined, root: onlyPlatform.root, require: fakeRequire });
+    t.ok(second.ok && second.source === 'platform-package', `the platform package ${platformPackage()} when there is no local build`);
+    t.deepEqual(second.attempts.map((a) => [a.source, a.error ?? 'loaded']), [['local-build', 'not found'], ['platform-package', 'loaded']], 'both attempts listed');
+    // a local build that fails to load (another architecture, a stale ABI) falls through to the platform package
+    writeFileSync(path.join(both.root, 'build', 'Release', 'convnext_clip.node'), 'broken');
+    const third = loadNativeAddon(valid, { override: undefined, root: both.root, require: fakeRequire });
+    t.ok(third.ok && third.source === 'platform-package', 'a broken local build falls through to the platform package');
+    t.match(third.attempts[0].error ?? '', /wrong ELF class/, 'and says why the local build was passed over');
+  } finally {
+    both.cleanup();
+    onlyPlatform.cleanup();
+  }
+  t.end();
+});
+
+test('addon loader: the override is final; nothing found is one message with each attempt and what to do', (t) => {
+  const none = fakeTree({});
+  const both = fakeTree({ local: true, platform: true });
+  try {
+    const hidden = loadNativeAddon(valid, { override: 'none', root: both.root, require: fakeRequire });
+    t.ok(!hidden.ok && /hidden/.test(hidden.message), 'CONVNEXT_CLIP_ADDON=none hides every addon');
+    const wrong = loadNativeAddon(valid, { override: path.join(none.root, 'nope.node'), root: both.root, require: fakeRequire });
+    t.ok(!wrong.ok, 'a missing override file does not fall back to the others');
+    t.match(wrong.ok ? '' : wrong.message, /env \(.*nope\.node\): not found/, 'and names the file');
+    const nothing = loadNativeAddon(valid, { override: undefined, root: none.root, require: fakeRequire });
+    t.notOk(nothing.ok, 'nothing installed: not loaded');
+    const message = nothing.ok ? '' : nothing.message;
+    t.match(message, new RegExp(`could not be loaded on ${platformId()}`), 'names the platform');
+    t.match(message, /local-build \(.*build\/Release\/convnext_clip\.node\): not found/, 'lists the local build');
+    t.match(message, new RegExp(`platform-package \\(${platformPackage()}\\): not installed`), 'lists the platform package');
+    t.match(message, /npm run build:native/, 'says how to build from source');
+    t.match(message, /backend: 'wasm'/, 'and that the wasm backend runs everywhere');
+    if (['linux-x64-gnu', 'linux-arm64-gnu'].includes(platformId())) {
+      t.match(message, /--include=optional/, 'a prebuilt platform: install the optional dependencies');
+      t.match(message, /--os=linux --cpu=\w+ --libc=glibc/, 'or install for the target platform explicitly');
+    }
+    const invalid = fakeTree({ local: true });
+    try {
+      const notOurs = loadNativeAddon(valid, { override: undefined, root: invalid.root, require: () => ({}) });
+      t.ok(!notOurs.ok && /no loadModel/.test(notOurs.message), 'a file without our exports counts as a failed attempt');
+    } finally {
+      invalid.cleanup();
+    }
+  } finally {
+    none.cleanup();
+    both.cleanup();
+  }
+  t.end();
+});
+
+test("addon loader: backend 'auto' without the addon says why native was not taken, and takes another backend", async (t) => {
+  t.timeoutAfter(120_000);
+  const saved = process.env.CONVNEXT_CLIP_ADDON;
+  const { arch, manifest } = await describeModel(fixture('models', 'xxlarge-tiny'));
+  try {
+    // the process-wide load is cached: hiding it now only works when nothing loaded it before in this process
+    process.env.CONVNEXT_CLIP_ADDON = 'none';
+    const { nativeBackend } = await import('../lib/backends/native.js');
+    const status = nativeBackend.available();
+    if (status.ok) {
+      t.pass('the addon was loaded earlier in this process; the hidden case is covered by test/no-native-addon');
+      return;
+    }
+    t.match(status.reason, /hidden/, `native: ${status.reason}`);
+    const model = await loadWithBackend('auto', arch, manifest, { device: 'cpu', threads: 1 });
+    try {
+      t.notEqual(model.backend, 'native', `auto took ${model.backend}`);
+    } finally {
+      model.dispose();
+    }
+    await loadWithBackend('native', arch, manifest, { device: 'cpu', threads: 1 }).then(
+      () => t.fail('native loaded while hidden'),
+      (err) => t.ok(isClipError(err, 'E_BACKEND_UNAVAILABLE') && /hidden/.test((err as Error).message), 'asking for native: E_BACKEND_UNAVAILABLE'),
+    );
+  } finally {
+    if (saved === undefined) delete process.env.CONVNEXT_CLIP_ADDON;
+    else process.env.CONVNEXT_CLIP_ADDON = saved;
+  }
+});
+
+test('Electron: the N-API layers copy results into JS-owned buffers (no external ArrayBuffer)', (t) => {
+  const dirs = ['native/napi', 'native/node', 'native/torch/addon'].map((d) => path.join(projectRoot, d));
+  let files = 0;
+  for (const dir of dirs) {
+    for (const name of readdirSync(dir).filter((f) => /\.(cc|h)$/.test(f))) {
+      const source = readFileSync(path.join(dir, name), 'utf8');
+      files++;
+      const external = source.match(/napi_create_external_(array)?buffer|ArrayBuffer::New\(\s*\w+\s*,\s*[^,()]+,|Buffer<[^>]*>::New\(\s*\w+\s*,\s*[^,()]+,\s*[^,()]+/g);
+      t.deepEqual(external ?? [], [], `${path.relative(projectRoot, path.join(dir, name))}: no external buffers`);
+    }
+  }
+  t.ok(files >= 8, `${files} N-API sources checked`);
+  t.end();
+});
