@@ -5,8 +5,8 @@
  *   const texts = await clip.embedTexts(['a photo of a cat']);   // Embeddings [n, D], L2-normalized
  */
 import type { ClipArchitecture } from './architecture.js';
-import { BACKEND_NAMES, loadWithBackend } from './backends/index.js';
-import type { BackendModel, BackendName, Device, LoadProgress, Precision } from './backends/types.js';
+import { BACKEND_NAMES, backendSelection, loadWithBackend } from './backends/index.js';
+import type { BackendModel, BackendName, BackendSelection, Device, LoadProgress, Precision } from './backends/types.js';
 import { readTensor } from './checkpoint/index.js';
 import { Embeddings } from './embeddings.js';
 import { ClipError } from './errors.js';
@@ -95,6 +95,12 @@ export class Clip {
 
   get backend(): BackendName {
     return this.live().backend;
+  }
+
+  /** Which backend was taken, from what (the native addon's file and source), and why the ones before it were not. */
+  get backendSelection(): BackendSelection {
+    const model = this.live();
+    return backendSelection(model) ?? { backend: model.backend, skipped: [] };
   }
 
   get precision(): Precision {

@@ -7,7 +7,7 @@ export { readManifest, readTensor } from './checkpoint/index.js';
 export type { TensorEntry, TensorManifest, TensorDType } from './manifest.js';
 export { ClipTokenizer } from './tokenizer/index.js';
 export { registerBackend, getBackend, BACKEND_NAMES } from './backends/index.js';
-export type { Backend, BackendModel, BackendName, Device, Precision, LoadProgress } from './backends/types.js';
+export type { Backend, BackendModel, BackendName, BackendSelection, Device, Precision, LoadProgress } from './backends/types.js';
 export { resolveModel, resolveHubModel, HubError, isHubError, type ResolveOptions, type DownloadProgress } from './hub/index.js';
 export { convertModel } from './convert.js';
 export { decodeImage, preprocessImage, preprocessImages, type ImageSource, type RawImage, type PreprocessImageOptions } from './image/index.js';

@@ -91,7 +91,7 @@ if (missing.length && !required) {
     const quick = await run(QEMU, ['-L', SYSROOT, arm64Node, path.join(projectRoot, 'test', 'install-quickstart.mjs')], env, 230_000);
     const checks = quick.out.split('\n').filter((l) => l.startsWith('QUICKSTART ')).map((l) => JSON.parse(l.slice(11)) as Record<string, unknown>);
     t.equal(quick.code, 0, `the quick start ran on arm64 ${quick.code === 0 ? '' : quick.out.slice(-1500)}`);
-    t.equal(checks.length, 6, 'embeddings of both models in both precisions, zero-shot of xxlarge-tiny in both');
+    t.equal(checks.length, 10, 'embeddings and backend selection of both models in both precisions, zero-shot of xxlarge-tiny in both');
     for (const check of checks) t.ok(check.ok && check.backend === 'native', `arm64: ${JSON.stringify(check)}`);
   });
 }

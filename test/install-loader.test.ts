@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'tape';
 import { loadNativeAddon, platformId, platformPackage } from '../lib/backends/addon-loader.js';
-import { loadWithBackend } from '../lib/backends/index.js';
+import { backendSelection, loadWithBackend } from '../lib/backends/index.js';
 import { isClipError } from '../lib/errors.js';
 import { describeModel } from '../lib/model-dir.js';
 import { fixture, projectRoot } from './helpers/fixtures.js';
@@ -113,6 +113,9 @@ test("addon loader: backend 'auto' without the addon says why native was not tak
     const model = await loadWithBackend('auto', arch, manifest, { device: 'cpu', threads: 1 });
     try {
       t.notEqual(model.backend, 'native', `auto took ${model.backend}`);
+      const selection = backendSelection(model);
+      t.equal(selection?.backend, model.backend, 'the selection names the backend taken');
+      t.match(selection?.skipped.find((s) => s.backend === 'native')?.reason ?? '', /hidden/, 'and why native was not');
     } finally {
       model.dispose();
     }

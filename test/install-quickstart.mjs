@@ -90,6 +90,7 @@ for (const name of models) {
         const textRel = maxRelativeDiff(texts.data, wantTexts);
         report({ ...base, check: 'embeddings', imageRel, textRel, ok: imageRel <= FP32_TOLERANCE && textRel <= FP32_TOLERANCE });
       }
+      report({ ...base, check: 'backend selection', selection: clip.backendSelection, ok: clip.backendSelection.backend === clip.backend });
       const zsFile = path.join(dir, 'zeroshot_expected.json');
       if (name === 'xxlarge-tiny') {
         const zs = JSON.parse(readFileSync(zsFile, 'utf8'));

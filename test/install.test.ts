@@ -97,10 +97,20 @@ test('install: packed packages into a fresh project without a compiler, quick st
       });
       const checks = quickstartChecks(quick.out);
       t.equal(quick.code, 0, `${c.name}: the quick start ran ${quick.code === 0 ? '' : quick.out.slice(-1500)}`);
-      t.ok(checks.length >= 6, `${c.name}: ${checks.length} quick-start checks`);
+      t.ok(checks.length >= 10, `${c.name}: ${checks.length} quick-start checks`);
       for (const check of checks) {
         t.equal(check.backend, c.backend, `${c.name}: ${check.model} ${check.precision} took the ${c.backend} backend`);
         t.ok(check.ok, `${c.name}: ${JSON.stringify(check)}`);
+      }
+      const selection = checks.find((ch) => ch.check === 'backend selection')?.selection as
+        | { detail?: string; skipped: Array<{ backend: string; reason: string }> }
+        | undefined;
+      if (c.backend === 'native') {
+        t.match(selection?.detail ?? '', /@convnext-clip\/linux-x64-gnu\/convnext_clip\.node \(platform-package\)/, `native: the addon came from the platform package (${selection?.detail})`);
+      } else {
+        const native = selection?.skipped.find((s) => s.backend === 'native');
+        t.match(native?.reason ?? '', /platform-package \(@convnext-clip\/linux-x64-gnu\): not installed[\s\S]*--include=optional/,
+          'wasm: auto says native was not taken because the platform package is not installed, and what to do');
       }
       if (c.backend === 'wasm') {
         t.ok(checks.some((ch) => ch.asked === 'default' && ch.precision === 'bf16'), 'wasm: bf16 by default');

@@ -5,7 +5,7 @@ import type { TensorManifest } from '../manifest.js';
 import { nativeBackend } from './native.js';
 import { torchBackend } from './torch.js';
 import { wasmBackend } from './wasm.js';
-import type { Backend, BackendLoadOptions, BackendModel, BackendName, Device, Precision } from './types.js';
+import type { Backend, BackendLoadOptions, BackendModel, BackendName, BackendSelection, Device, Precision } from './types.js';
 import { invalid, is } from '../validate.js';
 
 const registry = new Map<BackendName, Backend>([
@@ -38,6 +38,13 @@ function defaultPrecision(name: BackendName): Precision {
   return name === 'wasm' ? 'bf16' : 'fp32';
 }
 
+const selections = new WeakMap<BackendModel, BackendSelection>();
+
+/** How `model` was chosen by loadWithBackend (undefined for a model made elsewhere). */
+export function backendSelection(model: BackendModel): BackendSelection | undefined {
+  return selections.get(model);
+}
+
 /**
  * Loads with the named backend, or with `auto` tries each in order; one error says why each failed.
  * Without a precision, each backend takes its default (fp32; bf16 for wasm).
@@ -50,27 +57,32 @@ export async function loadWithBackend(
 ): Promise<BackendModel> {
 
   const candidates = requested === 'auto' ? preference(options.device) : [requested];
-  const failures: string[] = [];
+  const skipped: BackendSelection['skipped'] = [];
+  const skip = (backend: BackendName, reason: string) => skipped.push({ backend, reason });
   for (const name of candidates) {
     const backend = registry.get(name);
     if (!backend) {
-      failures.push(`${name}: not part of this build`);
+      skip(name, 'not part of this build');
       continue;
     }
     const status = backend.available(options.device);
     if (!status.ok) {
-      failures.push(`${name}: ${status.reason}`);
+      skip(name, status.reason);
       continue;
     }
     const withPrecision = { ...options, precision: options.precision ?? defaultPrecision(name) };
-    if (requested !== 'auto') return backend.load(arch, manifest, withPrecision);
+    const chosen = (model: BackendModel) => {
+      selections.set(model, { backend: name, detail: backend.describe?.(), skipped: [...skipped] });
+      return model;
+    };
+    if (requested !== 'auto') return chosen(await backend.load(arch, manifest, withPrecision));
     try {
-      return await backend.load(arch, manifest, withPrecision);
+      return chosen(await backend.load(arch, manifest, withPrecision));
     } catch (err) {
       // A broken checkpoint fails the same way everywhere: report it rather than trying the next backend.
       if (err instanceof ClipError && err.code !== 'E_BACKEND_UNAVAILABLE') throw err;
-      failures.push(`${name}: ${(err as Error).message}`);
+      skip(name, (err as Error).message);
     }
   }
-  throw new ClipError('E_BACKEND_UNAVAILABLE', `no backend could run on ${options.device}: ${failures.join('; ')}`);
+  throw new ClipError('E_BACKEND_UNAVAILABLE', `no backend could run on ${options.device}: ${skipped.map((s) => `${s.backend}: ${s.reason}`).join('; ')}`);
 }

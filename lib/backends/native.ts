@@ -36,6 +36,11 @@ function loadAddon(): { addon: NativeAddon } | { error: string } {
 export const nativeBackend: Backend = {
   name: 'native',
 
+  describe() {
+    const loaded = nativeAddonLoad();
+    return loaded.ok ? `addon ${loaded.file} (${loaded.source})` : undefined;
+  },
+
   available() {
     const loaded = loadAddon();
     return 'addon' in loaded ? { ok: true } : { ok: false, reason: loaded.error };

@@ -64,8 +64,19 @@ export interface BackendModel {
   dispose(): void;
 }
 
+/** How a model's backend was chosen: the one taken, where its binary came from, why the ones before it were not. */
+export interface BackendSelection {
+  backend: BackendName;
+  /** What the backend says about itself (the native addon's file and how the loader found it). */
+  detail?: string;
+  /** With `auto`: the backends tried first, each with the reason it was not taken. */
+  skipped: Array<{ backend: BackendName; reason: string }>;
+}
+
 export interface Backend {
   readonly name: BackendName;
+  /** One line on what this backend runs from (for BackendSelection.detail), when it has something to say. */
+  describe?(): string | undefined;
   /** Whether this backend can run here (on `device`, when given); `reason` says why not. Cheap, never throws. */
   available(device?: Device): { ok: true } | { ok: false; reason: string };
   load(arch: ClipArchitecture, manifest: TensorManifest, options: BackendLoadOptions): Promise<BackendModel>;
