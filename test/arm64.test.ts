@@ -1,7 +1,7 @@
 /**
  * The linux-arm64 addon (npm/linux-arm64-gnu/convnext_clip.node, cross-compiled by scripts/build-prebuilt.sh arm64
  * with the NEON kernels) run under qemu-user with the registry's arm64 Node (scripts/setup-arm64.sh): it is an
- * AArch64 ELF, the core op tests built for arm64 pass, and the README quick start on the native backend reproduces
+ * AArch64 ELF, the core op tests and the NEON GEMM tests built for arm64 pass, and the README quick start on the native backend reproduces
  * the cheap fixture models (xxlarge-tiny, large-d-tiny) in fp32 and bf16, images from files and bytes and
  * zero-shot included. Speed means nothing under emulation: nothing here is timed.
  * Skipped with a message when the arm64 tools are not set up, unless CONVNEXT_CLIP_REQUIRE_ARM64=1 (CI sets it).
@@ -72,6 +72,22 @@ if (missing.length && !required) {
     const ops = await run(QEMU, ['-L', SYSROOT, bin], process.env, 120_000);
     const summary = /(\d+) passed, (\d+) failed/.exec(ops.out);
     t.ok(ops.code === 0 && summary && Number(summary[1]) >= 150 && summary[2] === '0', `core op tests on arm64: ${summary?.[0] ?? ops.out.slice(-800)}`);
+  });
+
+  test('arm64: the NEON GEMM kernels against a double reference (every shape, precision, epilogue) under qemu', async (t) => {
+    t.timeoutAfter(240_000);
+    if (missing.length) return t.fail(`missing ${missing.join(', ')}`);
+    const bin = path.join(projectRoot, 'build-arm64', 'gemm_test');
+    const source = path.join(projectRoot, 'native', 'core', 'tests', 'gemm_test.cc');
+    const gemm = ['gemm', 'gemm_neon', 'gemm_x86', 'threadpool', 'cpu_features'].map((name) => path.join(objects, `native_core_${name}.o`));
+    if (!existsSync(bin) || [source, ...gemm].some((f) => statSync(f).mtimeMs > statSync(bin).mtimeMs)) {
+      const build = await run(CXX, ['-O3', '-std=c++17', '-pthread', '-I', 'native/core', source, ...gemm, '-o', bin], process.env, 180_000);
+      t.equal(build.code, 0, `gemm_test built for arm64 ${build.code === 0 ? '' : build.out.slice(-1500)}`);
+    }
+    const result = await run(QEMU, ['-L', SYSROOT, bin], { ...process.env, GEMM_TEST_ONLY: 'neon' }, 200_000);
+    const summary = /(\d+) passed, (\d+) failed/.exec(result.out);
+    t.match(result.out, /kernel variants tested: neon \(default: neon\)/, 'the NEON variant is built and is the default on aarch64');
+    t.ok(result.code === 0 && summary && Number(summary[1]) >= 5000 && summary[2] === '0', `NEON GEMM tests: ${summary?.[0] ?? result.out.slice(-800)}`);
   });
 
   test('arm64: the quick start on the native backend reproduces xxlarge-tiny and large-d-tiny (fp32, bf16) under qemu', async (t) => {

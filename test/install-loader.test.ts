@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import os from 'node:os';
 import path from 'node:path';
 import test from 'tape';
-import { loadNativeAddon, platformId, platformPackage } from '../lib/backends/addon-loader.js';
+import { loadNativeAddon, PREBUILT_PLATFORMS, platformId, platformPackage } from '../lib/backends/addon-loader.js';
 import { backendSelection, loadWithBackend } from '../lib/backends/index.js';
 import { isClipError } from '../lib/errors.js';
 import { describeModel } from '../lib/model-dir.js';
@@ -141,5 +141,25 @@ test('Electron: the N-API layers copy results into JS-owned buffers (no external
     }
   }
   t.ok(files >= 8, `${files} N-API sources checked`);
+  t.end();
+});
+
+test('platform packages: one per prebuilt platform, at the main version, with os/cpu/libc, listed as optional dependencies', (t) => {
+  const main = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as {
+    version: string; scripts: Record<string, string>; gypfile?: boolean; optionalDependencies: Record<string, string>;
+  };
+  t.equal(main.gypfile, false, 'gypfile: false (npm would otherwise run node-gyp for binding.gyp at install)');
+  for (const hook of ['preinstall', 'install', 'postinstall']) t.notOk(main.scripts[hook], `no ${hook} script`);
+  for (const id of PREBUILT_PLATFORMS) {
+    const manifest = JSON.parse(readFileSync(path.join(projectRoot, 'npm', id, 'package.json'), 'utf8')) as {
+      name: string; version: string; os: string[]; cpu: string[]; libc: string[]; files: string[];
+    };
+    const [os, cpu] = id.split('-');
+    t.equal(manifest.name, `@convnext-clip/${id}`, `${id}: name`);
+    t.equal(manifest.version, main.version, `${id}: the main package's version`);
+    t.deepEqual([manifest.os, manifest.cpu, manifest.libc], [[os], [cpu], ['glibc']], `${id}: os/cpu/libc`);
+    t.deepEqual(manifest.files, ['convnext_clip.node'], `${id}: ships the addon only`);
+    t.equal(main.optionalDependencies[manifest.name], main.version, `${id}: an optional dependency of the main package at the same version`);
+  }
   t.end();
 });

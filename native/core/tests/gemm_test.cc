@@ -277,6 +277,14 @@ int main() {
   if (cpu.avx2_fma && gemm_detail::kernels_avx2()) sets.push_back(gemm_detail::kernels_avx2());
   if (cpu.avx512f && gemm_detail::kernels_avx512()) sets.push_back(gemm_detail::kernels_avx512());
   if (gemm_detail::kernels_neon()) sets.push_back(gemm_detail::kernels_neon());
+  // GEMM_TEST_ONLY=<name> keeps one variant (the arm64 run under qemu tests the NEON one only: emulation is slow).
+  if (const char* only = std::getenv("GEMM_TEST_ONLY")) {
+    std::vector<const KernelSet*> kept;
+    for (auto* ks : sets)
+      if (std::strcmp(ks->name, only) == 0) kept.push_back(ks);
+    check(!kept.empty(), "GEMM_TEST_ONLY names a variant built here");
+    sets = kept;
+  }
   std::printf("kernel variants tested:");
   for (auto* ks : sets) std::printf(" %s", ks->name);
   std::printf(" (default: %s)\n", gemm_detail::best_kernels()->name);
