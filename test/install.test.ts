@@ -128,6 +128,16 @@ test('install: packed packages into a fresh project without a compiler, quick st
       t.ok(cli.code === 0 && parsed.image_embeds?.length === 1 && parsed.text_embeds?.length === 1,
         `${c.name}: the CLI embeds an image and a text ${cli.code === 0 ? '' : cli.out.slice(-800)}`);
     }
+
+    // A plain `npm install` (scripts allowed): npm 11 lists every package whose install scripts it did not run.
+    const plain = path.join(work, 'plain');
+    mkdirSync(plain);
+    writeFileSync(path.join(plain, 'package.json'), JSON.stringify({ name: 'app-plain', version: '1.0.0', private: true }));
+    const install = await npm(['install', '--prefer-offline', '--no-audit', '--no-fund', mainTgz], plain, env);
+    t.equal(install.code, 0, `npm install without --ignore-scripts and without a compiler ${install.code === 0 ? '' : install.out.slice(-1500)}`);
+    const scriptLines = install.out.split('\n').filter((l) => /install.?script|gyp/i.test(l));
+    t.deepEqual(scriptLines.filter((l) => /convnext-clip|node-gyp rebuild/.test(l)), [],
+      `no install-script warning names convnext-clip (npm's script warnings: ${JSON.stringify(scriptLines.map((l) => l.replace(/^npm warn install-scripts\s*/, '')).filter(Boolean))})`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
