@@ -3,14 +3,12 @@
  * package, each attempt named in one message with what to do; and the Electron rule for the N-API layers (results
  * are copied into JS-owned buffers: no external ArrayBuffer is handed to JS).
  */
+import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'tape';
 import { loadNativeAddon, PREBUILT_PLATFORMS, platformId, platformPackage } from '../lib/backends/addon-loader.js';
-import { backendSelection, loadWithBackend } from '../lib/backends/index.js';
-import { isClipError } from '../lib/errors.js';
-import { describeModel } from '../lib/model-dir.js';
 import { fixture, projectRoot } from './helpers/fixtures.js';
 
 /** A fake package tree: <root>/package.json (convnext-clip), optional build/Release and platform package files. */
@@ -98,35 +96,31 @@ test('addon loader: the override is final; nothing found is one message with eac
 
 test("addon loader: backend 'auto' without the addon says why native was not taken, and takes another backend", async (t) => {
   t.timeoutAfter(120_000);
-  const saved = process.env.CONVNEXT_CLIP_ADDON;
-  const { arch, manifest } = await describeModel(fixture('models', 'xxlarge-tiny'));
-  try {
-    // the process-wide load is cached: hiding it now only works when nothing loaded it before in this process
-    process.env.CONVNEXT_CLIP_ADDON = 'none';
-    const { nativeBackend } = await import('../lib/backends/native.js');
-    const status = nativeBackend.available();
-    if (status.ok) {
-      t.pass('the addon was loaded earlier in this process; the hidden case is covered by test/no-native-addon');
-      return;
-    }
-    t.match(status.reason, /hidden/, `native: ${status.reason}`);
+  // in a child process: the addon load is cached per process, so hiding it here would hide it from later tests
+  const script = `
+    import { backendSelection, loadWithBackend } from './lib/backends/index.ts';
+    import { describeModel } from './lib/model-dir.ts';
+    const { arch, manifest } = await describeModel(process.argv[1]);
     const model = await loadWithBackend('auto', arch, manifest, { device: 'cpu', threads: 1 });
-    try {
-      t.notEqual(model.backend, 'native', `auto took ${model.backend}`);
-      const selection = backendSelection(model);
-      t.equal(selection?.backend, model.backend, 'the selection names the backend taken');
-      t.match(selection?.skipped.find((s) => s.backend === 'native')?.reason ?? '', /hidden/, 'and why native was not');
-    } finally {
-      model.dispose();
-    }
-    await loadWithBackend('native', arch, manifest, { device: 'cpu', threads: 1 }).then(
-      () => t.fail('native loaded while hidden'),
-      (err) => t.ok(isClipError(err, 'E_BACKEND_UNAVAILABLE') && /hidden/.test((err as Error).message), 'asking for native: E_BACKEND_UNAVAILABLE'),
-    );
-  } finally {
-    if (saved === undefined) delete process.env.CONVNEXT_CLIP_ADDON;
-    else process.env.CONVNEXT_CLIP_ADDON = saved;
-  }
+    const selection = backendSelection(model);
+    model.dispose();
+    let native;
+    try { await loadWithBackend('native', arch, manifest, { device: 'cpu', threads: 1 }); native = 'loaded'; }
+    catch (err) { native = err.code + ': ' + err.message; }
+    console.log(JSON.stringify({ backend: model.backend, selection, native }));`;
+  const child = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, fixture('models', 'xxlarge-tiny')],
+      { cwd: projectRoot, env: { ...process.env, CONVNEXT_CLIP_ADDON: 'none' }, timeout: 100_000, killSignal: 'SIGKILL' },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, out: `${stdout}${stderr}` }));
+  });
+  t.equal(child.code, 0, `child ran ${child.code === 0 ? '' : child.out.slice(-1200)}`);
+  const result = JSON.parse(child.out.trim().split('\n').pop() ?? '{}') as {
+    backend?: string; native?: string; selection?: { backend: string; skipped: Array<{ backend: string; reason: string }> };
+  };
+  t.ok(result.backend && result.backend !== 'native', `auto took ${result.backend}`);
+  t.equal(result.selection?.backend, result.backend, 'the selection names the backend taken');
+  t.match(result.selection?.skipped.find((s) => s.backend === 'native')?.reason ?? '', /hidden/, 'and why native was not');
+  t.match(result.native ?? '', /^E_BACKEND_UNAVAILABLE: .*hidden/, `asking for native: ${result.native}`);
 });
 
 test('Electron: the N-API layers copy results into JS-owned buffers (no external ArrayBuffer)', (t) => {
