@@ -219,3 +219,20 @@ test('TEI routes: /embed equals Clip.embedTexts; /health; /info; TEI-shaped erro
     await app.close();
   }
 });
+
+test('openapi.json documents /v1/embeddings, /embed, /health and /info; /v1/search only with a collection', { timeout: 60_000 }, async (t) => {
+  const { app, base } = await start();
+  try {
+    const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    for (const [p, method] of [['/v1/embeddings', 'post'], ['/embed', 'post'], ['/health', 'get'], ['/info', 'get']] as const) {
+      t.ok(doc.paths[p]?.[method], `documents ${method.toUpperCase()} ${p}`);
+    }
+    t.notOk(doc.paths['/v1/search'], 'no /v1/search without a collection');
+    const undocumented = Object.entries(doc.paths).flatMap(([p, ops]) =>
+      Object.keys(ops).filter((m) => !app.hasRoute({ method: m.toUpperCase() as 'GET', url: p.replace(/\{(\w+)\}/g, ':$1') })).map((m) => `${m} ${p}`),
+    );
+    t.deepEqual(undocumented, [], 'every documented path is a route of the server');
+  } finally {
+    await app.close();
+  }
+});
