@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
+
+const manifest = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')) as { optionalDependencies?: Record<string, string> };
 
 export default defineConfig({
   entry: { index: 'lib/index.ts', bin: 'lib/bin.ts' },
@@ -8,6 +11,7 @@ export default defineConfig({
   clean: true,
   target: 'node20',
   sourcemap: true,
-  // optional dependencies are imported lazily at run time, never bundled
-  external: ['@lancedb/lancedb', 'apache-arrow'],
+  // optional dependencies (package.json optionalDependencies, and LanceDB's Arrow peer) are imported lazily at
+  // run time, never bundled: a bundled copy would ship megabytes and ignore the user's installed version
+  external: [...Object.keys(manifest.optionalDependencies ?? {}), 'apache-arrow'],
 });

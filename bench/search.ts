@@ -25,6 +25,8 @@ const arg = (name: string, fallback: string) => {
 const sizes = arg('sizes', '10000,100000,1000000').split(',').map(Number);
 const queries = Number(arg('queries', '50'));
 const dir = arg('dir', path.join(os.tmpdir(), 'search-bench'));
+/** ANN query settings to measure on the one index: nprobes:refineFactor pairs. */
+const annSettings = arg('ann', '32:8,32:40,64:100').split(',').map((p) => p.split(':').map(Number) as [number, number]);
 
 /** Deterministic normal samples (xorshift + Box-Muller). */
 function rng(seed: number) {
@@ -140,12 +142,17 @@ async function main() {
     await table.createIndex('vector', { config: lancedb.Index.ivfPq({ distanceType: 'dot', numPartitions, numSubVectors: D / 16 }) });
     const indexS = (performance.now() - t2) / 1000;
     phase(n, 'ivfpq_build_s', indexS);
-    const annMs: number[] = [];
-    const ann: number[][] = [];
-    for (let i = 0; i < queries; i++) {
-      const s = performance.now();
-      ann.push(await ids(table.vectorSearch(query(i)).distanceType('dot').limit(10).nprobes(32).refineFactor(8)));
-      annMs.push(performance.now() - s);
+    const annRuns = [];
+    for (const [nprobes, refine] of annSettings) {
+      const annMs: number[] = [];
+      const ann: number[][] = [];
+      for (let i = 0; i < queries; i++) {
+        const s = performance.now();
+        ann.push(await ids(table.vectorSearch(query(i)).distanceType('dot').limit(10).nprobes(nprobes).refineFactor(refine)));
+        annMs.push(performance.now() - s);
+      }
+      annRuns.push({ nprobes, refine, ms: +median(annMs).toFixed(1), recall10: recall(ann, truth) });
+      phase(n, `ann nprobes ${nprobes} refine ${refine}`, annRuns[annRuns.length - 1]);
     }
     const row = {
       n,
@@ -159,8 +166,7 @@ async function main() {
       exact_recall10: recall(exact, truth),
       ivfpq_partitions: numPartitions,
       ivfpq_build_s: +indexS.toFixed(1),
-      ann_ms: +median(annMs).toFixed(1),
-      ann_recall10: recall(ann, truth),
+      ann: annRuns,
       load1: os.loadavg()[0].toFixed(1),
     };
     rows.push(row);
@@ -169,10 +175,12 @@ async function main() {
     db.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  console.log('\n| vectors | brute force Float32Array ms | LanceDB exact ms | exact / brute | IVF-PQ ms (nprobes 32, refine 8) | ANN / brute | recall@10 ANN | recall@10 LanceDB exact | ingest vectors/s | IVF-PQ build s (partitions) | load avg |');
-  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const r of rows as Record<string, number>[]) {
-    console.log(`| ${r.n.toLocaleString('en-US')} | ${r.brute_ms} | ${r.exact_ms} | ${(r.exact_ms / r.brute_ms).toFixed(2)} | ${r.ann_ms} | ${(r.ann_ms / r.brute_ms).toFixed(3)} | ${r.ann_recall10.toFixed(3)} | ${r.exact_recall10.toFixed(3)} | ${r.ingest_vectors_per_s.toLocaleString('en-US')} | ${r.ivfpq_build_s} (${r.ivfpq_partitions}) | ${r.load1} |`);
+  console.log('\n| vectors | brute force Float32Array ms | LanceDB exact ms | exact / brute | recall@10 LanceDB exact | IVF-PQ nprobes / refine | IVF-PQ ms | ANN / brute | recall@10 ANN | ingest vectors/s | IVF-PQ build s (partitions) | load avg |');
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of rows as Record<string, any>[]) {
+    for (const a of r.ann) {
+      console.log(`| ${r.n.toLocaleString('en-US')} | ${r.brute_ms} | ${r.exact_ms} | ${(r.exact_ms / r.brute_ms).toFixed(2)} | ${r.exact_recall10.toFixed(3)} | ${a.nprobes} / ${a.refine} | ${a.ms} | ${(a.ms / r.brute_ms).toFixed(3)} | ${a.recall10.toFixed(3)} | ${r.ingest_vectors_per_s.toLocaleString('en-US')} | ${r.ivfpq_build_s} (${r.ivfpq_partitions}) | ${r.load1} |`);
+    }
   }
 }
 

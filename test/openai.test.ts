@@ -127,7 +127,7 @@ test('/v1/embeddings: data:image inputs are images, mixed with texts in order; U
 
 test('/v1/embeddings: errors in OpenAI shape with 400, 413, 429, 503', { timeout: 60_000 }, async (t) => {
   const clip = await clipPromise;
-  const { app, base } = await start({ maxItems: 4, maxQueue: 1, maxWaitMs: 1500 });
+  const { app, base } = await start({ maxItems: 4, maxQueue: 1, maxWaitMs: 1500, maxTextChars: 1000, maxRequestTextChars: 2000 });
   const url = `${base}/v1/embeddings`;
   const shaped = (body: any) => typeof body?.error?.message === 'string' && typeof body.error.type === 'string' && typeof body.error.code === 'string';
   try {
@@ -141,7 +141,8 @@ test('/v1/embeddings: errors in OpenAI shape with 400, 413, 429, 503', { timeout
       ['a broken image', { input: 'data:image/png;base64,AAAA' }, 400],
       ['a non-image data URL', { input: 'data:text/plain;base64,AAAA' }, 400],
       ['too many inputs', { input: ['a', 'b', 'c', 'd', 'e'] }, 413],
-      ['a text too long', { input: 'x'.repeat(20_000) }, 413],
+      ['a text too long', { input: 'x'.repeat(1001) }, 413],
+      ['texts too long together', { input: ['x'.repeat(900), 'x'.repeat(900), 'x'.repeat(900)] }, 413],
     ];
     for (const [name, body, status] of cases) {
       const res = await postJson(url, body);
@@ -208,8 +209,29 @@ test('TEI routes: /embed equals Clip.embedTexts; /health; /info; TEI-shaped erro
       t.equal(r.status, status, `${name}: ${status}`);
       t.ok(typeof r.body?.error === 'string' && typeof r.body?.error_type === 'string', `${name}: {error, error_type}`);
     }
+    const fits = await postJson(`${base}/embed`, { inputs: 'word '.repeat(75), truncate: false });
+    t.equal(fits.status, 200, 'truncate false: 75 words (77 tokens with start and end) fit');
+    const over = await postJson(`${base}/embed`, { inputs: 'word '.repeat(76), truncate: false });
+    t.equal(over.status, 413, 'truncate false: 76 words (78 tokens) do not');
     const truncated = await postJson(`${base}/embed`, { inputs: 'word '.repeat(100) });
     t.equal(truncated.status, 200, 'a long text is truncated to the context by default');
+  } finally {
+    await app.close();
+  }
+});
+
+test('openapi.json documents /v1/embeddings, /embed, /health and /info; /v1/search only with a collection', { timeout: 60_000 }, async (t) => {
+  const { app, base } = await start();
+  try {
+    const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    for (const [p, method] of [['/v1/embeddings', 'post'], ['/embed', 'post'], ['/health', 'get'], ['/info', 'get']] as const) {
+      t.ok(doc.paths[p]?.[method], `documents ${method.toUpperCase()} ${p}`);
+    }
+    t.notOk(doc.paths['/v1/search'], 'no /v1/search without a collection');
+    const undocumented = Object.entries(doc.paths).flatMap(([p, ops]) =>
+      Object.keys(ops).filter((m) => !app.hasRoute({ method: m.toUpperCase() as 'GET', url: p.replace(/\{(\w+)\}/g, ':$1') })).map((m) => `${m} ${p}`),
+    );
+    t.deepEqual(undocumented, [], 'every documented path is a route of the server');
   } finally {
     await app.close();
   }

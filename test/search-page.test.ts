@@ -112,6 +112,15 @@ test('POST /v1/search: text, base64 JSON, raw bytes and multipart; the photo its
   }
 });
 
+test('openapi.json documents /v1/search, its thumbnails and the page when serving a collection', { timeout: 120_000 }, async (t) => {
+  const { app, base } = await start();
+  const doc = (await request(`${base}/openapi.json`)).body as { paths: Record<string, Record<string, unknown>> };
+  for (const [p, method] of [['/v1/search', 'post'], ['/v1/search/thumbnails/{id}', 'get'], ['/', 'get'], ['/v1/embeddings', 'post']] as const) {
+    t.ok(doc.paths[p]?.[method], `documents ${method.toUpperCase()} ${p}`);
+    t.ok(app.hasRoute({ method: method.toUpperCase() as 'GET', url: p.replace(/\{(\w+)\}/g, ':$1') }), `${p} is a route`);
+  }
+});
+
 test('thumbnails: made by sharp, cached, only for files in the collection', { timeout: 120_000 }, async (t) => {
   const { base, collection } = await start();
   const hits = (await postJson(`${base}/v1/search`, { query: 'coffee', top: 20 })).body.results as { id: string; path: string; thumbnail: string }[];

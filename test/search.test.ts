@@ -5,7 +5,7 @@
  * precision is refused; without LanceDB, search fails with the install command and embedding still works.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -167,6 +167,57 @@ test('search: a collection made with another model or precision is refused', { t
     t.fail('mustExist should refuse a missing collection');
   } catch (err) {
     t.ok(isClipError(err, 'E_NOT_FOUND'), 'mustExist: E_NOT_FOUND for a directory without a collection');
+  }
+});
+
+/** A copy of the fixture model whose image tower differs: the stem's bias shifted by ±0.5 by channel (the text tower untouched). */
+function imageTowerSwapped(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  for (const name of ['open_clip_config.json', 'vocab.json', 'merges.txt']) copyFileSync(path.join(MODEL, name), path.join(dir, name));
+  const bytes = Buffer.from(readFileSync(path.join(MODEL, 'open_clip_model.safetensors')));
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+  const [begin, end] = header['visual.trunk.stem.0.bias'].data_offsets as [number, number];
+  const at = 8 + headerLength;
+  for (let o = at + begin, c = 0; o < at + end; o += 4, c++) bytes.writeFloatLE(bytes.readFloatLE(o) + (c % 2 ? 0.5 : -0.5), o);
+  writeFileSync(path.join(dir, 'open_clip_model.safetensors'), bytes);
+  return dir;
+}
+
+test('search: a collection is refused for weights whose image tower differs (model key by SHA-256); the same weights elsewhere open it', { timeout: 120_000 }, async (t) => {
+  const clip = await clipPromise;
+  const dir = fresh('db-key');
+  const photos = copyFixtures(fresh('photos-key'));
+  const c = await Collection.open(dir, clip, { model: 'xxlarge-tiny', weights: MODEL });
+  await c.index([photos]);
+  c.close();
+  const stored = await Store.readIdentity(dir);
+  t.ok(stored.key && /^[0-9a-f]{64}$/.test(String(stored.key.weights)) && stored.key.precision === 'fp32' && typeof stored.key.library === 'string', 'the model key is recorded (weights SHA-256, precision, library)');
+
+  const swappedDir = imageTowerSwapped(fresh('model-swapped'));
+  const swapped = await Clip.load(swappedDir, { backend: 'native', threads: 1 });
+  try {
+    const image = fixture('images', 'chelsea.png');
+    const drift = maxDiff((await swapped.embedImages([image])).row(0), (await clip.embedImages([image])).row(0));
+    const probeDrift = maxDiff((await swapped.embedTexts(['a photo of a red bicycle in the snow'])).row(0), (await clip.embedTexts(['a photo of a red bicycle in the snow'])).row(0));
+    t.ok(drift > 1e-3 && probeDrift === 0, `the copy embeds images differently (max diff ${drift.toExponential(2)}), texts identically (${probeDrift})`);
+    try {
+      await Collection.open(dir, swapped, { weights: swappedDir, mustExist: true });
+      t.fail('weights with another image tower should be refused');
+    } catch (err) {
+      t.ok(isClipError(err, 'E_CONFIG') && /differs in weights \(SHA-256\)/.test((err as Error).message), `E_CONFIG: ${(err as Error).message.slice(0, 160)}`);
+    }
+  } finally {
+    swapped.dispose();
+  }
+  // The same bytes under another path (a copy; a relative spelling) are the same model.
+  const copy = fresh('model-copy');
+  mkdirSync(copy, { recursive: true });
+  for (const name of readdirSync(MODEL)) copyFileSync(path.join(MODEL, name), path.join(copy, name));
+  for (const weights of [copy, `${path.relative(process.cwd(), MODEL)}/`]) {
+    const same = await Collection.open(dir, clip, { weights, mustExist: true });
+    t.equal(await same.count(), IMAGES.length, `the same weights at ${weights}: opened`);
+    same.close();
   }
 });
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { Collection } from '../search/collection.js';
-import { type ModelFlags, loadModel, modelOptions, positiveInt } from './options.js';
+import { type ModelFlags, loadModelFrom, modelOptions, positiveInt } from './options.js';
 
 interface IndexFlags extends ModelFlags {
   db: string;
@@ -29,7 +29,7 @@ export function registerIndex(program: Command): void {
     .option('--progress', 'draw the progress bar even when stderr is not a terminal')
     .option('--json', 'print the counts as JSON on stdout')
     .action(async (folders: string[], flags: IndexFlags) => {
-      const clip = await loadModel(flags);
+      const { clip, source } = await loadModelFrom(flags);
       const controller = new AbortController();
       const onSignal = () => controller.abort();
       process.once('SIGINT', onSignal);
@@ -42,7 +42,7 @@ export function registerIndex(program: Command): void {
       try {
         // recorded so `search` can load the same model from anywhere
         const model = existsSync(flags.model) ? path.resolve(flags.model) : flags.model;
-        collection = await Collection.open(flags.db, clip, { model });
+        collection = await Collection.open(flags.db, clip, { model, weights: source });
         let barStarted = false;
         const result = await collection.index(folders, {
           batchSize: flags.batch,

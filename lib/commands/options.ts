@@ -52,5 +52,11 @@ export function modelOptions(cmd: Command): Command {
 }
 
 export async function loadModel(flags: ModelFlags): Promise<Clip> {
-  return Clip.load(await resolveModelArgument(flags.model), { backend: flags.backend, device: flags.device, precision: flags.precision, threads: flags.threads ?? 0 });
+  return (await loadModelFrom(flags)).clip;
+}
+
+/** The model and the local directory (or file) it was loaded from, after any Hub download. */
+export async function loadModelFrom(flags: ModelFlags): Promise<{ clip: Clip; source: string }> {
+  const source = await resolveModelArgument(flags.model);
+  return { clip: await Clip.load(source, { backend: flags.backend, device: flags.device, precision: flags.precision, threads: flags.threads ?? 0 }), source };
 }

@@ -39,7 +39,8 @@ export function registerSearch(program: Command): void {
     .action(async (text: string | undefined, flags: SearchFlags) => {
       if ((text === undefined) === (flags.image === undefined)) throw new ClipError('E_INVALID_ARGUMENT', 'give a text or --image <file>, not both');
       const stored = await Store.readIdentity(flags.db);
-      const clip = await Clip.load(await resolveModelArgument(flags.model ?? stored.model), {
+      const source = await resolveModelArgument(flags.model ?? stored.model);
+      const clip = await Clip.load(source, {
         backend: flags.backend,
         device: flags.device,
         precision: flags.precision ?? (stored.precision as Precision),
@@ -47,7 +48,7 @@ export function registerSearch(program: Command): void {
       });
       let collection: Collection | undefined;
       try {
-        collection = await Collection.open(flags.db, clip, { mustExist: true });
+        collection = await Collection.open(flags.db, clip, { mustExist: true, weights: source });
         const hits = await collection.search(text ?? { image: flags.image! }, { top: flags.top, exact: flags.exact });
         if (flags.json) process.stdout.write(`${JSON.stringify(hits.map((h) => ({ path: h.path, score: h.score, id: h.id })))}\n`);
         else process.stdout.write(hits.map((h) => `${h.score.toFixed(4)}  ${h.path}\n`).join(''));

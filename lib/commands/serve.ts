@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Command } from 'commander';
 import { Collection } from '../search/collection.js';
 import { SERVER_DEFAULTS, type ServerOptions, createServer } from '../server/index.js';
-import { type ModelFlags, loadModel, modelOptions, nonNegativeInt, oneOf, port, positiveInt } from './options.js';
+import { type ModelFlags, loadModelFrom, modelOptions, nonNegativeInt, oneOf, port, positiveInt } from './options.js';
 
 type Limits = 'maxBatch' | 'maxWaitMs' | 'maxQueue' | 'timeoutMs' | 'maxBodyBytes' | 'maxPixels' | 'maxItems' | 'maxTextChars' | 'maxRequestTextChars' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'keepAliveTimeoutMs';
 
@@ -42,8 +42,8 @@ export function registerServe(program: Command): void {
     .option('--log-level <level>', 'fastify log level on stdout', oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), 'warn')
     .option('--db <dir>', 'a collection made by `index`: adds POST /v1/search, thumbnails and the search page at /')
     .action(async (flags: ServeFlags) => {
-      const clip = await loadModel(flags);
-      const collection = flags.db ? await Collection.open(flags.db, clip, { mustExist: true }) : undefined;
+      const { clip, source } = await loadModelFrom(flags);
+      const collection = flags.db ? await Collection.open(flags.db, clip, { mustExist: true, weights: source }) : undefined;
       const app = await createServer(clip, {
         maxBatch: flags.maxBatch,
         maxImageBatch: flags.maxImageBatch,

@@ -12,6 +12,8 @@ import path from 'node:path';
 import type { Clip } from '../clip.js';
 import { ClipError } from '../errors.js';
 import type { ImageSource } from '../image/index.js';
+import { modelKey, weightsFile, weightsFingerprint } from '../bulk/model-identity.js';
+import type { ModelPaths } from '../model-dir.js';
 import { type IndexOptions, type IndexResult, indexFolders } from './indexer.js';
 import { type Hit, ID_PATTERN, type ImageInfo, type SearchOptions, Store, type StoreIdentity } from './store.js';
 
@@ -30,6 +32,12 @@ export interface CollectionOpenOptions {
   model?: string;
   /** Fail with E_NOT_FOUND instead of creating an empty collection. */
   mustExist?: boolean;
+  /**
+   * The model as Clip.load took it from disk (a directory or explicit paths): its weights are hashed (SHA-256,
+   * about 1.3 s per GB) into the collection's model key, so other weights (any tower) are refused. Without it,
+   * only the precision, dim and a probe text embedding are checked.
+   */
+  weights?: string | ModelPaths;
 }
 
 export interface CollectionIndexOptions extends IndexOptions {
@@ -37,9 +45,16 @@ export interface CollectionIndexOptions extends IndexOptions {
   annThreshold?: number;
 }
 
-export async function modelIdentity(clip: Clip, model?: string): Promise<StoreIdentity> {
+/** What a collection records of the model that embedded it; `weights` (see CollectionOpenOptions) adds its key. */
+export async function modelIdentity(clip: Clip, model?: string, weights?: string | ModelPaths): Promise<StoreIdentity> {
   const probe = (await clip.embedTexts([PROBE_TEXT])).row(0).slice();
-  return { model: model ?? clip.arch.vision.timmModelName, precision: clip.precision, dim: clip.embedDim, probe };
+  let key: StoreIdentity['key'];
+  if (weights !== undefined) {
+    // the backend and device do not change what is stored: a collection made on one is searched on another
+    const { backend: _backend, device: _device, ...rest } = modelKey(clip, await weightsFingerprint(weightsFile(weights)));
+    key = rest;
+  }
+  return { model: model ?? clip.arch.vision.timmModelName, precision: clip.precision, dim: clip.embedDim, probe, key };
 }
 
 function topOf(top: number | undefined): number {
@@ -55,7 +70,7 @@ export class Collection {
   ) {}
 
   static async open(dir: string, clip: Clip, options: CollectionOpenOptions = {}): Promise<Collection> {
-    const store = await Store.open(path.resolve(dir), await modelIdentity(clip, options.model), { create: !options.mustExist });
+    const store = await Store.open(path.resolve(dir), await modelIdentity(clip, options.model, options.weights), { create: !options.mustExist });
     return new Collection(clip, store);
   }
 

@@ -7,7 +7,7 @@ import type { FastifyReply } from 'fastify';
 import { ClipError } from '../errors.js';
 import type { Engine } from './engine.js';
 import { HttpError } from './errors.js';
-import { MAX_TEXT_CHARS, decodeBase64 } from './inputs.js';
+import { type TextLimits, checkRequestText, checkTextLength, decodeBase64 } from './inputs.js';
 import type { RouteContext } from './routes.js';
 import type { RequestWork } from './work.js';
 
@@ -20,12 +20,14 @@ function invalid(message: string): ClipError {
 }
 
 /** `input` (or TEI's `inputs`): a string or a non-empty array of strings; data:image URLs are images. */
-export function embedItems(value: unknown, name: string, maxItems: number): EmbedItem[] {
+export function embedItems(value: unknown, name: string, limits: TextLimits): EmbedItem[] {
+  const { maxItems } = limits;
   const list = typeof value === 'string' ? [value] : value;
   if (!Array.isArray(list)) throw invalid(`${name} must be a string or an array of strings`);
   if (list.length === 0) throw invalid(`${name} must not be empty`);
   if (list.length > maxItems) throw new HttpError(413, 'E_INPUT_TOO_LARGE', `${name}: ${list.length} items, more than the limit of ${maxItems} per request`);
-  return list.map((v, i): EmbedItem => {
+  let chars = 0;
+  const items = list.map((v, i): EmbedItem => {
     const label = typeof value === 'string' ? name : `${name}[${i}]`;
     if (typeof v === 'number' || (Array.isArray(v) && v.every((x) => typeof x === 'number'))) {
       throw invalid(`${label}: token-id inputs are not supported; send strings`);
@@ -33,9 +35,11 @@ export function embedItems(value: unknown, name: string, maxItems: number): Embe
     if (typeof v !== 'string') throw invalid(`${label} must be a string, got ${v === null ? 'null' : typeof v}`);
     if (IMAGE_DATA_URL.test(v)) return { kind: 'image', bytes: decodeBase64(v, label) };
     if (v.startsWith('data:')) throw invalid(`${label}: only data:image/<type>;base64, data URLs are images`);
-    if (v.length > MAX_TEXT_CHARS) throw new HttpError(413, 'E_INPUT_TOO_LARGE', `${label} has ${v.length} characters, more than the limit of ${MAX_TEXT_CHARS}`);
+    chars += checkTextLength(v, label, limits.maxTextChars).length;
     return { kind: 'text', text: v };
   });
+  checkRequestText(chars, name, limits.maxRequestTextChars);
+  return items;
 }
 
 /** Milliseconds a request waited for its first forward pass, and spent from then to its last result. */
@@ -81,14 +85,20 @@ export async function admittedTimed<T>(ctx: RouteContext, reply: FastifyReply, f
   }
 }
 
-/** Tokens each text occupies (start and end tokens included, at most the context length). */
-export function tokenCounts(engine: Engine, texts: string[]): number[] {
-  const ctx = engine.clip.arch.text.contextLength;
-  return texts.map((t) => Math.min(ctx, engine.clip.tokenizer.encode(t).length + 2));
+/** Tokens in each row of [n, ctx] token ids, start and end tokens included (the end token is the largest id). */
+export function tokenCounts(tokens: Int32Array, ctx: number): number[] {
+  return Array.from({ length: tokens.length / ctx }, (_, r) => {
+    let best = 0;
+    for (let i = 1; i < ctx; i++) if (tokens[r * ctx + i] > tokens[r * ctx + best]) best = i;
+    return best + 1;
+  });
 }
 
-/** [items.length * D] L2-normalized rows, in input order; texts and images run on their towers concurrently. */
-export async function embedMixed(engine: Engine, items: EmbedItem[], work: RequestWork, timing: Timing): Promise<Float32Array> {
+/**
+ * [items.length * D] L2-normalized rows in input order, and the text inputs' token count; texts and images run
+ * on their towers concurrently. Tokenizing and decoding yield to the event loop and stop if the request aborts.
+ */
+export async function embedMixed(engine: Engine, items: EmbedItem[], work: RequestWork, timing: Timing): Promise<{ rows: Float32Array; tokens: number }> {
   const D = engine.dim;
   const out = new Float32Array(items.length * D);
   const onStart = () => {
@@ -100,20 +110,28 @@ export async function embedMixed(engine: Engine, items: EmbedItem[], work: Reque
   items.forEach((item, i) => (item.kind === 'text' ? textAt : imageAt).push(i));
   const place = (rows: Float32Array, at: number[]) => at.forEach((pos, r) => out.set(rows.subarray(r * D, (r + 1) * D), pos * D));
   const jobs: Promise<void>[] = [];
+  let tokenTotal = 0;
   if (textAt.length > 0) {
     const texts = textAt.map((i) => (items[i] as { text: string }).text);
-    const tokens = engine.clip.tokenizer.tokenize(texts, engine.clip.arch.text.contextLength);
-    jobs.push(engine.scheduler.submit<Int32Array, Float32Array>('text', tokens, texts.length, { signal: work.signal, onStart }).then((rows) => place(rows, textAt)));
+    jobs.push(
+      engine
+        .tokenize(texts, work.signal)
+        .then((tokens) => {
+          tokenTotal = tokenCounts(tokens, engine.clip.arch.text.contextLength).reduce((a, b) => a + b, 0);
+          return engine.scheduler.submit<Int32Array, Float32Array>('text', tokens, texts.length, { signal: work.signal, onStart });
+        })
+        .then((rows) => place(rows, textAt)),
+    );
   }
   if (imageAt.length > 0) {
     const images = imageAt.map((i) => (items[i] as { bytes: Buffer }).bytes);
     jobs.push(
       engine
-        .preprocess(images)
+        .preprocess(images, work.signal)
         .then((pixels) => engine.scheduler.submit<Float32Array, Float32Array>('image', pixels, images.length, { signal: work.signal, onStart }))
         .then((rows) => place(rows, imageAt)),
     );
   }
   await Promise.all(jobs);
-  return out;
+  return { rows: out, tokens: tokenTotal };
 }

@@ -123,7 +123,7 @@ export async function createServer(clip: Clip, serverOptions: ServerOptions = {}
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : draining ? 'draining' : 'not loaded' });
   });
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
-  const openapi = openApiDocument({ embedDim: clip.embedDim, version: packageVersion() });
+  const openapi = openApiDocument({ embedDim: clip.embedDim, version: packageVersion(), search: services.collection !== undefined });
   app.get('/openapi.json', async () => openapi);
 
   registerRoutes(app, { engine, admission, metrics, options });

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { ClipError } from '../errors.js';
-import { embedItems, embedMixed, admittedTimed, tokenCounts } from './embed-inputs.js';
+import { admittedTimed, embedItems, embedMixed } from './embed-inputs.js';
 import { type HttpError, toHttpError } from './errors.js';
 import type { RouteContext } from './routes.js';
 
@@ -45,7 +45,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: RouteContext, mo
     scope.post('/v1/embeddings', (request, reply) =>
       admittedTimed(ctx, reply, async (work, timing) => {
         const body = bodyObject(request.body);
-        const items = embedItems(body.input, 'input', ctx.options.maxItems);
+        const items = embedItems(body.input, 'input', ctx.options);
         const format = body.encoding_format ?? 'float';
         if (format !== 'float' && format !== 'base64') throw new ClipError('E_INVALID_ARGUMENT', "encoding_format must be 'float' or 'base64'");
         if (body.model !== undefined && typeof body.model !== 'string') throw new ClipError('E_INVALID_ARGUMENT', 'model must be a string');
@@ -53,8 +53,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: RouteContext, mo
         if (body.dimensions !== undefined && body.dimensions !== D) {
           throw new ClipError('E_INVALID_ARGUMENT', `dimensions: this model's embeddings have ${D} dimensions (CLIP embeddings cannot be shortened)`);
         }
-        const rows = await embedMixed(ctx.engine, items, work, timing);
-        const tokens = tokenCounts(ctx.engine, items.flatMap((item) => (item.kind === 'text' ? [item.text] : []))).reduce((a, b) => a + b, 0);
+        const { rows, tokens } = await embedMixed(ctx.engine, items, work, timing);
         return {
           object: 'list',
           data: items.map((_, i) => {

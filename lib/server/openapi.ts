@@ -30,7 +30,153 @@ const multipartImages = {
   properties: { file: { type: 'array', items: { type: 'string', format: 'binary' } } },
 };
 
-export function openApiDocument(info: { embedDim: number; version: string }): Record<string, unknown> {
+const openAiError = {
+  description: "Error in OpenAI's shape",
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/OpenAiError' } } },
+};
+
+const teiError = {
+  description: "Error in text-embeddings-inference's shape",
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/TeiError' } } },
+};
+
+const stringOrStrings = (description: string) => ({
+  oneOf: [{ type: 'string' }, { type: 'array', minItems: 1, items: { type: 'string' } }],
+  description,
+});
+
+const INPUT_NOTE = 'texts; a string data:image/<type>;base64,... is embedded as an image (URLs are text, never fetched)';
+
+/** OpenAI- and TEI-compatible routes, always served. */
+function compatiblePaths(): Record<string, unknown> {
+  const openAiErrors = Object.fromEntries(['400', '413', '429', '503', '504'].map((s) => [s, openAiError]));
+  const teiErrors = Object.fromEntries(['400', '413', '429', '503', '504'].map((s) => [s, teiError]));
+  return {
+    '/v1/embeddings': {
+      post: {
+        summary: 'OpenAI-compatible embeddings (x-queue-time / x-inference-time headers in ms)',
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['input'],
+                properties: {
+                  input: stringOrStrings(INPUT_NOTE),
+                  model: { type: 'string' },
+                  encoding_format: { enum: ['float', 'base64'], description: 'base64: little-endian float32 bytes' },
+                  dimensions: { type: 'integer', description: "must equal the model's embedding dimension" },
+                },
+              },
+            },
+          },
+        },
+        responses: { '200': { description: "OpenAI's list of embeddings", content: { 'application/json': { schema: { $ref: '#/components/schemas/OpenAiEmbeddings' } } } }, ...openAiErrors },
+      },
+    },
+    '/embed': {
+      post: {
+        summary: 'text-embeddings-inference-compatible embeddings',
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['inputs'],
+                properties: {
+                  inputs: stringOrStrings(INPUT_NOTE),
+                  normalize: { const: true },
+                  truncate: { type: 'boolean', description: 'false: a text longer than the context is 413; default true' },
+                },
+              },
+            },
+          },
+        },
+        responses: { '200': { description: 'One embedding per input', content: { 'application/json': { schema: { type: 'array', items: { type: 'array', items: { type: 'number' } } } } } }, ...teiErrors },
+      },
+    },
+    '/health': { get: { summary: 'TEI health: model loaded and not draining', responses: { '200': { description: 'Healthy' }, '503': teiError } } },
+    '/info': { get: { summary: 'TEI model info (model_id, max_input_length, embed_dim, ...)', responses: { '200': { description: 'Model info', content: { 'application/json': { schema: { type: 'object' } } } } } } },
+  };
+}
+
+/** Search over a collection: served only with `serve --db`. */
+function searchPaths(): Record<string, unknown> {
+  const query = {
+    type: 'object',
+    properties: {
+      query: { type: 'string', description: 'a text; give query or image' },
+      image: { type: 'string', contentEncoding: 'base64', description: 'an image, base64 or a data URL' },
+      top: { type: 'integer', minimum: 1 },
+      exact: { type: 'boolean', description: 'bypass the ANN index' },
+    },
+  };
+  return {
+    '/v1/search': {
+      post: {
+        summary: 'Search the collection by text or by image (JSON, raw image bytes or multipart)',
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': { schema: query },
+            'image/*': { schema: { type: 'string', format: 'binary' } },
+            'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
+            'multipart/form-data': { schema: { type: 'object', properties: { file: { type: 'string', format: 'binary' }, top: { type: 'integer' }, exact: { type: 'string' } } } },
+          },
+        },
+        responses: { '200': { description: 'Ranked hits', content: { 'application/json': { schema: { $ref: '#/components/schemas/SearchResults' } } } }, ...errors },
+      },
+    },
+    '/v1/search/thumbnails/{id}': {
+      get: {
+        summary: 'A WebP thumbnail of a file in the collection, by the id of a search result',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-f]{16}$' } }],
+        responses: { '200': { description: 'image/webp', content: { 'image/webp': { schema: { type: 'string', format: 'binary' } } } }, '400': error, '404': error },
+      },
+    },
+    '/': { get: { summary: 'The search page (HTML)', responses: { '200': { description: 'text/html' } } } },
+  };
+}
+
+const compatibleSchemas = {
+  OpenAiEmbeddings: {
+    type: 'object',
+    required: ['object', 'data', 'model', 'usage'],
+    properties: {
+      object: { const: 'list' },
+      data: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: { object: { const: 'embedding' }, index: { type: 'integer' }, embedding: { oneOf: [{ type: 'array', items: { type: 'number' } }, { type: 'string', contentEncoding: 'base64' }] } },
+        },
+      },
+      model: { type: 'string' },
+      usage: { type: 'object', properties: { prompt_tokens: { type: 'integer' }, total_tokens: { type: 'integer' } } },
+    },
+  },
+  OpenAiError: {
+    type: 'object',
+    required: ['error'],
+    properties: { error: { type: 'object', required: ['message', 'type', 'code'], properties: { message: { type: 'string' }, type: { type: 'string' }, code: { type: 'string' }, param: { type: ['string', 'null'] } } } },
+  },
+  TeiError: { type: 'object', required: ['error', 'error_type'], properties: { error: { type: 'string' }, error_type: { type: 'string' } } },
+  SearchResults: {
+    type: 'object',
+    properties: {
+      results: {
+        type: 'array',
+        items: { type: 'object', properties: { id: { type: 'string' }, path: { type: 'string' }, score: { type: 'number' }, thumbnail: { type: 'string' } } },
+      },
+      count: { type: 'integer' },
+    },
+  },
+};
+
+/** `search`: whether the server has a collection (POST /v1/search, thumbnails and the page at /). */
+export function openApiDocument(info: { embedDim: number; version: string; search?: boolean }): Record<string, unknown> {
   return {
     openapi: '3.1.0',
     info: { title: 'convnext-clip', version: info.version, description: `OpenCLIP ConvNeXt embeddings and zero-shot classification (embedding dimension ${info.embedDim}).` },
@@ -98,9 +244,12 @@ export function openApiDocument(info: { embedDim: number; version: string }): Re
       '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'The process is up' } } } },
       '/readyz': { get: { summary: 'Readiness: model loaded and not draining', responses: { '200': { description: 'Ready' }, '503': { description: 'Not ready' } } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text/plain exposition format' } } } },
+      ...compatiblePaths(),
+      ...(info.search ? searchPaths() : {}),
     },
     components: {
       schemas: {
+        ...compatibleSchemas,
         Embeddings: {
           type: 'object',
           required: ['embeddings', 'dim'],

@@ -12,7 +12,7 @@ import { MAX_TOP } from '../search/collection.js';
 import { ID_PATTERN } from '../search/store.js';
 import { type EmbedItem, admittedTimed, embedMixed } from './embed-inputs.js';
 import { HttpError } from './errors.js';
-import { decodeBase64, imagesFromRequest } from './inputs.js';
+import { checkTextLength, decodeBase64, imagesFromRequest } from './inputs.js';
 import { SEARCH_PAGE } from './page/search-page.js';
 import type { RouteContext } from './routes.js';
 
@@ -40,7 +40,7 @@ async function queryOf(request: Parameters<typeof imagesFromRequest>[0], ctx: Ro
     if ((json.query === undefined) === (json.image === undefined)) throw invalid('give either query (a text) or image (base64)');
     if (json.query !== undefined) {
       if (typeof json.query !== 'string' || json.query.trim().length === 0) throw invalid('query must be a non-empty string');
-      if (json.query.length > 16_384) throw new ClipError('E_INPUT_TOO_LARGE', 'query is longer than 16384 characters');
+      checkTextLength(json.query, 'query', ctx.options.maxTextChars);
       return { item: { kind: 'text', text: json.query }, top: topOf(json.top), exact };
     }
     if (typeof json.image !== 'string') throw invalid('image must be a base64 string');
@@ -58,7 +58,7 @@ export function registerSearchRoutes(app: FastifyInstance, ctx: RouteContext, co
   app.post('/v1/search', (request, reply) =>
     admittedTimed(ctx, reply, async (work, timing) => {
       const { item, top, exact } = await queryOf(request, ctx);
-      const vector = await embedMixed(ctx.engine, [item], work, timing);
+      const { rows: vector } = await embedMixed(ctx.engine, [item], work, timing);
       const hits = await collection.store.search(vector, { top, exact });
       return {
         results: hits.map((h) => ({ id: h.id, path: path.relative(h.root, h.path).split(path.sep).join('/'), score: h.score, thumbnail: `/v1/search/thumbnails/${h.id}` })),

@@ -35,16 +35,17 @@ export function registerTeiRoutes(app: FastifyInstance, ctx: RouteContext, info:
           throw new ClipError('E_INVALID_ARGUMENT', normalize === false ? 'normalize: false is not supported (this server returns L2-normalized CLIP embeddings)' : 'normalize must be a boolean');
         }
         if (truncate !== undefined && typeof truncate !== 'boolean') throw new ClipError('E_INVALID_ARGUMENT', 'truncate must be a boolean');
-        const items = embedItems(inputs, 'inputs', options.maxItems);
+        const items = embedItems(inputs, 'inputs', options);
         if (truncate === false) {
+          // one position past the context: a text that fills it does not fit
           const ctxLen = engine.clip.arch.text.contextLength;
-          items.forEach((item, i) => {
-            if (item.kind === 'text' && engine.clip.tokenizer.encode(item.text).length + 2 > ctxLen) {
-              throw new HttpError(413, 'E_INPUT_TOO_LARGE', `inputs[${i}] is longer than ${ctxLen} tokens and truncate is false`);
-            }
+          const at = items.flatMap((item, i) => (item.kind === 'text' ? [i] : []));
+          const rows = await engine.clip.tokenizer.tokenizeAsync(at.map((i) => (items[i] as { text: string }).text), ctxLen + 1, { signal: work.signal });
+          at.forEach((i, r) => {
+            if (rows[r * (ctxLen + 1) + ctxLen] !== 0) throw new HttpError(413, 'E_INPUT_TOO_LARGE', `inputs[${i}] is longer than ${ctxLen} tokens and truncate is false`);
           });
         }
-        const rows = await embedMixed(engine, items, work, timing);
+        const { rows } = await embedMixed(engine, items, work, timing);
         const D = engine.dim;
         return items.map((_, i) => Array.from(rows.subarray(i * D, (i + 1) * D)));
       }),
