@@ -2,11 +2,10 @@
  * Issue 18 class 1 on the OpenAI- and TEI-compatible routes, over real loopback HTTP: a request of long random
  * words must not stall /healthz, and the per-request text total is enforced (413 in each route's error shape).
  */
-import os from 'node:os';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import test from 'tape';
 import { Clip } from '../lib/clip.js';
 import { fixture } from './helpers/fixtures.js';
+import { latencyBound, worstHealthz } from './helpers/latency.js';
 import { postJson, startServer } from './server-helpers.js';
 
 const clipPromise = Clip.load(fixture('models', 'xxlarge-tiny'), { backend: 'native', threads: 1 });
@@ -22,33 +21,6 @@ function randomLetters(seed: number, n: number): string {
   return Buffer.from(codes).toString('latin1');
 }
 
-/** 100 ms, scaled by the load average over the core count when the machine is overloaded (as hardening-server). */
-function latencyBound(t: { comment(msg: string): void }): number {
-  const load = os.loadavg()[0];
-  const cores = os.availableParallelism();
-  const bound = 100 * Math.max(1, load / cores);
-  t.comment(`load average ${load.toFixed(1)} on ${cores} cores: latency bound ${bound.toFixed(0)} ms`);
-  return bound;
-}
-
-/** Probes /healthz back to back until `until` settles: the slowest answer and the longest event-loop block. */
-async function worstHealthz(base: string, until: Promise<unknown>): Promise<{ worst: number; probes: number; blocked: number }> {
-  let done = false;
-  void until.finally(() => (done = true));
-  const delay = monitorEventLoopDelay({ resolution: 5 });
-  delay.enable();
-  let worst = 0;
-  let probes = 0;
-  while (!done) {
-    const t0 = performance.now();
-    const res = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(60_000) });
-    await res.text();
-    worst = Math.max(worst, performance.now() - t0);
-    probes++;
-  }
-  delay.disable();
-  return { worst, probes, blocked: delay.max / 1e6 };
-}
 
 for (const [r, route] of (['/v1/embeddings', '/embed'] as const).entries()) {
   test(`hardening: /healthz answers within 100 ms while ${route} embeds 40 texts x 16,384 random letters`, async (t) => {

@@ -3,12 +3,11 @@
  * (long random words, a huge label), work left running after its answer, slow clients, broken multipart bodies.
  */
 import net from 'node:net';
-import os from 'node:os';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import test from 'tape';
 import sharp from 'sharp';
 import { Clip } from '../lib/clip.js';
 import { fixture } from './helpers/fixtures.js';
+import { latencyBound, worstHealthz } from './helpers/latency.js';
 import { metric, postJson, request, startServer } from './server-helpers.js';
 
 const clipPromise = Clip.load(fixture('models', 'xxlarge-tiny'), { backend: 'native', threads: 1 });
@@ -30,39 +29,6 @@ function randomLetters(random: () => number, n: number): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/**
- * 100 ms, the bound the issue sets, on a machine with a core per runnable process. On an overloaded machine
- * (load average above the core count) any CPU-bound thread waits for its turn, so the bound grows with the load.
- */
-function latencyBound(t: { comment(msg: string): void }): number {
-  const load = os.loadavg()[0];
-  const cores = os.availableParallelism();
-  const bound = 100 * Math.max(1, load / cores);
-  if (bound > 100) t.comment(`load average ${load.toFixed(1)} on ${cores} cores: latency bound ${bound.toFixed(0)} ms instead of 100 ms`);
-  return bound;
-}
-
-/**
- * Probes /healthz back to back until `until` settles: the slowest answer, and the longest the event loop was
- * blocked meanwhile (a block between two probes would delay a real prober just the same).
- */
-async function worstHealthz(base: string, until: Promise<unknown>): Promise<{ worst: number; probes: number; blocked: number }> {
-  let done = false;
-  void until.finally(() => (done = true));
-  const delay = monitorEventLoopDelay({ resolution: 5 });
-  delay.enable();
-  let worst = 0;
-  let probes = 0;
-  while (!done) {
-    const t0 = performance.now();
-    const res = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(60_000) });
-    await res.text();
-    worst = Math.max(worst, performance.now() - t0);
-    probes++;
-  }
-  delay.disable();
-  return { worst, probes, blocked: delay.max / 1e6 };
-}
 
 test('hardening: /healthz answers within 100 ms while 40 texts x 16,384 random letters are embedded', async (t) => {
   t.timeoutAfter(120_000);
