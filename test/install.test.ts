@@ -136,8 +136,8 @@ test('install: packed packages into a fresh project without a compiler, quick st
     const install = await npm(['install', '--prefer-offline', '--no-audit', '--no-fund', mainTgz], plain, env);
     t.equal(install.code, 0, `npm install without --ignore-scripts and without a compiler ${install.code === 0 ? '' : install.out.slice(-1500)}`);
     const scriptLines = install.out.split('\n').filter((l) => /install.?script|gyp/i.test(l));
-    t.deepEqual(scriptLines.filter((l) => /convnext-clip|node-gyp rebuild/.test(l)), [],
-      `no install-script warning names convnext-clip (npm's script warnings: ${JSON.stringify(scriptLines.map((l) => l.replace(/^npm warn install-scripts\s*/, '')).filter(Boolean))})`);
+    // (bullmq, whose msgpackr-extract has an install script, is an optional peer: installed only by queue users)
+    t.deepEqual(scriptLines, [], 'npm install of the packed package prints no install-script warning');
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
