@@ -2,7 +2,7 @@
  * The linux-arm64 addon (npm/linux-arm64-gnu/convnext_clip.node, cross-compiled by scripts/build-prebuilt.sh arm64
  * with the NEON kernels) run under qemu-user with the registry's arm64 Node (scripts/setup-arm64.sh): it is an
  * AArch64 ELF, the core op tests and the NEON GEMM tests built for arm64 pass, and the README quick start on the native backend reproduces
- * the cheap fixture models (xxlarge-tiny, large-d-tiny) in fp32 and bf16, images from files and bytes and
+ * every fixture model (xxlarge-tiny, large-d-tiny, xxlarge-deep256) in fp32 and bf16, images from files and bytes and
  * zero-shot included. Speed means nothing under emulation: nothing here is timed.
  * Skipped with a message when the arm64 tools are not set up, unless CONVNEXT_CLIP_REQUIRE_ARM64=1 (CI sets it).
  */
@@ -90,7 +90,7 @@ if (missing.length && !required) {
     t.ok(result.code === 0 && summary && Number(summary[1]) >= 5000 && summary[2] === '0', `NEON GEMM tests: ${summary?.[0] ?? result.out.slice(-800)}`);
   });
 
-  test('arm64: the quick start on the native backend reproduces xxlarge-tiny and large-d-tiny (fp32, bf16) under qemu', async (t) => {
+  test('arm64: the quick start on the native backend reproduces every fixture model (xxlarge-tiny, large-d-tiny, xxlarge-deep256; fp32, bf16) under qemu', async (t) => {
     t.timeoutAfter(240_000);
     if (missing.length) return t.fail(`missing ${missing.join(', ')}`);
     const env: NodeJS.ProcessEnv = {
@@ -102,12 +102,12 @@ if (missing.length && !required) {
       QUICKSTART_FIXTURES: fixturesDir,
       QUICKSTART_BACKEND: 'native',
       QUICKSTART_PRECISIONS: 'fp32,bf16',
-      QUICKSTART_MODELS: 'xxlarge-tiny,large-d-tiny',
+      QUICKSTART_MODELS: 'xxlarge-tiny,large-d-tiny,xxlarge-deep256', // deep256 (full depth, 256 px) adds ~15 s under qemu
     };
     const quick = await run(QEMU, ['-L', SYSROOT, arm64Node, path.join(projectRoot, 'test', 'install-quickstart.mjs')], env, 230_000);
     const checks = quick.out.split('\n').filter((l) => l.startsWith('QUICKSTART ')).map((l) => JSON.parse(l.slice(11)) as Record<string, unknown>);
     t.equal(quick.code, 0, `the quick start ran on arm64 ${quick.code === 0 ? '' : quick.out.slice(-1500)}`);
-    t.equal(checks.length, 10, 'embeddings and backend selection of both models in both precisions, zero-shot of xxlarge-tiny in both');
+    t.equal(checks.length, 14, 'embeddings and backend selection of the three models in both precisions, zero-shot of xxlarge-tiny in both');
     for (const check of checks) t.ok(check.ok && check.backend === 'native', `arm64: ${JSON.stringify(check)}`);
   });
 }
