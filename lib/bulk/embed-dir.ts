@@ -17,6 +17,7 @@ import { type OutputLock, lockOutput } from './lock.js';
 import { type WeightsFingerprint, modelKey, weightsFingerprint, weightsFile } from './model-identity.js';
 import { npyHeader, removeStaleTemporaries, rowBytes, writeAtomic } from './output.js';
 import { checkOutputs, outputPaths } from './paths.js';
+import { mapLimit } from '../map-limit.js';
 
 export type EmbedDirFormat = 'npy' | 'jsonl';
 
@@ -75,19 +76,6 @@ export interface EmbedDirResult {
 
 export function defaultIndexPath(out: string): string {
   return /\.(npy|jsonl)$/i.test(out) ? out.replace(/\.(npy|jsonl)$/i, '.index.json') : `${out}.index.json`;
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 interface Prepared {

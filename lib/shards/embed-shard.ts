@@ -13,6 +13,7 @@ import { Npy16Writer } from './npy16.js';
 import { type PartitionFiles, commitPartition, partitionComplete, partitionFiles, removeStaging, stagingDir } from './partition.js';
 import { readPartitionInfo } from './read-info.js';
 import { type Sample, readSamples } from './webdataset.js';
+import { mapLimit } from '../map-limit.js';
 
 /** Fields taken as the image, in order of preference (case-insensitive). */
 export const IMAGE_FIELDS = ['jpg', 'jpeg', 'png', 'webp', 'gif', 'tif', 'tiff', 'avif', 'heic', 'heif'];
@@ -83,19 +84,6 @@ function parseJson(bytes: Buffer | undefined): Record<string, unknown> | undefin
   const value: unknown = JSON.parse(bytes.toString('utf8'));
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('not a JSON object');
   return value as Record<string, unknown>;
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 /**
