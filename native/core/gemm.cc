@@ -64,9 +64,7 @@ const KernelSet* kernels_neon() { return nullptr; }
 const KernelSet* kernels_avx512bf16() { return nullptr; }  // gemm_avx512bf16.cc builds it with GCC >= 10 only
 #endif
 
-// CCLIP_GEMM_ISA as a ceiling: 0 generic, 1 avx2 (or NEON), 2 avx512, 3 avx512bf16 (the default: no ceiling).
-static int isa_cap() {
-  const char* env = std::getenv("CCLIP_GEMM_ISA");
+int isa_ceiling(const char* env) {
   return !env || !*env                       ? 3
          : std::strcmp(env, "generic") == 0 ? 0
          : std::strcmp(env, "avx2") == 0    ? 1
@@ -74,23 +72,21 @@ static int isa_cap() {
                                             : 3;
 }
 
-static const KernelSet* choose_kernels() {
-  const int cap = isa_cap();
-  const CpuFeatures& cpu = cpu_features();
-  if (cap >= 2 && cpu.avx512f && kernels_avx512()) return kernels_avx512();
-  if (cap >= 1 && cpu.avx2_fma && kernels_avx2()) return kernels_avx2();
-  if (cap >= 1 && kernels_neon()) return kernels_neon();  // NEON is part of every aarch64 CPU
+const KernelSet* choose_kernels(int ceiling, const CpuFeatures& cpu, Precision precision) {
+  if (precision == Precision::BF16 && ceiling >= 3 && cpu.avx512bf16 && kernels_avx512bf16()) return kernels_avx512bf16();
+  if (ceiling >= 2 && cpu.avx512f && kernels_avx512()) return kernels_avx512();
+  if (ceiling >= 1 && cpu.avx2_fma && kernels_avx2()) return kernels_avx2();
+  if (ceiling >= 1 && kernels_neon()) return kernels_neon();  // NEON is part of every aarch64 CPU
   return kernels_generic();
 }
 
 const KernelSet* best_kernels() {
-  static const KernelSet* ks = choose_kernels();
+  static const KernelSet* ks = choose_kernels(isa_ceiling(std::getenv("CCLIP_GEMM_ISA")), cpu_features(), Precision::F32);
   return ks;
 }
 
 const KernelSet* best_bf16_kernels() {
-  static const KernelSet* ks =
-      isa_cap() >= 3 && cpu_features().avx512bf16 && kernels_avx512bf16() ? kernels_avx512bf16() : best_kernels();
+  static const KernelSet* ks = choose_kernels(isa_ceiling(std::getenv("CCLIP_GEMM_ISA")), cpu_features(), Precision::BF16);
   return ks;
 }
 

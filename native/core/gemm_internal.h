@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cpu_features.h"
 #include "gemm.h"
 
 namespace cclip {
@@ -38,12 +39,15 @@ const KernelSet* kernels_avx2();     // x86-64 AVX2 + FMA, 6 x 16; null where no
 const KernelSet* kernels_avx512();   // x86-64 AVX-512F, 12 x 32; null where not built
 const KernelSet* kernels_avx512bf16();  // x86-64 AVX512_BF16 (vdpbf16ps), 12 x 32, bf16 weights only; null where not built
 const KernelSet* kernels_neon();     // aarch64 NEON (vfmaq_f32, 32 registers), 12 x 8; null where not built
-// The best variant this CPU runs; CCLIP_GEMM_ISA=generic|avx2|avx512 in the environment narrows the choice
-// (on aarch64: NEON unless CCLIP_GEMM_ISA=generic).
+// The best variant this CPU runs for fp32 weights; CCLIP_GEMM_ISA=generic|avx2|avx512 in the environment narrows
+// the choice (on aarch64: NEON unless CCLIP_GEMM_ISA=generic).
 const KernelSet* best_kernels();
-// The variant for bf16 weights: avx512bf16 where the CPU has it (and CCLIP_GEMM_ISA does not narrow below it),
-// else best_kernels().
+// The same for bf16 weights: avx512bf16 where the CPU has it and CCLIP_GEMM_ISA does not narrow the choice.
 const KernelSet* best_bf16_kernels();
+// What the two above pick: CCLIP_GEMM_ISA's value as a ceiling (0 generic, 1 avx2 / NEON, 2 avx512, 3 none),
+// then the best variant built here that `cpu` runs under it.
+int isa_ceiling(const char* env);
+const KernelSet* choose_kernels(int ceiling, const CpuFeatures& cpu, Precision precision);
 
 PackedWeight pack_weight_with(const KernelSet* ks, const float* w, int n, int k, Precision precision);
 

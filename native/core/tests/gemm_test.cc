@@ -290,7 +290,8 @@ int main() {
   }
   std::printf("kernel variants tested:");
   for (auto* ks : sets) std::printf(" %s", ks->name);
-  std::printf(" (default: %s)\n", gemm_detail::best_kernels()->name);
+  std::printf(" (default: %s; for bf16 weights: %s)\n", gemm_detail::best_kernels()->name,
+              gemm_detail::best_bf16_kernels()->name);
   ThreadPool pool1(1), pool2(2), pool3(3);
   for (const KernelSet* ks : sets) {
     test_gelu(ks);
@@ -311,6 +312,28 @@ int main() {
         ok = ok && y[i * 6 + j] == r;
       }
     check(ok, "pack_weight/linear default path");
+    check(pack_weight(w.data(), 6, 5, Precision::BF16).kernels == gemm_detail::best_bf16_kernels(),
+          "bf16 pack_weight takes the bf16 default variant");
+  }
+  // Variant choice under each CCLIP_GEMM_ISA ceiling, for a CPU with every x86 feature and for a bare one.
+  {
+    using gemm_detail::choose_kernels;
+    using gemm_detail::isa_ceiling;
+    check(isa_ceiling(nullptr) == 3 && isa_ceiling("") == 3 && isa_ceiling("generic") == 0 && isa_ceiling("avx2") == 1 &&
+              isa_ceiling("avx512") == 2,
+          "CCLIP_GEMM_ISA values");
+    CpuFeatures all, none;
+    all.avx2_fma = all.avx512f = all.avx512bf16 = true;
+    const KernelSet* generic = gemm_detail::kernels_generic();
+    check(choose_kernels(0, all, Precision::BF16) == generic && choose_kernels(3, none, Precision::BF16) ==
+              (gemm_detail::kernels_neon() ? gemm_detail::kernels_neon() : generic),
+          "generic under the generic ceiling or on a bare CPU");
+    if (gemm_detail::kernels_avx512bf16()) {
+      check(choose_kernels(3, all, Precision::BF16) == gemm_detail::kernels_avx512bf16(), "avx512bf16 for bf16 weights");
+      check(choose_kernels(3, all, Precision::F32) == gemm_detail::kernels_avx512(), "avx512 for fp32 weights");
+      check(choose_kernels(2, all, Precision::BF16) == gemm_detail::kernels_avx512(), "CCLIP_GEMM_ISA=avx512: no bf16 dot");
+      check(choose_kernels(1, all, Precision::BF16) == gemm_detail::kernels_avx2(), "CCLIP_GEMM_ISA=avx2");
+    }
     check(std::fabs(gelu(1.0f) - 0.841344746f) < 1e-6f, "gelu(1)");
   }
   std::printf("(thread pool tests %.1f s, linear tests %.1f s)\n", t1 - t0, now_s() - t1);
