@@ -1,6 +1,7 @@
 // convnext_clip.node: the portable core (native/core) as an engine of the shared N-API layer (native/napi).
 #include <napi.h>
 
+#include "../core/gemm_internal.h"
 #include "../core/model.h"
 #include "../napi/addon.h"
 
@@ -31,6 +32,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cclip::napi::register_addon(env, exports, [](const cclip::LoadRequest& request, const cclip::ProgressFn& progress) {
     return std::make_unique<CoreEngine>(cclip::ClipModel::load(request.config, request.tensors, request.options, progress));
   });
+  // The GEMM variants this CPU runs (and CCLIP_GEMM_ISA allows), for benchmarks and diagnostics.
+  Napi::Object kernels = Napi::Object::New(env);
+  kernels.Set("fp32", cclip::gemm_detail::best_kernels()->name);
+  kernels.Set("bf16", cclip::gemm_detail::best_bf16_kernels()->name);
+  exports.Set("gemmKernels", kernels);
   return exports;
 }
 
