@@ -41,10 +41,14 @@ export function measureLimits(): Limits {
   return JSON.parse(r.stdout) as Limits;
 }
 
-/** A per-thread-count view of the limits: `threads` threads get the all-thread figure once they use every CPU. */
+/**
+ * A per-thread-count view of the limits: `threads` threads get the all-thread figure once they use every CPU, else
+ * `threads` x the one-thread figure (up to the all-thread one). Never less than the one-thread figure: more threads
+ * measuring less (other processes took the cores meanwhile) does not lower what the machine can do.
+ */
 export function limitsAt(limits: Limits, threads: number): { fmaGflops?: number; fmaIsa: string; bf16Gflops?: number; readGbps?: number } {
   const at = (oneThread?: number, all?: number) =>
-    oneThread === undefined || all === undefined ? undefined : threads >= limits.threads ? all : Math.min(all, oneThread * threads);
+    oneThread === undefined || all === undefined ? undefined : Math.max(oneThread, threads >= limits.threads ? all : Math.min(all, oneThread * threads));
   const zmm = at(limits.fma_zmm_gflops_1t, limits.fma_zmm_gflops_all);
   const ymm = at(limits.fma_ymm_gflops_1t, limits.fma_ymm_gflops_all);
   const useZmm = zmm !== undefined && zmm > (ymm ?? 0);
