@@ -143,6 +143,20 @@ export function textLinearWeights(arch: ClipArchitecture): number {
   return arch.text.layers * 12 * w * w + w * arch.embedDim;
 }
 
+/** The source the numbers came from: the commit (with "+changes" when the tree differs) and, when given, a built
+ * file's modification time (an addon may be older than the commit). */
+export function sourceSummary(builtFile?: string): string {
+  let commit = 'unknown commit';
+  try {
+    const git = (...a: string[]) => execFileSync('git', ['-C', path.join(benchDir, '..'), ...a], { encoding: 'utf8' }).trim();
+    commit = `commit ${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain', '--untracked-files=no') ? ' +changes' : ''}`;
+  } catch {
+    // not a git checkout
+  }
+  const built = builtFile && existsSync(builtFile) ? `; ${path.basename(builtFile)} built ${statSync(builtFile).mtime.toISOString()}` : '';
+  return `${commit}${built}`;
+}
+
 export const median = (xs: number[]): number => {
   const s = [...xs].sort((x, y) => x - y);
   const m = s.length >> 1;

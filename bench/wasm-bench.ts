@@ -26,7 +26,7 @@ import type { BackendModel, Precision } from '../lib/backends/types.js';
 import { wasmBackend, type WasmClipModel } from '../lib/backends/wasm.js';
 import { readSafetensorsManifest } from '../lib/checkpoint/safetensors.js';
 import { floats, maxRelativeDiff, minRowCosine, readExpected, tokensOf } from '../test/native-helpers.js';
-import { appendSection, bestLimits, imageFlops, type Limits, limitsAt, limitsLine, machineSummary, measureLimits, median, pct, textFlops, timed } from './common.js';
+import { appendSection, bestLimits, imageFlops, type Limits, limitsAt, limitsLine, machineSummary, measureLimits, median, pct, sourceSummary, textFlops, timed } from './common.js';
 
 interface Args {
   model: string;
@@ -239,6 +239,7 @@ function report(args: Args, runs: Array<Record<string, unknown>>, xxl: Record<st
   const L: string[] = [`## wasm (\`bench/wasm-bench.ts\`), ${new Date().toISOString()}`, ''];
   L.push(`- machine: ${machineSummary()}; Node ${process.version}; machine load (1-minute average) at start / end: ${loadAtStart.toFixed(2)} / ${os.loadavg()[0].toFixed(2)}`);
   L.push(`- limits (bench/limits.cc, this run): ${limitsLine(limits)}`);
+  L.push(`- source: ${sourceSummary()}`);
   L.push(`- of peak = achieved GFLOP/s (${(imageFlops(arch) / 1e9).toFixed(1)} GFLOP per image, ${(textFlops(arch, 77) / 1e9).toFixed(1)} per 77-token text: 2 x multiply-adds of every conv and linear) / the machine's best fp32 FMA peak at that thread count; SIMD128 has no FMA and half the ymm width, so wasm's own ceiling is a fraction of it`);
   L.push(`- wasm: wasm/prebuilt (Emscripten 3.1.6, -O3 -msimd128 -pthread); onnxruntime-web ${ortVersion()} (wasm backend, SIMD + threads, in Node); native: build/Release addon`);
   L.push(`- model: ${args.model} (convnext_base_w dims, random weights from clip_reference.py make; ONNX from export_onnx.py, same seed); inputs: export_onnx.py's pixels [1,3,256,256] and 22-token text row, and a 77-token row`);
