@@ -174,9 +174,8 @@ async function runTimeChild(args: Args): Promise<void> {
   const pixels = f32File(path.join(args.onnx, 'ref', 'pixels.f32'));
   const refTokenBytes = readFileSync(path.join(args.onnx, 'ref', 'tokens.i64'));
   const refTokens = Int32Array.from(new BigInt64Array(refTokenBytes.buffer.slice(refTokenBytes.byteOffset, refTokenBytes.byteOffset + ctx * 8)), Number);
-  const inputs: Record<Work, Int32Array | Float32Array> = { image: pixels, text77: tokensRow(75, ctx), text5: tokensRow(5, ctx) };
-  const run = (e: Engine, w: Work | 'textRef') =>
-    w === 'image' ? e.image(pixels, 1) : e.text(w === 'textRef' ? refTokens : (inputs[w] as Int32Array), 1);
+  const texts = { text77: tokensRow(75, ctx), text5: tokensRow(5, ctx), textRef: refTokens };
+  const run = (e: Engine, w: Work | 'textRef') => (w === 'image' ? e.image(pixels, 1) : e.text(texts[w], 1));
 
   const parity: Parity = [];
   const fp32Check = (check: string, got: Float32Array, want: Float32Array) => {
