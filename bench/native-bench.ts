@@ -9,7 +9,7 @@
  * CCLIP_PROFILE=1 in the child's environment makes the addon print per-op times to stderr; the parent runs one
  * profiled image batch-1 forward per precision and keeps that breakdown.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +19,7 @@ import { nativeBackend } from '../lib/backends/native.js';
 import type { Precision } from '../lib/backends/types.js';
 import { readSafetensorsManifest } from '../lib/checkpoint/safetensors.js';
 import { floats, maxRelativeDiff, minRowCosine, readExpected, tokensOf } from '../test/native-helpers.js';
+import { machineSummary } from './common.js';
 
 interface Args {
   model: string;
@@ -180,20 +181,6 @@ function lastProfileTables(stderr: string): string {
     }
   }
   return [...tables.values()].map((t) => t.join('\n')).join('\n\n');
-}
-
-function machineSummary(): string {
-  let model = os.cpus()[0]?.model ?? 'unknown CPU';
-  let flags = '';
-  try {
-    const lscpu = execFileSync('lscpu', { encoding: 'utf8' });
-    model = /Model name:\s*(.+)/.exec(lscpu)?.[1]?.trim() ?? model;
-    const all = new Set((/Flags:\s*(.+)/.exec(lscpu)?.[1] ?? '').split(/\s+/));
-    flags = ['sse4_2', 'avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512_bf16', 'amx_bf16'].map((f) => `${f}${all.has(f) ? '+' : '-'}`).join(' ');
-  } catch {
-    // lscpu missing: keep the Node view
-  }
-  return `${model}, ${os.cpus().length} logical CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM; flags: ${flags}`;
 }
 
 /** A PyTorch measurement skipped as hopeless shows its estimate instead. */

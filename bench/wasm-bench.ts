@@ -12,10 +12,11 @@
  * Each thread count runs in its own child process (ONNX Runtime Web fixes its thread count at its first session),
  * with every engine loaded side by side and measured in interleaved rounds, so a busy machine slows them alike.
  * Inputs are the ones export_onnx.py saved (its pixels and 22-token text row), and a 77-token text row.
- * --out replaces the `## wasm` section of that file (other sections are left alone).
+ * The parent first measures this machine's limits (bench/limits.cc) and reports image and 77-token text as fractions
+ * of its fp32 FMA peak. --out appends a dated `## wasm` section to that file (earlier sections are kept).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +26,7 @@ import type { BackendModel, Precision } from '../lib/backends/types.js';
 import { wasmBackend, type WasmClipModel } from '../lib/backends/wasm.js';
 import { readSafetensorsManifest } from '../lib/checkpoint/safetensors.js';
 import { floats, maxRelativeDiff, minRowCosine, readExpected, tokensOf } from '../test/native-helpers.js';
+import { appendSection, bestLimits, imageFlops, type Limits, limitsAt, limitsLine, machineSummary, measureLimits, median, pct, sourceSummary, textFlops, timed } from './common.js';
 
 interface Args {
   model: string;
@@ -54,12 +56,6 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
 function f32File(file: string): Float32Array {
   const b = readFileSync(file);
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
@@ -84,16 +80,6 @@ interface Engine {
 }
 
 type Timing = { wall: number[]; cpu: number[] };
-
-/** Wall and process CPU time (all threads) of one call, in ms. */
-async function timed(fn: () => Promise<unknown>): Promise<[number, number]> {
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  await fn();
-  const wall = performance.now() - t0;
-  const c = process.cpuUsage(c0);
-  return [wall, (c.user + c.system) / 1e3];
-}
 
 async function clipEngine(kind: 'wasm' | 'native', precision: Precision, threads: number, dir: string, pixels: Float32Array, t22: Int32Array): Promise<Engine> {
   const arch = parseModelConfig((JSON.parse(readFileSync(path.join(dir, 'open_clip_config.json'), 'utf8')) as { model_cfg: unknown }).model_cfg);
@@ -248,18 +234,24 @@ function child(args: string[]): Record<string, unknown> {
 
 const fmt = (x: unknown, d = 1) => (typeof x === 'number' ? x.toFixed(d) : '-');
 
-function report(args: Args, runs: Array<Record<string, unknown>>, xxl: Record<string, unknown> | undefined): string {
-  const L: string[] = ['## wasm', ''];
-  L.push(`- date: ${new Date().toISOString()}; ${os.cpus()[0]?.model ?? 'cpu'}, ${os.cpus().length} logical CPUs, Node ${process.version}`);
+function report(args: Args, runs: Array<Record<string, unknown>>, xxl: Record<string, unknown> | undefined, limits: Limits, loadAtStart: number): string {
+  const arch = parseModelConfig((JSON.parse(readFileSync(path.join(args.model, 'open_clip_config.json'), 'utf8')) as { model_cfg: unknown }).model_cfg);
+  const L: string[] = [`## wasm (\`bench/wasm-bench.ts\`), ${new Date().toISOString()}`, ''];
+  L.push(`- machine: ${machineSummary()}; Node ${process.version}; machine load (1-minute average) at start / end: ${loadAtStart.toFixed(2)} / ${os.loadavg()[0].toFixed(2)}`);
+  L.push(`- limits (bench/limits.cc, this run): ${limitsLine(limits)}`);
+  L.push(`- source: ${sourceSummary()}`);
+  L.push(`- of peak = achieved GFLOP/s (${(imageFlops(arch) / 1e9).toFixed(1)} GFLOP per image, ${(textFlops(arch, 77) / 1e9).toFixed(1)} per 77-token text: 2 x multiply-adds of every conv and linear) / the machine's best fp32 FMA peak at that thread count; SIMD128 has no FMA and half the ymm width, so wasm's own ceiling is a fraction of it`);
   L.push(`- wasm: wasm/prebuilt (Emscripten 3.1.6, -O3 -msimd128 -pthread); onnxruntime-web ${ortVersion()} (wasm backend, SIMD + threads, in Node); native: build/Release addon`);
   L.push(`- model: ${args.model} (convnext_base_w dims, random weights from clip_reference.py make; ONNX from export_onnx.py, same seed); inputs: export_onnx.py's pixels [1,3,256,256] and 22-token text row, and a 77-token row`);
   L.push(`- each thread count in its own process; all engines loaded side by side and timed in ${args.rounds} interleaved rounds after a warm-up; medians. cpu = process CPU time (all threads) of the call: less sensitive than wall time to other processes sharing the 2 cores`);
   L.push('- ratios: ORT/wasm > 1 means wasm is faster than onnxruntime-web; wasm/native = how much slower wasm is than the native addon (same precision)');
   L.push('- our text tower stops at the last end token (causal attention: identical output), so the 22-token row costs less than 77 tokens; ONNX computes all 77 positions either way');
   for (const run of runs) L.push(`- ${run.threads} thread(s): machine load (1-min average, median over rounds) ${fmt(run.load)}${(run.notes as string[]).length ? `; ${(run.notes as string[]).join('; ')}` : ''}`);
-  L.push('', '| threads | engine | image b1 ms (cpu) | text b1 22 tok ms (cpu) | text b1 77 tok ms (cpu) | image ORT/wasm | text22 ORT/wasm | text77 ORT/wasm | image wasm/native | text77 wasm/native | load s | vs PyTorch fp32: image / text max rel diff |');
-  L.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+  L.push('', '| threads | engine | image b1 ms (cpu) | text b1 22 tok ms (cpu) | text b1 77 tok ms (cpu) | image ORT/wasm | text22 ORT/wasm | text77 ORT/wasm | image wasm/native | text77 wasm/native | image of peak | text77 of peak | load s | vs PyTorch fp32: image / text max rel diff |');
+  L.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
   for (const run of runs) {
+    const peak = limitsAt(limits, Number(run.threads)).fmaGflops ?? Number.NaN;
+    const ofPeak = (flops: number, ms: unknown) => (typeof ms === 'number' ? pct(flops / 1e9 / (ms / 1e3) / peak) : '-');
     const rows = run.result as Array<Record<string, number | string>>;
     const by = (n: string) => rows.find((r) => r.engine === n);
     const ort = by('onnxruntime-web fp32');
@@ -268,7 +260,7 @@ function report(args: Args, runs: Array<Record<string, unknown>>, xxl: Record<st
       const native = kind === 'wasm' ? by(`native ${prec}`) : undefined;
       const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' ? `${(a / b).toFixed(2)}x` : '');
       L.push(`| ${run.threads} | ${r.engine} | ${fmt(r.image_ms, 0)} (${fmt(r.image_cpu_ms, 0)}) | ${fmt(r.text22_ms, 0)} (${fmt(r.text22_cpu_ms, 0)}) | ${fmt(r.text77_ms, 0)} (${fmt(r.text77_cpu_ms, 0)}) | ` +
-        `${kind === 'wasm' ? ratio(ort?.image_ms, r.image_ms) : ''} | ${kind === 'wasm' ? ratio(ort?.text22_ms, r.text22_ms) : ''} | ${kind === 'wasm' ? ratio(ort?.text77_ms, r.text77_ms) : ''} | ${ratio(r.image_ms, native?.image_ms)} | ${ratio(r.text77_ms, native?.text77_ms)} | ${fmt(r.load_s, 1)} | ` +
+        `${kind === 'wasm' ? ratio(ort?.image_ms, r.image_ms) : ''} | ${kind === 'wasm' ? ratio(ort?.text22_ms, r.text22_ms) : ''} | ${kind === 'wasm' ? ratio(ort?.text77_ms, r.text77_ms) : ''} | ${ratio(r.image_ms, native?.image_ms)} | ${ratio(r.text77_ms, native?.text77_ms)} | ${ofPeak(imageFlops(arch), r.image_ms)} | ${ofPeak(textFlops(arch, 77), r.text77_ms)} | ${fmt(r.load_s, 1)} | ` +
         `${Number(r.image_rel).toExponential(1)} / ${Number(r.text_rel).toExponential(1)} |`);
     }
   }
@@ -290,24 +282,14 @@ function ortVersion(): string {
   }
 }
 
-/** Replaces the `## wasm` section (up to the next `## ` heading) of `file`, or appends it. */
-function writeSection(file: string, section: string): void {
-  const old = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  const lines = old.split('\n');
-  const start = lines.findIndex((l) => l.trim() === '## wasm');
-  if (start < 0) return writeFileSync(file, `${old.replace(/\n*$/, '')}${old ? '\n\n' : ''}${section}`);
-  let end = lines.findIndex((l, i) => i > start && /^## /.test(l));
-  if (end < 0) end = lines.length;
-  const before = lines.slice(0, start).join('\n').replace(/\n*$/, '');
-  const after = lines.slice(end).join('\n');
-  writeFileSync(file, `${before}${before ? '\n\n' : ''}${section}${after ? `\n${after}` : ''}`);
-}
-
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.child === 'engines') return runEngines(args);
   if (args.child === 'xxl') return runXxl(args);
   if (!args.onnx) throw new Error('--onnx DIR (export_onnx.py output for the same model) is required');
+  const loadAtStart = os.loadavg()[0];
+  console.error('# limits (bench/limits.cc) ...');
+  const limitsAtStart = measureLimits();
   const runs: Array<Record<string, unknown>> = [];
   for (const t of args.threads) {
     console.error(`# ${t} thread(s): wasm, native, onnxruntime-web ...`);
@@ -319,9 +301,11 @@ async function main(): Promise<void> {
     console.error('# XXLarge in wasm, bf16 ...');
     xxl = child(['--xxl', args.xxl, '--threads', String(Math.max(...args.threads)), '--child', 'xxl']);
   }
-  const section = report(args, runs, xxl);
+  console.error('# limits again (the best of both is kept) ...');
+  const limits = bestLimits([limitsAtStart, measureLimits()]);
+  const section = report(args, runs, xxl, limits, loadAtStart);
   process.stdout.write(section);
-  if (args.out) writeSection(args.out, section);
+  if (args.out) appendSection(args.out, section);
 }
 
 await main();

@@ -1,0 +1,226 @@
+// This machine's limits, measured: fp32 FMA peak (AVX2 ymm, and AVX-512 zmm where the CPU has avx512f), the bf16
+// dot peak (vdpbf16ps zmm, where it has avx512_bf16) and read bandwidth, on 1 thread and on all threads the process
+// may use. Prints one JSON object on stdout. No dependencies; every ISA-specific function carries its own target
+// attribute and is chosen at run time, so `g++ -O2 -pthread limits.cc` runs on any x86-64.
+//
+//   g++ -O2 -pthread -std=c++17 -o build-bench/limits bench/limits.cc && build-bench/limits [--seconds 0.25]
+#include <immintrin.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// 12 independent accumulator chains: FMA latency (4-5 cycles) x 2 FMA ports needs >= 10 in flight.
+constexpr int kChains = 12;
+// Inner repetitions per loop trip, so the loop counter costs nothing.
+constexpr int kUnroll = 16;
+// Fully unrolled, so the accumulators live in registers (not in memory, where store forwarding would bound them).
+#define UNROLLED _Pragma("GCC unroll 16")
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Each kernel runs `trips` trips of kChains x kUnroll vector ops and returns a value that depends on every one of
+// them (so none is optimised away). acc = acc * a + b with a < 1 stays finite and never goes denormal.
+
+__attribute__((target("avx512f"))) float first_lane(__m512 v) { return _mm512_cvtss_f32(v); }
+
+__attribute__((target("avx2,fma"))) float fma_ymm(long trips) {
+  __m256 acc[kChains];
+  for (int c = 0; c < kChains; c++) acc[c] = _mm256_set1_ps(1.0f + c);
+  const __m256 a = _mm256_set1_ps(0.9999f), b = _mm256_set1_ps(1e-4f);
+  for (long t = 0; t < trips; t++)
+    UNROLLED for (int u = 0; u < kUnroll; u++)
+      UNROLLED for (int c = 0; c < kChains; c++) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
+  __m256 sum = acc[0];
+  for (int c = 1; c < kChains; c++) sum = _mm256_add_ps(sum, acc[c]);
+  return _mm256_cvtss_f32(sum);
+}
+
+__attribute__((target("avx512f"))) float fma_zmm(long trips) {
+  __m512 acc[kChains];
+  for (int c = 0; c < kChains; c++) acc[c] = _mm512_set1_ps(1.0f + c);
+  const __m512 a = _mm512_set1_ps(0.9999f), b = _mm512_set1_ps(1e-4f);
+  for (long t = 0; t < trips; t++)
+    UNROLLED for (int u = 0; u < kUnroll; u++)
+      UNROLLED for (int c = 0; c < kChains; c++) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
+  __m512 sum = acc[0];
+  for (int c = 1; c < kChains; c++) sum = _mm512_add_ps(sum, acc[c]);
+  return first_lane(sum);
+}
+
+// vdpbf16ps: per fp32 lane, acc += a[2i] * b[2i] + a[2i+1] * b[2i+1] (4 FLOPs, 64 per zmm instruction).
+__attribute__((target("avx512f,avx512bf16"))) float dot_bf16_zmm(long trips) {
+  __m512 acc[kChains];
+  for (int c = 0; c < kChains; c++) acc[c] = _mm512_set1_ps(1.0f + c);
+  const __m512 small = _mm512_set1_ps(1e-3f), one = _mm512_set1_ps(-1e-3f);
+  const __m512bh a = _mm512_cvtne2ps_pbh(small, small), b = _mm512_cvtne2ps_pbh(one, one);  // sum drifts slowly
+  for (long t = 0; t < trips; t++)
+    UNROLLED for (int u = 0; u < kUnroll; u++)
+      UNROLLED for (int c = 0; c < kChains; c++) acc[c] = _mm512_dpbf16_ps(acc[c], a, b);
+  __m512 sum = acc[0];
+  for (int c = 1; c < kChains; c++) sum = _mm512_add_ps(sum, acc[c]);
+  return first_lane(sum);
+}
+
+// Sums floats [begin, end) with 8 independent ymm accumulators (enough loads in flight to saturate DRAM).
+__attribute__((target("avx2"))) float read_ymm(const float* begin, const float* end) {
+  __m256 acc[8];
+  for (auto& v : acc) v = _mm256_setzero_ps();
+  for (const float* p = begin; p + 64 <= end; p += 64)
+    UNROLLED for (int i = 0; i < 8; i++) acc[i] = _mm256_add_ps(acc[i], _mm256_load_ps(p + 8 * i));
+  for (int i = 1; i < 8; i++) acc[0] = _mm256_add_ps(acc[0], acc[i]);
+  return _mm256_cvtss_f32(acc[0]);
+}
+
+int usable_threads() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+volatile float g_sink;  // keeps every kernel's result alive
+// The smallest CPU share (thread CPU time / wall time) of any thread in the best repetition of any measurement:
+// below ~0.95, other processes took CPU time meanwhile and the figures understate the machine.
+double g_min_cpu_share = 1.0;
+
+double thread_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+struct Run { double seconds; double cpu_share; };
+
+// Runs `work(thread_index)` on `threads` threads started together: the wall seconds until the last ends, and the
+// smallest share of that time any thread spent on a CPU.
+Run run_parallel(int threads, const std::function<float(int)>& work) {
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> pool;
+  std::vector<float> sinks(threads);
+  std::vector<double> cpu(threads);
+  for (int t = 0; t < threads; t++)
+    pool.emplace_back([&, t] {
+      ready++;
+      while (!go.load()) std::this_thread::yield();
+      const double c0 = thread_cpu_seconds();
+      sinks[t] = work(t);
+      cpu[t] = thread_cpu_seconds() - c0;
+    });
+  while (ready.load() < threads) std::this_thread::yield();
+  const auto t0 = Clock::now();
+  go = true;
+  for (auto& th : pool) th.join();
+  const double s = seconds_since(t0);
+  for (float v : sinks) g_sink = v;
+  return {s, *std::min_element(cpu.begin(), cpu.end()) / s};
+}
+
+// GFLOP/s of `kernel` on `threads` threads, best of 3: each thread runs the trips one thread needs for `target_s`.
+double peak_gflops(float (*kernel)(long), double flops_per_op, int threads, double target_s) {
+  long trips = 1000;
+  for (;;) {  // calibrate on one thread
+    const auto t0 = Clock::now();
+    g_sink = kernel(trips);
+    const double s = seconds_since(t0);
+    if (s > target_s / 4) { trips = static_cast<long>(trips * target_s / s); break; }
+    trips *= 4;
+  }
+  double best = 0, share = 1;
+  for (int rep = 0; rep < 3; rep++) {
+    const Run r = run_parallel(threads, [&](int) { return kernel(trips); });
+    const double gflops = double(trips) * kUnroll * kChains * flops_per_op * threads / r.seconds / 1e9;
+    if (gflops > best) best = gflops, share = r.cpu_share;
+  }
+  g_min_cpu_share = std::min(g_min_cpu_share, share);
+  return best;
+}
+
+// GB/s reading `buffer` (split evenly among `threads`), best of `passes` (each ~40 ms: many are cheap).
+double read_gbps(const float* buffer, size_t count, int threads, int passes) {
+  double best = 0, cpu_share = 1;
+  const size_t share = count / threads / 64 * 64;
+  for (int p = 0; p < passes; p++) {
+    const Run r = run_parallel(threads, [&](int t) { return read_ymm(buffer + t * share, buffer + (t + 1) * share); });
+    const double gbps = double(share) * threads * sizeof(float) / r.seconds / 1e9;
+    if (gbps > best) best = gbps, cpu_share = r.cpu_share;
+  }
+  g_min_cpu_share = std::min(g_min_cpu_share, cpu_share);
+  return best;
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double target_s = 0.25;  // per FMA measurement and thread count
+  for (int i = 1; i + 1 < argc; i++)
+    if (!std::strcmp(argv[i], "--seconds")) target_s = std::atof(argv[i + 1]);
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const bool bf16 = avx512 && __builtin_cpu_supports("avx512bf16");
+  const int threads = usable_threads();
+  double load[3] = {0, 0, 0};
+  getloadavg(load, 3);
+
+  std::printf("{\"cpu\": %s, \"threads\": %d, \"load_avg_1m\": %.2f, \"flags\": {\"avx2\": %s, \"fma\": %s, \"avx512f\": %s, \"avx512_bf16\": %s}",
+              json_string(cpu_model()).c_str(), threads, load[0], avx2 ? "true" : "false", __builtin_cpu_supports("fma") ? "true" : "false",
+              avx512 ? "true" : "false", bf16 ? "true" : "false");
+  // FLOPs per instruction: an FMA is 2 per lane (8 ymm / 16 zmm lanes); vdpbf16ps is 4 per fp32 lane.
+  struct Peak { const char* key; bool present; float (*kernel)(long); double flops; };
+  const Peak peaks[] = {{"fma_ymm", avx2, fma_ymm, 16}, {"fma_zmm", avx512, fma_zmm, 32}, {"bf16_dot_zmm", bf16, dot_bf16_zmm, 64}};
+  for (const Peak& p : peaks) {
+    if (!p.present) continue;
+    std::printf(", \"%s_gflops_1t\": %.1f", p.key, peak_gflops(p.kernel, p.flops, 1, target_s));
+    std::printf(", \"%s_gflops_all\": %.1f", p.key, peak_gflops(p.kernel, p.flops, threads, target_s));
+    std::fflush(stdout);
+  }
+  if (avx2) {
+    const size_t bytes = size_t(1) << 30;
+    auto* buffer = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (buffer) {
+      const size_t count = bytes / sizeof(float);
+      run_parallel(threads, [&](int t) {  // fault every page in (first touch), in parallel
+        const size_t share = count / threads;
+        std::fill(buffer + t * share, t + 1 == threads ? buffer + count : buffer + (t + 1) * share, 1.0f);
+        return 0.0f;
+      });
+      std::printf(", \"read_gbps_1t\": %.1f, \"read_gbps_all\": %.1f, \"read_buffer_bytes\": %zu",
+                  read_gbps(buffer, count, 1, 8), read_gbps(buffer, count, threads, 8), bytes);
+      std::free(buffer);
+    }
+  }
+  getloadavg(load, 3);
+  std::printf(", \"min_cpu_share\": %.3f, \"load_avg_1m_end\": %.2f}\n", g_min_cpu_share, load[0]);
+  return 0;
+}
