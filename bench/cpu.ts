@@ -22,6 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ClipArchitecture, parseModelConfig } from '../lib/architecture.js';
 import { nativeBackend } from '../lib/backends/native.js';
+import { nativeAddonLoad } from '../lib/backends/addon-loader.js';
 import type { BackendModel, Precision } from '../lib/backends/types.js';
 import { readSafetensorsManifest } from '../lib/checkpoint/safetensors.js';
 import { floats, maxRelativeDiff, minRowCosine, readExpected, tokensOf } from '../test/native-helpers.js';
@@ -110,6 +111,13 @@ interface OrtSession {
 /** The addon file nativeBackend.describe() names ("addon <file> (<source>)"). */
 function addonFile(): string | undefined {
   return /^addon (.+) \(/.exec(nativeBackend.describe?.() ?? '')?.[1];
+}
+
+/** The GEMM variants the addon picked for fp32 and bf16 weights on this CPU (older addons do not say). */
+function gemmKernels(): string {
+  const load = nativeAddonLoad();
+  const k = load.ok ? (load.addon.gemmKernels as { fp32: string; bf16: string } | undefined) : undefined;
+  return k ? `GEMM kernels fp32 ${k.fp32}, bf16 ${k.bf16}` : 'GEMM kernels not reported by this addon';
 }
 
 function ortVersion(ortDir: string): string {
@@ -254,7 +262,7 @@ function report(args: Args, m: Measured): string {
   L.push(`- machine load (1-minute average) at start / median over the rounds / end: ${fmt(m.loadAtStart, 2)} / ${fmt(m.timing.load_median, 2)} / ${fmt(os.loadavg()[0], 2)}`);
   L.push(`- limits (bench/limits.cc, this run): ${limitsLine(m.limits)}`);
   L.push(`- model: ${args.model} (${arch.vision.timmModelName}, ${arch.vision.imageSize} px, text ${arch.text.layers} x ${arch.text.width}; random weights); ONNX: ${args.onnx} (export_onnx.py, same seed)`);
-  L.push(`- onnxruntime-node ${ortVersion(args.ort)} (intraOpNumThreads ${args.threads}, interOpNumThreads 1, graphOptimizationLevel all); ours: ${nativeBackend.describe?.() ?? 'native addon'}, ${args.threads} threads; ${sourceSummary(addonFile())}`);
+  L.push(`- onnxruntime-node ${ortVersion(args.ort)} (intraOpNumThreads ${args.threads}, interOpNumThreads 1, graphOptimizationLevel all); ours: ${nativeBackend.describe?.() ?? 'native addon'} (${gemmKernels()}), ${args.threads} threads; ${sourceSummary(addonFile())}`);
   L.push(`- all three engines loaded in one process, ${args.rounds} interleaved rounds after a warm-up (the parity runs), medians; cpu = process CPU time of the call, all threads`);
   L.push(`- ratio = peer time / ours (> 1: ours faster). GFLOP = 2 x multiply-adds of every conv and linear (incl. the depthwise 7x7 and both attention matmuls; no norms, activations, biases); of peak = achieved GFLOP/s / the ${lim.fmaIsa} fp32 FMA peak at ${args.threads} threads (${fmt(lim.fmaGflops)} GFLOP/s)${lim.bf16Gflops ? ` and, for bf16, / the vdpbf16ps peak (${fmt(lim.bf16Gflops)})` : ''}`);
   L.push(`- ours stops the text tower at the last end token (causal attention: same output), so 5 tokens are 7 positions; ONNX computes all ${arch.text.contextLength}. of bandwidth = text linear weights read once (${fmt(textLinearWeights(arch) / 1e6, 0)} M elements x 4 B fp32 / 2 B bf16) / time / the read bandwidth at ${args.threads} threads (${fmt(lim.readGbps)} GB/s)`);
