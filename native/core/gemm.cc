@@ -111,44 +111,6 @@ inline int round_up(int a, int b) { return ceil_div(a, b) * b; }
 
 }  // namespace
 
-PackedWeight pack_weight_with(const KernelSet* ks, const float* w, int n, int k, Precision precision) {
-  PackedWeight p;
-  p.n = n;
-  p.k = k;
-  p.precision = precision;
-  p.kernels = ks;
-  p.nr = ks->nr;
-  const int nr = ks->nr, half = nr / 2;
-  const int panels = ceil_div(std::max(n, 0), nr);
-  const size_t count = static_cast<size_t>(panels) * nr * std::max(k, 0);
-  const size_t esize = precision == Precision::F32 ? 4 : 2;
-  p.data_bytes = count * esize;
-  p.data.reset(aligned_alloc64(p.data_bytes), std::free);
-  // Panel jp, row kk: [nr] values W[jp*nr + j, kk] (zero past N). Walked in 64-deep K blocks so the nr source
-  // rows are read sequentially and the destination block (64 x nr) stays in L1.
-  float* df = static_cast<float*>(p.data.get());
-  uint16_t* dh = static_cast<uint16_t*>(p.data.get());
-  constexpr int kBlock = 64;
-  for (int jp = 0; jp < panels; ++jp) {
-    for (int k0 = 0; k0 < k; k0 += kBlock) {
-      const int k1 = std::min(k, k0 + kBlock);
-      for (int j = 0; j < nr; ++j) {
-        const int col = jp * nr + j;
-        const float* src = col < n ? w + static_cast<size_t>(col) * k : nullptr;
-        const size_t base = static_cast<size_t>(jp) * k * nr;
-        if (precision == Precision::F32) {
-          for (int kk = k0; kk < k1; ++kk) df[base + static_cast<size_t>(kk) * nr + j] = src ? src[kk] : 0.0f;
-        } else {  // interleave: u16 slot 2j holds column j, slot 2j+1 column j + nr/2
-          const int slot = j < half ? 2 * j : 2 * (j - half) + 1;
-          for (int kk = k0; kk < k1; ++kk)
-            dh[base + static_cast<size_t>(kk) * nr + slot] = src ? float_to_bf16(src[kk]) : 0;
-        }
-      }
-    }
-  }
-  return p;
-}
-
 namespace {
 
 void linear_impl(const float* x, int m, const PackedWeight& w, const float* bias, float* y, const Epilogue& ep,
