@@ -7,8 +7,13 @@
  *   flock /tmp/cpu.lock node --import tsx bench/load-weights.ts --model /tmp/xxl --threads 2 --rounds 3 \
  *     --addon before=/tmp/load14-before.node --addon after=build/Release/convnext_clip.node
  *
+ * --check: each child also encodes the inputs of the model's expected.safetensors after its load and reports the
+ * largest relative difference / smallest row cosine to the PyTorch outputs and a SHA-256 of its features
+ * (equal hashes: bit-identical outputs across addons).
+ *
  * Child mode (--child): loads once with $CONVNEXT_CLIP_ADDON and prints one JSON line.
  */
+import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -18,6 +23,7 @@ import { parseModelConfig } from '../lib/architecture.js';
 import { nativeBackend } from '../lib/backends/native.js';
 import type { Precision } from '../lib/backends/types.js';
 import { readSafetensorsManifest } from '../lib/checkpoint/safetensors.js';
+import { floats, maxRelativeDiff, minRowCosine, readExpected, tokensOf } from '../test/native-helpers.js';
 
 interface Args {
   model: string;
@@ -26,11 +32,12 @@ interface Args {
   precisions: Precision[];
   addons: [string, string][];
   child: boolean;
+  check: boolean;
   precision: Precision;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { model: '/tmp/xxl', threads: 2, rounds: 3, precisions: ['fp32', 'bf16'], addons: [], child: false, precision: 'fp32' };
+  const args: Args = { model: '/tmp/xxl', threads: 2, rounds: 3, precisions: ['fp32', 'bf16'], addons: [], child: false, check: false, precision: 'fp32' };
   for (let i = 0; i < argv.length; i++) {
     const value = () => argv[++i];
     switch (argv[i]) {
@@ -44,6 +51,7 @@ function parseArgs(argv: string[]): Args {
         break;
       }
       case '--child': args.child = true; break;
+      case '--check': args.check = true; break;
       case '--precision': args.precision = value() as Precision; break;
       default: throw new Error(`unknown argument ${argv[i]}`);
     }
@@ -59,6 +67,11 @@ interface Sample {
   rss_after_mb: number;
   peak_rss_mb: number;
   weights_mb: number;
+  image_max_rel?: number;
+  image_min_cos?: number;
+  text_max_rel?: number;
+  text_min_cos?: number;
+  features_sha256?: string;
 }
 
 const MB = 1024 * 1024;
@@ -82,6 +95,21 @@ async function runChild(args: Args): Promise<void> {
     peak_rss_mb: usage1.maxRSS / 1024, // maxRSS is in KiB
     weights_mb: (model as unknown as { weightBytes: number }).weightBytes / MB, // AddonModel's packed bytes
   };
+  if (args.check) {
+    const expected = await readExpected(path.join(args.model, 'expected.safetensors'));
+    const image = await model.encodeImage(floats(expected.get('pixels'), 'pixels'), expected.get('pixels')!.shape[0]);
+    const text = await model.encodeText(tokensOf(expected.get('tokens')), expected.get('tokens')!.shape[0]);
+    const wantImage = floats(expected.get('image_features'), 'image_features');
+    const wantText = floats(expected.get('text_features'), 'text_features');
+    sample.image_max_rel = maxRelativeDiff(image.features, wantImage);
+    sample.image_min_cos = minRowCosine(image.features, wantImage, arch.embedDim);
+    sample.text_max_rel = maxRelativeDiff(text.features, wantText);
+    sample.text_min_cos = minRowCosine(text.features, wantText, arch.embedDim);
+    const hash = createHash('sha256');
+    hash.update(new Uint8Array(image.features.buffer, image.features.byteOffset, image.features.byteLength));
+    hash.update(new Uint8Array(text.features.buffer, text.features.byteOffset, text.features.byteLength));
+    sample.features_sha256 = hash.digest('hex').slice(0, 16);
+  }
   model.dispose();
   process.stdout.write(`${JSON.stringify(sample)}\n`);
 }
@@ -110,10 +138,11 @@ function main(): void {
   for (let round = 0; round < args.rounds; round++) {
     for (const precision of args.precisions) {
       for (const [label, addon] of args.addons) {
-        const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', '--model', args.model, '--threads', String(args.threads), '--precision', precision], {
+        const childArgs = ['--child', '--model', args.model, '--threads', String(args.threads), '--precision', precision, ...(args.check && round === 0 ? ['--check'] : [])];
+        const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), ...childArgs], {
           env: { ...process.env, CONVNEXT_CLIP_ADDON: addon },
           encoding: 'utf8',
-          timeout: 180_000,
+          timeout: 300_000,
         });
         if (r.status !== 0) throw new Error(`child ${label} ${precision} failed (${r.status ?? r.signal}): ${r.stderr}`);
         const sample = JSON.parse(r.stdout.trim().split('\n').pop()!) as Sample;
@@ -134,6 +163,14 @@ function main(): void {
     console.log(
       `| ${label} | ${precision} | ${m((s) => s.load_s).toFixed(2)} (${Math.min(...loads).toFixed(2)}-${Math.max(...loads).toFixed(2)}) | ${m((s) => s.user_s).toFixed(2)} | ${m((s) => s.sys_s).toFixed(2)} | ${m((s) => s.rss_before_mb).toFixed(0)} | ${m((s) => s.rss_after_mb).toFixed(0)} | ${m((s) => s.peak_rss_mb).toFixed(0)} | ${m((s) => s.weights_mb).toFixed(0)} | ${m((s) => s.peak_rss_mb - s.rss_before_mb - s.weights_mb).toFixed(0)} |`,
     );
+  }
+  if (!args.check) return;
+  console.log('\n| addon | precision | image max rel | image min cos | text max rel | text min cos | features SHA-256 (16) |');
+  console.log('| --- | --- | ---: | ---: | ---: | ---: | --- |');
+  for (const [key, list] of samples) {
+    const [label, precision] = key.split('\t');
+    const s = list[0];
+    console.log(`| ${label} | ${precision} | ${s.image_max_rel?.toExponential(2)} | ${s.image_min_cos?.toFixed(6)} | ${s.text_max_rel?.toExponential(2)} | ${s.text_min_cos?.toFixed(6)} | ${s.features_sha256} |`);
   }
 }
 

@@ -62,7 +62,7 @@ void MappedFile::release(uint64_t offset, uint64_t bytes) const {
 
 std::unique_ptr<MappedFile> MappedFile::map(const FileReader&) { return nullptr; }
 MappedFile::~MappedFile() = default;
-void MappedFile::check_still_holds(uint64_t) const {}
+void MappedFile::check_still_holds(uint64_t) const { (void)reader_; }
 void MappedFile::release(uint64_t, uint64_t) const {}
 
 #endif
