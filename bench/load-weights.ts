@@ -5,8 +5,10 @@
  * rounds so it sits in the page cache.
  *
  *   flock /tmp/cpu.lock node --import tsx bench/load-weights.ts --model /tmp/xxl --threads 2 --rounds 3 \
- *     --addon before=/tmp/load14-before.node --addon after=build/Release/convnext_clip.node
+ *     --addon before=/tmp/load14-before.node --addon after=build/Release/convnext_clip.node \
+ *     --addon after-pread=build/Release/convnext_clip.node,CCLIP_LOAD_MMAP=0
  *
+ * --addon LABEL=FILE[,NAME=VALUE...]: an addon build, with environment variables for its children.
  * --check: each child also encodes the inputs of the model's expected.safetensors after its load and reports the
  * largest relative difference / smallest row cosine to the PyTorch outputs and a SHA-256 of its features
  * (equal hashes: bit-identical outputs across addons).
@@ -30,7 +32,7 @@ interface Args {
   threads: number;
   rounds: number;
   precisions: Precision[];
-  addons: [string, string][];
+  addons: { label: string; file: string; env: Record<string, string> }[];
   child: boolean;
   check: boolean;
   precision: Precision;
@@ -46,8 +48,11 @@ function parseArgs(argv: string[]): Args {
       case '--rounds': args.rounds = Number(value()); break;
       case '--precisions': args.precisions = value().split(',') as Precision[]; break;
       case '--addon': {
-        const [label, file] = value().split('=');
-        args.addons.push([label, path.resolve(file)]);
+        const spec = value();
+        const label = spec.slice(0, spec.indexOf('='));
+        const [file, ...vars] = spec.slice(label.length + 1).split(',');
+        const env = Object.fromEntries(vars.map((v) => [v.slice(0, v.indexOf('=')), v.slice(v.indexOf('=') + 1)]));
+        args.addons.push({ label, file: path.resolve(file), env });
         break;
       }
       case '--child': args.child = true; break;
@@ -131,16 +136,16 @@ function main(): void {
     void runChild(args);
     return;
   }
-  if (args.addons.length === 0) args.addons.push(['built', path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'build', 'Release', 'convnext_clip.node')]);
+  if (args.addons.length === 0) args.addons.push({ label: 'built', file: path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'build', 'Release', 'convnext_clip.node'), env: {} });
   warmPageCache(path.join(args.model, 'open_clip_model.safetensors'));
   const samples = new Map<string, Sample[]>();
   const load0 = os.loadavg()[0];
   for (let round = 0; round < args.rounds; round++) {
     for (const precision of args.precisions) {
-      for (const [label, addon] of args.addons) {
+      for (const { label, file, env } of args.addons) {
         const childArgs = ['--child', '--model', args.model, '--threads', String(args.threads), '--precision', precision, ...(args.check && round === 0 ? ['--check'] : [])];
         const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), ...childArgs], {
-          env: { ...process.env, CONVNEXT_CLIP_ADDON: addon },
+          env: { ...process.env, ...env, CONVNEXT_CLIP_ADDON: file },
           encoding: 'utf8',
           timeout: 300_000,
         });
