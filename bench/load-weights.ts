@@ -1,8 +1,8 @@
 /**
  * Load time and memory of the native backend from the page cache: wall seconds, user/system CPU seconds, RSS
  * after load and peak RSS, per precision, for one or more addon builds side by side (rounds interleaved). Each
- * load runs in its own child process, so peak RSS is that load's own. The checkpoint is read once before the
- * rounds so it sits in the page cache.
+ * load runs in its own child process, so peak RSS is that load's own. The checkpoint is read (cat) before every
+ * load so it sits in the page cache; major page faults (reads that still went to the disk) are reported.
  *
  *   flock /tmp/cpu.lock node --import tsx bench/load-weights.ts --model /tmp/xxl --threads 2 --rounds 3 \
  *     --addon before=/tmp/load14-before.node --addon after=build/Release/convnext_clip.node \
@@ -72,6 +72,7 @@ interface Sample {
   rss_after_mb: number;
   peak_rss_mb: number;
   weights_mb: number;
+  major_faults: number;
   image_max_rel?: number;
   image_min_cos?: number;
   text_max_rel?: number;
@@ -98,6 +99,7 @@ async function runChild(args: Args): Promise<void> {
     rss_before_mb: rssBefore / MB,
     rss_after_mb: process.memoryUsage().rss / MB,
     peak_rss_mb: usage1.maxRSS / 1024, // maxRSS is in KiB
+    major_faults: usage1.majorPageFault - usage0.majorPageFault,
     weights_mb: (model as unknown as { weightBytes: number }).weightBytes / MB, // AddonModel's packed bytes
   };
   if (args.check) {
@@ -137,12 +139,12 @@ function main(): void {
     return;
   }
   if (args.addons.length === 0) args.addons.push({ label: 'built', file: path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'build', 'Release', 'convnext_clip.node'), env: {} });
-  warmPageCache(path.join(args.model, 'open_clip_model.safetensors'));
   const samples = new Map<string, Sample[]>();
   const load0 = os.loadavg()[0];
   for (let round = 0; round < args.rounds; round++) {
     for (const precision of args.precisions) {
       for (const { label, file, env } of args.addons) {
+        warmPageCache(path.join(args.model, 'open_clip_model.safetensors'));
         const childArgs = ['--child', '--model', args.model, '--threads', String(args.threads), '--precision', precision, ...(args.check && round === 0 ? ['--check'] : [])];
         const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), ...childArgs], {
           env: { ...process.env, ...env, CONVNEXT_CLIP_ADDON: file },
@@ -153,20 +155,20 @@ function main(): void {
         const sample = JSON.parse(r.stdout.trim().split('\n').pop()!) as Sample;
         const key = `${label}\t${precision}`;
         samples.set(key, [...(samples.get(key) ?? []), sample]);
-        process.stderr.write(`round ${round + 1} ${label} ${precision}: ${sample.load_s.toFixed(2)} s (user ${sample.user_s.toFixed(2)}, sys ${sample.sys_s.toFixed(2)}), RSS ${sample.rss_after_mb.toFixed(0)} MB, peak ${sample.peak_rss_mb.toFixed(0)} MB\n`);
+        process.stderr.write(`round ${round + 1} ${label} ${precision}: ${sample.load_s.toFixed(2)} s (user ${sample.user_s.toFixed(2)}, sys ${sample.sys_s.toFixed(2)}, ${sample.major_faults} major faults), RSS ${sample.rss_after_mb.toFixed(0)} MB, peak ${sample.peak_rss_mb.toFixed(0)} MB\n`);
       }
     }
   }
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   console.log(`# load ${args.model}, ${args.threads} threads, ${args.rounds} rounds, ${cpu}, ${os.cpus().length} cores, load average ${load0.toFixed(1)} -> ${os.loadavg()[0].toFixed(1)}, ${new Date().toISOString()}`);
-  console.log('| addon | precision | load s (median, min-max) | user s | sys s | RSS before MB | RSS after MB | peak RSS MB | weights MB | peak - before - weights MB |');
-  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log('| addon | precision | load s (median, min-max) | user s | sys s | RSS before MB | RSS after MB | peak RSS MB | weights MB | peak - before - weights MB | major faults |');
+  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const [key, list] of samples) {
     const [label, precision] = key.split('\t');
     const m = (f: (s: Sample) => number) => median(list.map(f));
     const loads = list.map((s) => s.load_s);
     console.log(
-      `| ${label} | ${precision} | ${m((s) => s.load_s).toFixed(2)} (${Math.min(...loads).toFixed(2)}-${Math.max(...loads).toFixed(2)}) | ${m((s) => s.user_s).toFixed(2)} | ${m((s) => s.sys_s).toFixed(2)} | ${m((s) => s.rss_before_mb).toFixed(0)} | ${m((s) => s.rss_after_mb).toFixed(0)} | ${m((s) => s.peak_rss_mb).toFixed(0)} | ${m((s) => s.weights_mb).toFixed(0)} | ${m((s) => s.peak_rss_mb - s.rss_before_mb - s.weights_mb).toFixed(0)} |`,
+      `| ${label} | ${precision} | ${m((s) => s.load_s).toFixed(2)} (${Math.min(...loads).toFixed(2)}-${Math.max(...loads).toFixed(2)}) | ${m((s) => s.user_s).toFixed(2)} | ${m((s) => s.sys_s).toFixed(2)} | ${m((s) => s.rss_before_mb).toFixed(0)} | ${m((s) => s.rss_after_mb).toFixed(0)} | ${m((s) => s.peak_rss_mb).toFixed(0)} | ${m((s) => s.weights_mb).toFixed(0)} | ${m((s) => s.peak_rss_mb - s.rss_before_mb - s.weights_mb).toFixed(0)} | ${Math.max(...list.map((s) => s.major_faults))} |`,
     );
   }
   if (!args.check) return;
