@@ -48,9 +48,19 @@ void prefault(char* begin, char* end) {
 #endif
 }
 
+// Row j of `rows` (j < valid) converted to bf16 over [k0, k1), or zeros past the valid rows.
+void bf16_row_block(const float* rows, int valid, int k, int j, int k0, int k1, uint16_t* out) {
+  if (j < valid) {
+    const float* src = rows + static_cast<size_t>(j) * k;
+    for (int kk = k0; kk < k1; ++kk) out[kk - k0] = to_bf16(src[kk]);
+  } else {
+    std::fill(out, out + (k1 - k0), uint16_t{0});
+  }
+}
+
 // Panel row kk: [nr] values rows[j][kk] for j < valid, zero past them. Walked in 64-deep K blocks so the source
 // rows are read sequentially and the destination block (64 x nr) stays in L1. In bf16 the u16 slot 2j holds
-// column j and slot 2j + 1 column j + nr/2.
+// column j and slot 2j + 1 column j + nr/2: the pair is stored as one 32-bit write.
 void pack_panel(const float* rows /* [valid, k] */, int valid, int k, int nr, Precision precision, void* panel) {
   const int half = nr / 2;
   float* df = static_cast<float*>(panel);
@@ -58,19 +68,20 @@ void pack_panel(const float* rows /* [valid, k] */, int valid, int k, int nr, Pr
   constexpr int kBlock = 64;
   for (int k0 = 0; k0 < k; k0 += kBlock) {
     const int k1 = std::min(k, k0 + kBlock);
-    for (int j = 0; j < nr; ++j) {
-      const float* src = j < valid ? rows + static_cast<size_t>(j) * k : nullptr;
-      if (precision == Precision::F32) {
+    if (precision == Precision::F32) {
+      for (int j = 0; j < nr; ++j) {
+        const float* src = j < valid ? rows + static_cast<size_t>(j) * k : nullptr;
         for (int kk = k0; kk < k1; ++kk) df[static_cast<size_t>(kk) * nr + j] = src ? src[kk] : 0.0f;
-      } else {
-        const int slot = j < half ? 2 * j : 2 * (j - half) + 1;
-        uint16_t converted[kBlock];
-        if (src) {
-          for (int kk = k0; kk < k1; ++kk) converted[kk - k0] = to_bf16(src[kk]);
-        } else {
-          std::fill(converted, converted + (k1 - k0), uint16_t{0});
-        }
-        for (int kk = k0; kk < k1; ++kk) dh[static_cast<size_t>(kk) * nr + slot] = converted[kk - k0];
+      }
+      continue;
+    }
+    for (int j = 0; j < half; ++j) {
+      uint16_t low[kBlock], high[kBlock];  // columns j and j + nr/2
+      bf16_row_block(rows, valid, k, j, k0, k1, low);
+      bf16_row_block(rows, valid, k, j + half, k0, k1, high);
+      for (int kk = k0; kk < k1; ++kk) {
+        const uint16_t pair[2] = {low[kk - k0], high[kk - k0]};
+        std::memcpy(dh + static_cast<size_t>(kk) * nr + 2 * j, pair, sizeof pair);
       }
     }
   }
