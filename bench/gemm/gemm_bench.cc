@@ -1,7 +1,9 @@
 // GEMM microbenchmark: cclip::linear (fused epilogue) on the ConvNeXt-XXLarge / text-tower shapes, fp32 and
 // bf16, 1 and 2 threads; with -DWITH_OPENBLAS also cblas_sgemm + a separate bias/GELU/scale/residual pass
 // ("OBLAS", what the ratios compare against) and cblas_sgemm alone ("OBsgemm", no epilogue at all).
-// Run: bench/gemm/run.sh bench [--quick] [--threads 1,2] [--filter SUBSTR] [--cpu-time]
+// Run: bench/gemm/run.sh bench [--quick] [--threads 1,2] [--filter SUBSTR] [--cpu-time] [--cold]
+// --cold rotates through enough copies of each weight (> 96 MB) that every call streams it from memory, as in a
+// real forward pass (each layer's weights are used once), and adds the weight read rate in GB/s.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -54,9 +56,13 @@ const Shape kShapes[] = {
     {"text fc1", 77, 4096, 1024, 0, 1},
     {"text fc2", 77, 1024, 4096, 0, 2},
     {"text fc1 M=12", 12, 4096, 1024, 0, 1},
+    {"text qkv M=7", 7, 3072, 1024, 0, 0},
+    {"text fc1 M=7", 7, 4096, 1024, 0, 1},
+    {"text fc2 M=7", 7, 1024, 4096, 0, 2},
     {"s2 fc1 batch8", 2048, 6144, 1536, 0, 1},
 };
 
+bool g_cold = false;      // --cold: weights streamed from memory (see the header)
 bool g_cpu_time = false;  // --cpu-time: thread CPU time instead of wall time (1 thread; robust on a busy machine)
 
 double now_s() {
@@ -149,6 +155,8 @@ int main(int argc, char** argv) {
     } else if (!std::strcmp(argv[i], "--cpu-time")) {
       g_cpu_time = true;
       thread_counts = {1};
+    } else if (!std::strcmp(argv[i], "--cold")) {
+      g_cold = true;
     } else if (!std::strcmp(argv[i], "--filter") && i + 1 < argc) {
       filter = argv[++i];
     }
@@ -163,6 +171,7 @@ int main(int argc, char** argv) {
 #endif
   );
   std::printf("%-16s %5s %6s %6s %4s | %8s %8s", "shape", "M", "N", "K", "thr", "f32 GF/s", "bf16GF/s");
+  if (g_cold) std::printf(" %8s %8s", "f32 GB/s", "bf16GB/s");
 #ifdef WITH_OPENBLAS
   std::printf(" %8s %7s %7s %8s", "OBLAS", "f32/OB", "bf16/OB", "OBsgemm");
 #endif
@@ -180,14 +189,19 @@ int main(int argc, char** argv) {
       const double flops = 2.0 * s.m * s.n * s.k;
       double t[4] = {0, 0, 0, 0};
       for (int p = 0; p < 2; ++p) {
-        PackedWeight pw = pack_weight(d.w.data(), s.n, s.k, p == 0 ? Precision::F32 : Precision::BF16);
+        const Precision precision = p == 0 ? Precision::F32 : Precision::BF16;
+        std::vector<PackedWeight> copies(1, pack_weight(d.w.data(), s.n, s.k, precision));
+        while (g_cold && copies.size() * copies[0].bytes() < (96u << 20)) copies.push_back(pack_weight(d.w.data(), s.n, s.k, precision));
+        size_t next = 0;
         Epilogue ep;
         ep.gelu = s.epi == 1;
         if (s.epi == 2) {
           ep.scale = d.scale.data();
           ep.residual = d.y.data();
         }
-        t[p] = time_best([&] { linear(d.x.data(), s.m, pw, d.bias.data(), d.y.data(), ep, pool); }, min_s, reps);
+        t[p] = time_best(
+            [&] { linear(d.x.data(), s.m, copies[next++ % copies.size()], d.bias.data(), d.y.data(), ep, pool); }, min_s,
+            reps);
       }
 #ifdef WITH_OPENBLAS
       std::vector<float> tmp(s.epi == 2 ? d.y.size() : 0);
@@ -203,6 +217,7 @@ int main(int argc, char** argv) {
 #endif
       std::printf("%-16s %5d %6d %6d %4d | %8.1f %8.1f", s.name, s.m, s.n, s.k, threads, flops / t[0] * 1e-9,
                   flops / t[1] * 1e-9);
+      if (g_cold) std::printf(" %8.1f %8.1f", 4.0 * s.n * s.k / t[0] * 1e-9, 2.0 * s.n * s.k / t[1] * 1e-9);
 #ifdef WITH_OPENBLAS
       std::printf(" %8.1f %7.2f %7.2f %8.1f", flops / t[2] * 1e-9, t[2] / t[0], t[2] / t[1], flops / t[3] * 1e-9);
 #endif

@@ -60,13 +60,22 @@ const KernelSet* kernels_avx512() { return nullptr; }
 #if !defined(__aarch64__)
 const KernelSet* kernels_neon() { return nullptr; }
 #endif
+#if !(defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10)
+const KernelSet* kernels_avx512bf16() { return nullptr; }  // gemm_avx512bf16.cc builds it with GCC >= 10 only
+#endif
+
+// CCLIP_GEMM_ISA as a ceiling: 0 generic, 1 avx2 (or NEON), 2 avx512, 3 avx512bf16 (the default: no ceiling).
+static int isa_cap() {
+  const char* env = std::getenv("CCLIP_GEMM_ISA");
+  return !env || !*env                       ? 3
+         : std::strcmp(env, "generic") == 0 ? 0
+         : std::strcmp(env, "avx2") == 0    ? 1
+         : std::strcmp(env, "avx512") == 0  ? 2
+                                            : 3;
+}
 
 static const KernelSet* choose_kernels() {
-  const char* env = std::getenv("CCLIP_GEMM_ISA");
-  const int cap = !env || !*env                     ? 2
-                  : std::strcmp(env, "generic") == 0 ? 0
-                  : std::strcmp(env, "avx2") == 0    ? 1
-                                                     : 2;
+  const int cap = isa_cap();
   const CpuFeatures& cpu = cpu_features();
   if (cap >= 2 && cpu.avx512f && kernels_avx512()) return kernels_avx512();
   if (cap >= 1 && cpu.avx2_fma && kernels_avx2()) return kernels_avx2();
@@ -76,6 +85,12 @@ static const KernelSet* choose_kernels() {
 
 const KernelSet* best_kernels() {
   static const KernelSet* ks = choose_kernels();
+  return ks;
+}
+
+const KernelSet* best_bf16_kernels() {
+  static const KernelSet* ks =
+      isa_cap() >= 3 && cpu_features().avx512bf16 && kernels_avx512bf16() ? kernels_avx512bf16() : best_kernels();
   return ks;
 }
 
@@ -120,11 +135,12 @@ void linear_impl(const float* x, int m, const PackedWeight& w, const float* bias
   if (m <= 0 || n <= 0) return;
   const bool bf16 = w.precision == Precision::BF16;
   const size_t esize = bf16 ? 2 : 4;
-  const size_t panel_stride = static_cast<size_t>(k) * nr;  // elements between W panels
+  const size_t panel_stride = static_cast<size_t>(round_up(k, ks.k_align)) * nr;  // elements between W panels
 
-  // K passes of equal length <= kc.
-  const int nk = std::max(1, ceil_div(k, ks.kc));
-  const int kc = ceil_div(k, nk);
+  // K passes of equal length <= kc (a multiple of k_align); rows that fit one register tile take all of K at
+  // once, so each thread streams its weight panels from memory start to end, once (A, MR x K, stays in L1/L2).
+  const int nk = m <= mr ? 1 : std::max(1, ceil_div(k, ks.kc));
+  const int kc = round_up(ceil_div(k, nk), ks.k_align);
   // M blocks: the MR-row tiles shared out evenly (sizes differ by at most one tile), each <= mc rows.
   const int m_tiles = ceil_div(m, mr);
   const int nic = ceil_div(m_tiles, std::max(1, ks.mc / mr));
@@ -188,7 +204,8 @@ void linear_impl(const float* x, int m, const PackedWeight& w, const float* bias
 }  // namespace gemm_detail
 
 PackedWeight pack_weight(const float* w, int n, int k, Precision precision) {
-  return gemm_detail::pack_weight_with(gemm_detail::best_kernels(), w, n, k, precision);
+  return gemm_detail::pack_weight_with(
+      precision == Precision::BF16 ? gemm_detail::best_bf16_kernels() : gemm_detail::best_kernels(), w, n, k, precision);
 }
 
 void linear(const float* x, int m, const PackedWeight& w, const float* bias, float* y, const Epilogue& ep,

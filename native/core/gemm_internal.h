@@ -25,15 +25,25 @@ struct KernelSet {
   void (*epilogue)(const float* c, int ldc, int rows, int cols, float* y, size_t ldy, const float* residual,
                    const float* bias, const float* scale, bool gelu);
   float (*gelu1)(float x);
+  // Variants for bf16 weights only (bf16_dot): activations are packed as bf16 pairs too, W panels pair each
+  // column's k and k + 1 ([ceil(K / 2)][NR][2]), so K passes start at multiples of k_align; fp32 weights go to
+  // for_f32 instead.
+  int k_align = 1;
+  bool bf16_dot = false;
+  const KernelSet* for_f32 = nullptr;
 };
 
 const KernelSet* kernels_generic();  // portable (GCC/Clang vector extensions, 16-byte vectors)
 const KernelSet* kernels_avx2();     // x86-64 AVX2 + FMA, 6 x 16; null where not built
 const KernelSet* kernels_avx512();   // x86-64 AVX-512F, 12 x 32; null where not built
+const KernelSet* kernels_avx512bf16();  // x86-64 AVX512_BF16 (vdpbf16ps), 12 x 32, bf16 weights only; null where not built
 const KernelSet* kernels_neon();     // aarch64 NEON (vfmaq_f32, 32 registers), 12 x 8; null where not built
 // The best variant this CPU runs; CCLIP_GEMM_ISA=generic|avx2|avx512 in the environment narrows the choice
 // (on aarch64: NEON unless CCLIP_GEMM_ISA=generic).
 const KernelSet* best_kernels();
+// The variant for bf16 weights: avx512bf16 where the CPU has it (and CCLIP_GEMM_ISA does not narrow below it),
+// else best_kernels().
+const KernelSet* best_bf16_kernels();
 
 PackedWeight pack_weight_with(const KernelSet* ks, const float* w, int n, int k, Precision precision);
 

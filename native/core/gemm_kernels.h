@@ -131,15 +131,28 @@ CCLIP_K_TARGET float gelu1(float x) {
   return v[0];
 }
 
+// Bytes ahead of the B row in use that a streaming tile prefetches (see tile's Stream).
+#ifndef CCLIP_STREAM_AHEAD
+#define CCLIP_STREAM_AHEAD 2048
+#endif
+constexpr int kStreamAhead = CCLIP_STREAM_AHEAD;
+
 // One MR x NR (R <= MR rows) register tile over kc: c[R, NR] (+)= a[kc][MR] . b[kc][NR].
-template <int R, bool BF16>
+// Stream: B is read once from memory (a few rows of x: the whole of K in one pass, panels back to back), so each
+// step prefetches the B bytes kStreamAhead ahead, which run on into the next panel.
+template <int R, bool BF16, bool Stream = false>
 KINL void tile(int kc, const float* __restrict a, const void* __restrict bv, float* __restrict c, int ldc,
                bool accumulate) {
   vf c0[R], c1[R];
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = vf{};
   const float* bf = static_cast<const float*>(bv);
   const uint16_t* bh = static_cast<const uint16_t*>(bv);
+  constexpr int row_bytes = NR * (BF16 ? 2 : 4);
   for (int k = 0; k < kc; ++k) {
+    if (Stream) {
+      const char* ahead = static_cast<const char*>(bv) + static_cast<size_t>(k) * row_bytes + kStreamAhead;
+      for (int o = 0; o < row_bytes; o += 64) __builtin_prefetch(ahead + o, 0, 0);
+    }
     vf b0, b1;
     if (BF16) {  // lane j holds bf16 columns j (low half) and j + V (high half)
       const vu w = loadu(bh + static_cast<size_t>(k) * NR);
@@ -167,11 +180,11 @@ KINL void tile(int kc, const float* __restrict a, const void* __restrict bv, flo
   }
 }
 
-template <int R, bool BF16>
+template <int R, bool BF16, bool Stream = false>
 KINL void tile_rows(int rows, int kc, const float* a, const void* b, float* c, int ldc, bool accumulate) {
   if constexpr (R > 0) {
-    if (rows == R) return tile<R, BF16>(kc, a, b, c, ldc, accumulate);
-    tile_rows<R - 1, BF16>(rows, kc, a, b, c, ldc, accumulate);
+    if (rows == R) return tile<R, BF16, Stream>(kc, a, b, c, ldc, accumulate);
+    tile_rows<R - 1, BF16, Stream>(rows, kc, a, b, c, ldc, accumulate);
   }
 }
 
@@ -186,6 +199,12 @@ CCLIP_K_TARGET void macro_t(int rows, int panels, int kc, const float* a, const 
   // bf16 panels used by several tiles are widened to fp32 once (an L1-resident copy) rather than per tile.
   const bool widen = BF16 && ntiles > 1 && kc <= CCLIP_K_KC;
   alignas(64) float wide[BF16 ? CCLIP_K_KC * NR : 1];
+  if (ntiles == 1) {  // a few rows: stream the weights (linear_impl then passes all of K at once)
+    for (int jp = 0; jp < panels; ++jp)
+      tile_rows<MR, BF16, true>(rows, kc, a, static_cast<const char*>(b) + jp * b_stride * esize, c + jp * NR, ldc,
+                                    accumulate);
+    return;
+  }
   for (int jp = 0; jp < panels; ++jp) {
     const char* bp = static_cast<const char*>(b) + jp * b_stride * esize;
     const char* next = jp + 1 < panels ? bp + b_stride * esize : nullptr;

@@ -87,6 +87,25 @@ void pack_panel(const float* rows /* [valid, k] */, int valid, int k, int nr, Pr
   }
 }
 
+// The bf16_dot layout (gemm_internal.h): panel pair row q: [nr][2] = (rows[j][2q], rows[j][2q + 1]), zero past
+// the valid rows and past K; each pair stored as one 32-bit write.
+void pack_panel_k_pairs(const float* rows /* [valid, k] */, int valid, int k, int nr, void* panel) {
+  uint16_t* d = static_cast<uint16_t*>(panel);
+  constexpr int kBlock = 64;  // even: a block holds whole pairs
+  for (int j = 0; j < nr; ++j) {
+    for (int k0 = 0; k0 < k; k0 += kBlock) {
+      const int k1 = std::min(k, k0 + kBlock);
+      uint16_t converted[kBlock + 1];
+      bf16_row_block(rows, valid, k, j, k0, k1, converted);
+      converted[k1 - k0] = 0;  // the pair partner past an odd K
+      for (int kk = k0; kk < k1; kk += 2) {
+        const uint16_t pair[2] = {converted[kk - k0], converted[kk - k0 + 1]};
+        std::memcpy(d + (static_cast<size_t>(kk / 2) * nr + j) * 2, pair, sizeof pair);
+      }
+    }
+  }
+}
+
 // This thread's [nr, k] rows buffer, kept between panels and weights.
 float* row_scratch(size_t floats) {
   thread_local std::vector<float> scratch;
@@ -98,6 +117,8 @@ float* row_scratch(size_t floats) {
 
 PackedWeight pack_weight_rows_with(const KernelSet* ks, int n, int k, Precision precision, const WeightRows& rows,
                                    ThreadPool* pool) {
+  if (ks->bf16_dot && precision == Precision::F32) ks = ks->for_f32;  // a bf16-only variant: fp32 weights go here
+  const bool k_pairs = ks->bf16_dot;
   PackedWeight p;
   p.n = n;
   p.k = k;
@@ -106,7 +127,8 @@ PackedWeight pack_weight_rows_with(const KernelSet* ks, int n, int k, Precision 
   p.nr = ks->nr;
   const int nr = ks->nr;
   const int panels = ceil_div(std::max(n, 0), nr);
-  const size_t panel_bytes = static_cast<size_t>(nr) * std::max(k, 0) * (precision == Precision::F32 ? 4 : 2);
+  const int k_stored = k_pairs ? ceil_div(std::max(k, 0), 2) * 2 : std::max(k, 0);
+  const size_t panel_bytes = static_cast<size_t>(nr) * k_stored * (precision == Precision::F32 ? 4 : 2);
   p.data_bytes = panels * panel_bytes;
   void* data = nullptr;
   if (posix_memalign(&data, 64, std::max<size_t>(p.data_bytes, 64)) != 0) throw std::bad_alloc();
@@ -116,7 +138,13 @@ PackedWeight pack_weight_rows_with(const KernelSet* ks, int n, int k, Precision 
     prefault(static_cast<char*>(data) + begin * panel_bytes, static_cast<char*>(data) + end * panel_bytes);
     for (int64_t jp = begin; jp < end; ++jp) {
       const int first = static_cast<int>(jp) * nr, valid = std::min(nr, n - first);
-      pack_panel(rows(first, valid, scratch), valid, k, nr, precision, static_cast<char*>(data) + jp * panel_bytes);
+      const float* panel_rows = rows(first, valid, scratch);
+      char* panel = static_cast<char*>(data) + jp * panel_bytes;
+      if (k_pairs) {
+        pack_panel_k_pairs(panel_rows, valid, k, nr, panel);
+      } else {
+        pack_panel(panel_rows, valid, k, nr, precision, panel);
+      }
     }
   };
   if (pool && pool->size() > 1 && panels > 1) {
@@ -139,12 +167,18 @@ PackedWeight pack_weight_parallel_with(const KernelSet* ks, const float* w, int 
 
 }  // namespace gemm_detail
 
+namespace {
+const gemm_detail::KernelSet* kernels_for(Precision precision) {
+  return precision == Precision::BF16 ? gemm_detail::best_bf16_kernels() : gemm_detail::best_kernels();
+}
+}  // namespace
+
 PackedWeight pack_weight_rows(int n, int k, Precision precision, const WeightRows& rows, ThreadPool* pool) {
-  return gemm_detail::pack_weight_rows_with(gemm_detail::best_kernels(), n, k, precision, rows, pool);
+  return gemm_detail::pack_weight_rows_with(kernels_for(precision), n, k, precision, rows, pool);
 }
 
 PackedWeight pack_weight_parallel(const float* w, int n, int k, Precision precision, ThreadPool* pool) {
-  return gemm_detail::pack_weight_parallel_with(gemm_detail::best_kernels(), w, n, k, precision, pool);
+  return gemm_detail::pack_weight_parallel_with(kernels_for(precision), w, n, k, precision, pool);
 }
 
 }  // namespace cclip

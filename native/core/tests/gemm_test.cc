@@ -98,14 +98,16 @@ static void run_case(const KernelSet* ks, Precision prec, const Case& c, const s
   PackedWeight pw = gemm_detail::pack_weight_with(ks, w.data(), c.n, c.k, prec);
   // Reference x . W^T in double, with |x| . |W|^T for the tolerance.
   std::vector<double> acc(static_cast<size_t>(c.m) * c.n), mag(acc.size());
-  std::vector<float> wr(w);
+  std::vector<float> wr(w), xr(x);
   if (prec == Precision::BF16)
     for (auto& v : wr) v = bf16_to_float(float_to_bf16(v));
+  if (prec == Precision::BF16 && ks->bf16_dot)  // these kernels round the activations to bf16 as well
+    for (auto& v : xr) v = bf16_to_float(float_to_bf16(v));
   for (int i = 0; i < c.m; ++i)
     for (int j = 0; j < c.n; ++j) {
       double a = 0, g = 0;
       for (int t = 0; t < c.k; ++t) {
-        const double p = static_cast<double>(x[static_cast<size_t>(i) * c.k + t]) * wr[static_cast<size_t>(j) * c.k + t];
+        const double p = static_cast<double>(xr[static_cast<size_t>(i) * c.k + t]) * wr[static_cast<size_t>(j) * c.k + t];
         a += p;
         g += std::fabs(p);
       }
@@ -276,6 +278,7 @@ int main() {
   const CpuFeatures& cpu = cpu_features();
   if (cpu.avx2_fma && gemm_detail::kernels_avx2()) sets.push_back(gemm_detail::kernels_avx2());
   if (cpu.avx512f && gemm_detail::kernels_avx512()) sets.push_back(gemm_detail::kernels_avx512());
+  if (cpu.avx512bf16 && gemm_detail::kernels_avx512bf16()) sets.push_back(gemm_detail::kernels_avx512bf16());
   if (gemm_detail::kernels_neon()) sets.push_back(gemm_detail::kernels_neon());
   // GEMM_TEST_ONLY=<name> keeps one variant (the arm64 run under qemu tests the NEON one only: emulation is slow).
   if (const char* only = std::getenv("GEMM_TEST_ONLY")) {

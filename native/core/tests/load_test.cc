@@ -73,6 +73,22 @@ void with_mmap(bool on) {
 
 // The layout gemm.h documents, written here independently of gemm_pack.cc: panel jp, row kk, lane j holds
 // W[jp * nr + j, kk] (zero past N); in bf16 (float_to_bf16) u16 slot 2j holds lane j, slot 2j + 1 lane j + nr/2.
+// The bf16_dot variants' layout (gemm_internal.h) instead: panel jp, pair row q: [nr][2] = (W[col, 2q],
+// W[col, 2q + 1]) in bf16, zero past N and K.
+std::vector<unsigned char> reference_pack_k_pairs(const std::vector<float>& w, int n, int k, int nr) {
+  const int panels = (n + nr - 1) / nr, kp = (k + 1) / 2;
+  std::vector<unsigned char> out(static_cast<size_t>(panels) * nr * kp * 4, 0);
+  for (int jp = 0; jp < panels; ++jp)
+    for (int q = 0; q < kp; ++q)
+      for (int j = 0; j < nr; ++j)
+        for (int half = 0; half < 2; ++half) {
+          const int col = jp * nr + j, kk = 2 * q + half;
+          const uint16_t h = col < n && kk < k ? float_to_bf16(w[static_cast<size_t>(col) * k + kk]) : 0;
+          std::memcpy(&out[(((static_cast<size_t>(jp) * kp + q) * nr + j) * 2 + half) * 2], &h, 2);
+        }
+  return out;
+}
+
 std::vector<unsigned char> reference_pack(const std::vector<float>& w, int n, int k, int nr, Precision precision) {
   const int panels = (n + nr - 1) / nr;
   const size_t esize = precision == Precision::F32 ? 4 : 2;
@@ -92,6 +108,11 @@ std::vector<unsigned char> reference_pack(const std::vector<float>& w, int n, in
         }
       }
   return out;
+}
+
+// The reference layout of what `p` was packed for.
+std::vector<unsigned char> reference_for(const PackedWeight& p, const std::vector<float>& w) {
+  return p.kernels->bf16_dot ? reference_pack_k_pairs(w, p.n, p.k, p.nr) : reference_pack(w, p.n, p.k, p.nr, p.precision);
 }
 
 bool same_bytes(const PackedWeight& p, const std::vector<unsigned char>& want) {
@@ -192,7 +213,7 @@ void test_packed_bit_identical(ThreadPool& pool) {
     const std::vector<float> values = pread_loader.read(c.name);
     for (Precision precision : {Precision::F32, Precision::BF16}) {
       const PackedWeight from_map = mapped.read_packed(c.name, c.n, c.k, precision);
-      const std::vector<unsigned char> want = reference_pack(values, c.n, c.k, from_map.nr, precision);
+      const std::vector<unsigned char> want = reference_for(from_map, values);
       const bool ok = same_bytes(from_map, want) && same_bytes(mapped_one_thread.read_packed(c.name, c.n, c.k, precision), want) &&
                       same_bytes(pread_loader.read_packed(c.name, c.n, c.k, precision), want) &&
                       same_bytes(pread_pooled.read_packed(c.name, c.n, c.k, precision), want) &&
@@ -220,12 +241,13 @@ void test_every_panel_width_and_special_values(ThreadPool& pool) {
   }
   using gemm_detail::KernelSet;
   for (const KernelSet* ks : {gemm_detail::kernels_generic(), gemm_detail::kernels_avx2(), gemm_detail::kernels_avx512(),
-                              gemm_detail::kernels_neon()}) {
+                              gemm_detail::kernels_avx512bf16(), gemm_detail::kernels_neon()}) {
     if (!ks) continue;
     for (Precision precision : {Precision::F32, Precision::BF16}) {
-      const std::vector<unsigned char> want = reference_pack(w, n, k, ks->nr, precision);
-      const bool ok = same_bytes(gemm_detail::pack_weight_parallel_with(ks, w.data(), n, k, precision, &pool), want) &&
-                      same_bytes(gemm_detail::pack_weight_with(ks, w.data(), n, k, precision), want);
+      const PackedWeight parallel = gemm_detail::pack_weight_parallel_with(ks, w.data(), n, k, precision, &pool);
+      const std::vector<unsigned char> want = reference_for(parallel, w);
+      const bool ok = same_bytes(parallel, want) && same_bytes(gemm_detail::pack_weight_with(ks, w.data(), n, k, precision), want) &&
+                      parallel.kernels->bf16_dot == (ks->bf16_dot && precision == Precision::BF16);
       check(ok, std::string(ks->name) + (precision == Precision::F32 ? " fp32" : " bf16") +
                     ": NaN / inf / subnormal / tie values pack bit-identically (pool and one thread)");
     }
