@@ -267,23 +267,27 @@ void WeightLoader::read_into(const TensorSource& src, float* out) {
 void WeightLoader::read_mapped(const TensorSource& src, const MappedFile& mapping, float* out) {
   mapping.check_still_holds(src.offset + src.byte_length);
   const unsigned char* base = mapping.data() + src.offset;
-  const size_t total = static_cast<size_t>(element_count(src.shape));
-  const size_t itemsize = item_size(src.dtype);
-  if (!pool_ || pool_->size() < 2 || total < kParallelFloats) {
-    convert_checked(base, src.dtype, total, out, src.name, 0);
-  } else {
-    const int64_t blocks = static_cast<int64_t>((total + kCheckBlock - 1) / kCheckBlock);
-    first_bad_element_wins(
-        [&] {
-          pool_->parallel_for(blocks, 16, [&](int64_t b0, int64_t b1) {
-            const size_t begin = b0 * kCheckBlock, end = std::min(total, static_cast<size_t>(b1) * kCheckBlock);
-            convert_checked(base + begin * itemsize, src.dtype, end - begin, out + begin, src.name, begin);
-          });
-        },
-        [&] { convert_checked(base, src.dtype, total, out, src.name, 0); });
-  }
+  convert_on_pool(base, src, static_cast<size_t>(element_count(src.shape)), out, 0);
   mapping.release(src.offset, src.byte_length);
   advance(src.byte_length, false);
+}
+
+void WeightLoader::convert_on_pool(const unsigned char* from, const TensorSource& src, size_t count, float* out,
+                                   size_t first_index) {
+  if (!pool_ || pool_->size() < 2 || count < kParallelFloats) {
+    convert_checked(from, src.dtype, count, out, src.name, first_index);
+    return;
+  }
+  const size_t itemsize = item_size(src.dtype);
+  const int64_t blocks = static_cast<int64_t>((count + kCheckBlock - 1) / kCheckBlock);
+  first_bad_element_wins(
+      [&] {
+        pool_->parallel_for(blocks, 16, [&](int64_t b0, int64_t b1) {
+          const size_t begin = b0 * kCheckBlock, end = std::min(count, static_cast<size_t>(b1) * kCheckBlock);
+          convert_checked(from + begin * itemsize, src.dtype, end - begin, out + begin, src.name, first_index + begin);
+        });
+      },
+      [&] { convert_checked(from, src.dtype, count, out, src.name, first_index); });
 }
 
 void WeightLoader::read_contiguous(const TensorSource& src, float* out) {
@@ -295,7 +299,7 @@ void WeightLoader::read_contiguous(const TensorSource& src, float* out) {
   for (size_t done = 0; done < total;) {
     const size_t count = std::min(per_chunk, total - done);
     f.read_at(staging_.data(), count * itemsize, src.offset + done * itemsize);
-    convert_checked(staging_.data(), src.dtype, count, out + done, src.name, done);
+    convert_on_pool(staging_.data(), src, count, out + done, done);  // earlier chunks passed: first bad is here
     done += count;
     advance(count * itemsize, false);
   }

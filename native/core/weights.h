@@ -56,6 +56,9 @@ class WeightLoader {
   void read_into(const TensorSource& src, float* out);
   void read_mapped(const TensorSource& src, const MappedFile& mapping, float* out);
   void read_contiguous(const TensorSource& src, float* out);
+  // convert_checked of `count` elements (the tensor's from `first_index` on) on the pool when large; a bad
+  // value fails with the first bad element whichever thread met one.
+  void convert_on_pool(const unsigned char* from, const TensorSource& src, size_t count, float* out, size_t first_index);
   void read_strided(const TensorSource& src, float* out);
   void advance(uint64_t bytes, bool force_report);
 

@@ -255,12 +255,14 @@ void test_every_panel_width_and_special_values(ThreadPool& pool) {
 }
 
 void test_first_bad_element(ThreadPool& pool) {
-  // Two bad values in different panels: the first is named whichever thread reaches the other first.
+  // Two bad values in different panels (and pool chunks): the first is named whichever thread meets the other first.
   for (SourceDType dtype : {SourceDType::F32, SourceDType::F16}) {
     Checkpoint ckpt;
-    const int n = 512, k = 256;
+    const int n = 2048, k = 640;  // over 1M elements: read() converts on the pool too
     ckpt.add("w", dtype, n, k, false, 0, 99);
-    const size_t first = static_cast<size_t>(300) * k + 17, second = static_cast<size_t>(40) * k + 5;
+    // The tensor's first bad value ends the pool's first chunk (2 threads x 4 chunks: rows 0-255, conversion
+    // blocks 0-19), the other starts the second, so the second thread meets its bad value first.
+    const size_t second = static_cast<size_t>(255) * k + 448, first = static_cast<size_t>(256) * k + 3;
     const size_t itemsize = dtype == SourceDType::F32 ? 4 : 2;
     for (size_t at : {first, second}) {
       unsigned char* p = ckpt.bytes.data() + ckpt.sources[0].offset + at * itemsize;
