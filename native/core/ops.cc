@@ -1,7 +1,5 @@
 #include "ops.h"
 
-#include "gemm_pack.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
