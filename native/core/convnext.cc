@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "gemm_pack.h"
 #include "profile.h"
 
 namespace cclip {
@@ -39,7 +40,7 @@ void VisionTower::load(const VisionConfig& config, int embed_dim, WeightLoader& 
         for (int i = 0; i < prev; ++i)
           for (int t = 0; t < 4; ++t)
             permuted[(static_cast<size_t>(o) * 4 + t) * prev + i] = w[(static_cast<size_t>(o) * prev + i) * 4 + t];
-      st.downsample.weight = pack_weight(permuted.data(), dim, 4 * prev, precision);
+      st.downsample.weight = pack_weight_parallel(permuted.data(), dim, 4 * prev, precision, loader.pool());
       st.downsample.bias = loader.read(stage + ".downsample.1.bias");
     }
     st.blocks.resize(config.depths[s]);

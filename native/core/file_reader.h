@@ -15,6 +15,7 @@ class FileReader {
 
   uint64_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  int fd() const { return fd_; }  // the open descriptor (mapped_file.cc maps it; a JS source id in the wasm build)
   // Reads exactly `bytes` bytes at `offset` or throws (short file, I/O error).
   void read_at(void* dst, size_t bytes, uint64_t offset) const;
 

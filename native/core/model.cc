@@ -17,8 +17,8 @@ std::unique_ptr<ClipModel> ClipModel::load(const ClipConfig& config, const std::
                                            const LoadOptions& options, const ProgressFn& progress) {
   config.validate();
   if (options.threads < 0 || options.threads > 1024) throw std::runtime_error("threads must be in [0, 1024]");
-  WeightLoader loader(tensors, expected_tensors(config), progress);
   std::unique_ptr<ClipModel> model(new ClipModel(config, options.precision, options.threads));
+  WeightLoader loader(tensors, expected_tensors(config), progress, &model->pool_);  // converts and packs on the model's threads
   model->vision_.load(config.vision, config.embed_dim, loader, options.precision);
   model->text_.load(config.text, config.embed_dim, loader, options.precision);
   return model;

@@ -17,7 +17,7 @@ inline int64_t row_grain(int64_t row_floats) { return std::max<int64_t>(1, 16384
 LinearLayer load_linear(WeightLoader& loader, const std::string& weight_name, const std::string& bias_name, int n, int k,
                         Precision precision) {
   LinearLayer layer;
-  layer.weight = pack_weight(loader.read_reused(weight_name), n, k, precision);
+  layer.weight = loader.read_packed(weight_name, n, k, precision);
   if (!bias_name.empty()) layer.bias = loader.read(bias_name);
   return layer;
 }

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "gemm_pack.h"
 #include "profile.h"
 
 namespace cclip {
@@ -55,7 +56,7 @@ void TextTower::load(const TextConfig& config, int embed_dim, WeightLoader& load
   std::vector<float> transposed(p.size());                      // [E, W]
   for (int i = 0; i < width; ++i)
     for (int e = 0; e < embed_dim; ++e) transposed[static_cast<size_t>(e) * width + i] = p[static_cast<size_t>(i) * embed_dim + e];
-  projection_.weight = pack_weight(transposed.data(), embed_dim, width, precision);
+  projection_.weight = pack_weight_parallel(transposed.data(), embed_dim, width, precision, loader.pool());
 }
 
 size_t TextTower::bytes() const {

@@ -9,6 +9,8 @@
 
 #include "file_reader.h"
 #include "gemm.h"
+#include "gemm_pack.h"
+#include "mapped_file.h"
 
 namespace cclip {
 
@@ -20,6 +22,7 @@ constexpr size_t kStagingBytes = 8u << 20;  // bounded read buffer: checkpoints 
 // tensor holding one is corrupt (or poisoned), as is one holding NaN or an infinity.
 constexpr float kMaxWeightMagnitude = 1e18f;
 constexpr size_t kCheckBlock = 8192;  // floats converted then checked at a time (32 KB: stays in L1/L2)
+constexpr size_t kParallelFloats = 1u << 20;  // tensors at least this large are converted on the pool
 
 size_t item_size(SourceDType dtype) { return source_item_size(dtype); }
 
@@ -105,11 +108,37 @@ bool is_contiguous(const TensorSource& src) {
   return true;
 }
 
+// Runs `parallel`; when it fails with E_CHECKPOINT_CORRUPT, runs `sequential`, which throws the error of the
+// tensor's first bad element (what a one-thread load reports, whichever thread saw a bad value first).
+template <class Parallel, class Sequential>
+void first_bad_element_wins(const Parallel& parallel, const Sequential& sequential) {
+  try {
+    parallel();
+  } catch (const Error& e) {
+    if (std::strcmp(e.code(), "E_CHECKPOINT_CORRUPT") != 0) throw;
+    sequential();
+    throw;
+  }
+}
+
+// Converts `count` contiguous elements at `src` (the tensor's elements from `first_index` on) into `out`,
+// checking each block while it is in cache.
+void convert_checked(const unsigned char* src, SourceDType dtype, size_t count, float* out, const std::string& name,
+                     size_t first_index) {
+  const size_t itemsize = item_size(dtype);
+  for (size_t block = 0; block < count; block += kCheckBlock) {
+    const size_t n = std::min(kCheckBlock, count - block);
+    convert(src + block * itemsize, dtype, n, out + block);
+    check_finite(out + block, n, name, first_index + block);
+  }
+}
+
 }  // namespace
 
 WeightLoader::WeightLoader(const std::vector<TensorSource>& sources,
-                           const std::vector<std::pair<std::string, Shape>>& expected, ProgressFn progress)
-    : progress_(std::move(progress)) {
+                           const std::vector<std::pair<std::string, Shape>>& expected, ProgressFn progress,
+                           ThreadPool* pool)
+    : progress_(std::move(progress)), pool_(pool) {
   std::map<std::string, const TensorSource*> by_name;
   for (const TensorSource& s : sources) by_name[s.name] = &s;
   for (const auto& [name, shape] : expected) {
@@ -133,23 +162,34 @@ WeightLoader::WeightLoader(const std::vector<TensorSource>& sources,
                                  std::to_string(src.byte_length) + "-byte range");
       }
     }
-    const FileReader& f = file(src.file);
+    const FileReader& f = *file(src.file).reader;  // its size is the mapping's: checked here, at map time
     if (src.offset > f.size() || src.byte_length > f.size() - src.offset) {
       throw Error("E_CHECKPOINT_CORRUPT", "tensor " + name + " ends past the end of " + src.file + " (truncated?)");
     }
     sources_.emplace(name, src);
     total_bytes_ += src.byte_length;
   }
-  staging_.resize(kStagingBytes);
 }
 
 WeightLoader::~WeightLoader() = default;
 
-const FileReader& WeightLoader::file(const std::string& path) {
+const WeightLoader::OpenFile& WeightLoader::file(const std::string& path) {
   auto it = files_.find(path);
-  if (it == files_.end()) it = files_.emplace(path, std::make_unique<FileReader>(path)).first;
-  return *it->second;
+  if (it == files_.end()) {
+    OpenFile f;
+    f.reader = std::make_unique<FileReader>(path);
+    f.mapping = MappedFile::map(*f.reader);
+    it = files_.emplace(path, std::move(f)).first;
+  }
+  return it->second;
 }
+
+const MappedFile* WeightLoader::mapping_of(const TensorSource& src) const {
+  auto it = files_.find(src.file);
+  return it == files_.end() ? nullptr : it->second.mapping.get();
+}
+
+bool WeightLoader::mapped(const std::string& name) const { return mapping_of(source(name)) != nullptr; }
 
 const TensorSource& WeightLoader::source(const std::string& name) const {
   auto it = sources_.find(name);
@@ -164,41 +204,102 @@ std::vector<float> WeightLoader::read(const std::string& name) {
   return out;
 }
 
-const float* WeightLoader::read_reused(const std::string& name) {
-  const TensorSource& src = source(name);
-  const size_t count = static_cast<size_t>(element_count(src.shape));
-  if (reused_.size() < count) reused_ = std::vector<float>(count);  // grows only
-  read_into(src, reused_.data());
-  return reused_.data();
-}
-
 void WeightLoader::read_to(const std::string& name, float* out) { read_into(source(name), out); }
+
+PackedWeight WeightLoader::read_packed(const std::string& name, int n, int k, Precision precision) {
+  const TensorSource& src = source(name);
+  if (element_count(src.shape) != static_cast<int64_t>(n) * k) {
+    throw std::runtime_error("internal: tensor " + name + " has " + std::to_string(element_count(src.shape)) +
+                             " elements, packed as [" + std::to_string(n) + ", " + std::to_string(k) + "]");
+  }
+  const MappedFile* mapping = mapping_of(src);
+  if (!mapping || !is_contiguous(src) || n == 0 || k == 0) {  // pread (or strided) into the reused buffer, then pack
+    const size_t count = static_cast<size_t>(n) * k;
+    if (reused_.size() < count) reused_ = std::vector<float>(count);  // grows only
+    read_into(src, reused_.data());
+    return pack_weight_parallel(reused_.data(), n, k, precision, pool_);
+  }
+  // Panel by panel from the mapping: each panel's rows converted (F32 rows in place where aligned) and checked
+  // while they are in cache, then packed.
+  mapping->check_still_holds(src.offset + src.byte_length);
+  const unsigned char* base = mapping->data() + src.offset;
+  const size_t itemsize = item_size(src.dtype), row = static_cast<size_t>(k);
+  const WeightRows rows = [&](int first, int count, float* scratch) -> const float* {
+    const unsigned char* p = base + first * row * itemsize;
+    const size_t elements = count * row;
+    if (src.dtype == SourceDType::F32 && reinterpret_cast<uintptr_t>(p) % alignof(float) == 0) {
+      const float* values = reinterpret_cast<const float*>(p);
+      check_finite(values, elements, src.name, first * row);
+      return values;
+    }
+    convert_checked(p, src.dtype, elements, scratch, src.name, first * row);
+    return scratch;
+  };
+  PackedWeight packed;
+  first_bad_element_wins([&] { packed = pack_weight_rows(n, k, precision, rows, pool_); },
+                         [&] {
+                           std::vector<float> block(kCheckBlock);
+                           for (size_t at = 0, total = row * n; at < total; at += kCheckBlock) {
+                             const size_t count = std::min(kCheckBlock, total - at);
+                             convert_checked(base + at * itemsize, src.dtype, count, block.data(), src.name, at);
+                           }
+                         });
+  mapping->release(src.offset, src.byte_length);
+  advance(src.byte_length, true);
+  return packed;
+}
 
 void WeightLoader::read_into(const TensorSource& src, float* out) {
   const int64_t count = element_count(src.shape);
   if (count > 0) {
-    if (is_contiguous(src)) {
-      read_contiguous(src, out);
-    } else {
+    const MappedFile* mapping = mapping_of(src);
+    if (!is_contiguous(src)) {
       read_strided(src, out);
+    } else if (mapping) {
+      read_mapped(src, *mapping, out);
+    } else {
+      read_contiguous(src, out);
     }
   }
   advance(0, true);
 }
 
+void WeightLoader::read_mapped(const TensorSource& src, const MappedFile& mapping, float* out) {
+  mapping.check_still_holds(src.offset + src.byte_length);
+  const unsigned char* base = mapping.data() + src.offset;
+  convert_on_pool(base, src, static_cast<size_t>(element_count(src.shape)), out, 0);
+  mapping.release(src.offset, src.byte_length);
+  advance(src.byte_length, false);
+}
+
+void WeightLoader::convert_on_pool(const unsigned char* from, const TensorSource& src, size_t count, float* out,
+                                   size_t first_index) {
+  if (!pool_ || pool_->size() < 2 || count < kParallelFloats) {
+    convert_checked(from, src.dtype, count, out, src.name, first_index);
+    return;
+  }
+  const size_t itemsize = item_size(src.dtype);
+  const int64_t blocks = static_cast<int64_t>((count + kCheckBlock - 1) / kCheckBlock);
+  first_bad_element_wins(
+      [&] {
+        pool_->parallel_for(blocks, 16, [&](int64_t b0, int64_t b1) {
+          const size_t begin = b0 * kCheckBlock, end = std::min(count, static_cast<size_t>(b1) * kCheckBlock);
+          convert_checked(from + begin * itemsize, src.dtype, end - begin, out + begin, src.name, first_index + begin);
+        });
+      },
+      [&] { convert_checked(from, src.dtype, count, out, src.name, first_index); });
+}
+
 void WeightLoader::read_contiguous(const TensorSource& src, float* out) {
-  const FileReader& f = file(src.file);
+  const FileReader& f = *file(src.file).reader;
+  if (staging_.empty()) staging_.resize(kStagingBytes);
   const size_t itemsize = item_size(src.dtype);
   const size_t total = out ? static_cast<size_t>(element_count(src.shape)) : 0;
   const size_t per_chunk = staging_.size() / itemsize;
   for (size_t done = 0; done < total;) {
     const size_t count = std::min(per_chunk, total - done);
     f.read_at(staging_.data(), count * itemsize, src.offset + done * itemsize);
-    for (size_t block = 0; block < count; block += kCheckBlock) {  // convert and check while the block is in cache
-      const size_t n = std::min(kCheckBlock, count - block);
-      convert(staging_.data() + block * itemsize, src.dtype, n, out + done + block);
-      check_finite(out + done + block, n, src.name, done + block);
-    }
+    convert_on_pool(staging_.data(), src, count, out + done, done);  // earlier chunks passed: first bad is here
     done += count;
     advance(count * itemsize, false);
   }
@@ -208,7 +309,8 @@ void WeightLoader::read_contiguous(const TensorSource& src, float* out) {
 // Visits elements in order of increasing file position (dims sorted by stride), reading through a sliding
 // window of the staging buffer; each element lands at its logical row-major index.
 void WeightLoader::read_strided(const TensorSource& src, float* out) {
-  const FileReader& f = file(src.file);
+  const FileReader& f = *file(src.file).reader;
+  if (staging_.empty()) staging_.resize(kStagingBytes);
   const size_t itemsize = item_size(src.dtype);
   const size_t rank = src.shape.size();
   std::vector<int64_t> logical_stride(rank);

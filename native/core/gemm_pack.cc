@@ -1,0 +1,184 @@
+// Packs W[N, K] into column panels (layout: gemm.h, PackedWeight), one panel at a time from the rows that
+// feed it, panels spread over the thread pool (each thread writes, and page-faults in, its own panels).
+#include "gemm_pack.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "gemm_internal.h"
+
+#if defined(__linux__) && !defined(__EMSCRIPTEN__)
+#include <sys/mman.h>
+#include <unistd.h>
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels refuse it (EINVAL) and the pages fault in as written
+#endif
+#define CCLIP_PREFAULT 1
+#endif
+
+namespace cclip {
+namespace gemm_detail {
+namespace {
+
+inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+// float_to_bf16 (round to nearest even, NaN stays a quiet NaN), written so that a loop of it vectorises.
+inline uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint16_t nan = static_cast<uint16_t>((u >> 16) | 0x40);
+  const uint16_t rounded = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  return (u & 0x7fffffffu) > 0x7f800000u ? nan : rounded;
+}
+
+// Faults in the whole pages of [begin, end) in one call: cheaper than a page fault per page as the pack writes.
+void prefault(char* begin, char* end) {
+#if defined(CCLIP_PREFAULT)
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page;
+  const uintptr_t e = reinterpret_cast<uintptr_t>(end) / page * page;
+  if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_WRITE);
+#else
+  (void)begin;
+  (void)end;
+#endif
+}
+
+// Row j of `rows` (j < valid) converted to bf16 over [k0, k1), or zeros past the valid rows.
+void bf16_row_block(const float* rows, int valid, int k, int j, int k0, int k1, uint16_t* out) {
+  if (j < valid) {
+    const float* src = rows + static_cast<size_t>(j) * k;
+    for (int kk = k0; kk < k1; ++kk) out[kk - k0] = to_bf16(src[kk]);
+  } else {
+    std::fill(out, out + (k1 - k0), uint16_t{0});
+  }
+}
+
+// Panel row kk: [nr] values rows[j][kk] for j < valid, zero past them. Walked in 64-deep K blocks so the source
+// rows are read sequentially and the destination block (64 x nr) stays in L1. In bf16 the u16 slot 2j holds
+// column j and slot 2j + 1 column j + nr/2: the pair is stored as one 32-bit write.
+void pack_panel(const float* rows /* [valid, k] */, int valid, int k, int nr, Precision precision, void* panel) {
+  const int half = nr / 2;
+  float* df = static_cast<float*>(panel);
+  uint16_t* dh = static_cast<uint16_t*>(panel);
+  constexpr int kBlock = 64;
+  for (int k0 = 0; k0 < k; k0 += kBlock) {
+    const int k1 = std::min(k, k0 + kBlock);
+    if (precision == Precision::F32) {
+      for (int j = 0; j < nr; ++j) {
+        const float* src = j < valid ? rows + static_cast<size_t>(j) * k : nullptr;
+        for (int kk = k0; kk < k1; ++kk) df[static_cast<size_t>(kk) * nr + j] = src ? src[kk] : 0.0f;
+      }
+      continue;
+    }
+    for (int j = 0; j < half; ++j) {
+      uint16_t low[kBlock], high[kBlock];  // columns j and j + nr/2
+      bf16_row_block(rows, valid, k, j, k0, k1, low);
+      bf16_row_block(rows, valid, k, j + half, k0, k1, high);
+      for (int kk = k0; kk < k1; ++kk) {
+        const uint16_t pair[2] = {low[kk - k0], high[kk - k0]};
+        std::memcpy(dh + static_cast<size_t>(kk) * nr + 2 * j, pair, sizeof pair);
+      }
+    }
+  }
+}
+
+// The bf16_dot layout (gemm_internal.h): panel pair row q: [nr][2] = (rows[j][2q], rows[j][2q + 1]), zero past
+// the valid rows and past K; each pair stored as one 32-bit write.
+void pack_panel_k_pairs(const float* rows /* [valid, k] */, int valid, int k, int nr, void* panel) {
+  uint16_t* d = static_cast<uint16_t*>(panel);
+  constexpr int kBlock = 64;  // even: a block holds whole pairs
+  for (int j = 0; j < nr; ++j) {
+    for (int k0 = 0; k0 < k; k0 += kBlock) {
+      const int k1 = std::min(k, k0 + kBlock);
+      uint16_t converted[kBlock + 1];
+      bf16_row_block(rows, valid, k, j, k0, k1, converted);
+      converted[k1 - k0] = 0;  // the pair partner past an odd K
+      for (int kk = k0; kk < k1; kk += 2) {
+        const uint16_t pair[2] = {converted[kk - k0], converted[kk - k0 + 1]};
+        std::memcpy(d + (static_cast<size_t>(kk / 2) * nr + j) * 2, pair, sizeof pair);
+      }
+    }
+  }
+}
+
+// This thread's [nr, k] rows buffer, kept between panels and weights.
+float* row_scratch(size_t floats) {
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < floats) scratch = std::vector<float>(floats);
+  return scratch.data();
+}
+
+}  // namespace
+
+PackedWeight pack_weight_rows_with(const KernelSet* ks, int n, int k, Precision precision, const WeightRows& rows,
+                                   ThreadPool* pool) {
+  if (ks->bf16_dot && precision == Precision::F32) ks = ks->for_f32;  // a bf16-only variant: fp32 weights go here
+  const bool k_pairs = ks->bf16_dot;
+  PackedWeight p;
+  p.n = n;
+  p.k = k;
+  p.precision = precision;
+  p.kernels = ks;
+  p.nr = ks->nr;
+  const int nr = ks->nr;
+  const int panels = ceil_div(std::max(n, 0), nr);
+  const int k_stored = k_pairs ? ceil_div(std::max(k, 0), 2) * 2 : std::max(k, 0);
+  const size_t panel_bytes = static_cast<size_t>(nr) * k_stored * (precision == Precision::F32 ? 4 : 2);
+  p.data_bytes = panels * panel_bytes;
+  void* data = nullptr;
+  if (posix_memalign(&data, 64, std::max<size_t>(p.data_bytes, 64)) != 0) throw std::bad_alloc();
+  p.data.reset(data, std::free);
+  auto pack_panels = [&](int64_t begin, int64_t end) {
+    float* scratch = row_scratch(static_cast<size_t>(nr) * std::max(k, 0));
+    prefault(static_cast<char*>(data) + begin * panel_bytes, static_cast<char*>(data) + end * panel_bytes);
+    for (int64_t jp = begin; jp < end; ++jp) {
+      const int first = static_cast<int>(jp) * nr, valid = std::min(nr, n - first);
+      const float* panel_rows = rows(first, valid, scratch);
+      char* panel = static_cast<char*>(data) + jp * panel_bytes;
+      if (k_pairs) {
+        pack_panel_k_pairs(panel_rows, valid, k, nr, panel);
+      } else {
+        pack_panel(panel_rows, valid, k, nr, precision, panel);
+      }
+    }
+  };
+  if (pool && pool->size() > 1 && panels > 1) {
+    pool->parallel_for(panels, 1, pack_panels);
+  } else {
+    pack_panels(0, panels);
+  }
+  return p;
+}
+
+PackedWeight pack_weight_with(const KernelSet* ks, const float* w, int n, int k, Precision precision) {
+  return pack_weight_parallel_with(ks, w, n, k, precision, nullptr);
+}
+
+PackedWeight pack_weight_parallel_with(const KernelSet* ks, const float* w, int n, int k, Precision precision,
+                                       ThreadPool* pool) {
+  const size_t row = static_cast<size_t>(std::max(k, 0));
+  return pack_weight_rows_with(ks, n, k, precision, [w, row](int first, int, float*) { return w + first * row; }, pool);
+}
+
+}  // namespace gemm_detail
+
+namespace {
+const gemm_detail::KernelSet* kernels_for(Precision precision) {
+  return precision == Precision::BF16 ? gemm_detail::best_bf16_kernels() : gemm_detail::best_kernels();
+}
+}  // namespace
+
+PackedWeight pack_weight_rows(int n, int k, Precision precision, const WeightRows& rows, ThreadPool* pool) {
+  return gemm_detail::pack_weight_rows_with(kernels_for(precision), n, k, precision, rows, pool);
+}
+
+PackedWeight pack_weight_parallel(const float* w, int n, int k, Precision precision, ThreadPool* pool) {
+  return gemm_detail::pack_weight_parallel_with(kernels_for(precision), w, n, k, precision, pool);
+}
+
+}  // namespace cclip

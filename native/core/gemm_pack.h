@@ -1,0 +1,29 @@
+// Packing of W[N, K] into the kernels' panel layout (gemm.h, PackedWeight), from rows produced on demand (a
+// checkpoint mapping converted and checked as it is packed) and in parallel over panels.
+#pragma once
+#include <functional>
+
+#include "gemm.h"
+#include "threadpool.h"
+
+namespace cclip {
+
+// Rows [first, first + count) of W [N, K] in fp32, row-major: either a pointer to them where they already are,
+// or `scratch` ([count, K], this thread's) filled and returned. May throw (the pack then throws it).
+using WeightRows = std::function<const float*(int first, int count, float* scratch)>;
+
+// The packed W (bit-identical to pack_weight of the same values), panels spread over `pool` (null: this thread).
+PackedWeight pack_weight_rows(int n, int k, Precision precision, const WeightRows& rows, ThreadPool* pool);
+// The same from W in memory.
+PackedWeight pack_weight_parallel(const float* w /* [N, K] */, int n, int k, Precision precision, ThreadPool* pool);
+
+namespace gemm_detail {
+struct KernelSet;
+// For one kernel variant (the tests pack for each).
+PackedWeight pack_weight_rows_with(const KernelSet* ks, int n, int k, Precision precision, const WeightRows& rows,
+                                   ThreadPool* pool);
+PackedWeight pack_weight_parallel_with(const KernelSet* ks, const float* w, int n, int k, Precision precision,
+                                       ThreadPool* pool);
+}  // namespace gemm_detail
+
+}  // namespace cclip
