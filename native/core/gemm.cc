@@ -133,10 +133,13 @@ void linear_impl(const float* x, int m, const PackedWeight& w, const float* bias
   const size_t esize = bf16 ? 2 : 4;
   const size_t panel_stride = static_cast<size_t>(round_up(k, ks.k_align)) * nr;  // elements between W panels
 
-  // K passes of equal length <= kc (a multiple of k_align); rows that fit one register tile take all of K at
-  // once, so each thread streams its weight panels from memory start to end, once (A, MR x K, stays in L1/L2).
-  const int nk = m <= mr ? 1 : std::max(1, ceil_div(k, ks.kc));
+  // K passes of equal length <= kc (a multiple of k_align), the same for every M, so that a row's result does not
+  // depend on the other rows of the batch (each output sums its passes in the same order).
+  const int nk = std::max(1, ceil_div(k, ks.kc));
   const int kc = round_up(ceil_div(k, nk), ks.k_align);
+  // Rows that fit one register tile run each panel's passes back to back instead of each pass across the panels:
+  // a panel's passes are contiguous, so each thread streams its weights from memory start to end, once.
+  const bool stream = m <= mr;
   // M blocks: the MR-row tiles shared out evenly (sizes differ by at most one tile), each <= mc rows.
   const int m_tiles = ceil_div(m, mr);
   const int nic = ceil_div(m_tiles, std::max(1, ks.mc / mr));
@@ -181,11 +184,13 @@ void linear_impl(const float* x, int m, const PackedWeight& w, const float* bias
         const int np = std::min(nc_panels, p_end - p0);
         const int ldc = np * nr;
         if (k == 0) std::fill(cbuf, cbuf + static_cast<size_t>(rows) * ldc, 0.0f);
-        for (int k0 = 0; k0 < k; k0 += kc) {
-          const char* b =
-              static_cast<const char*>(w.data.get()) + (p0 * panel_stride + static_cast<size_t>(k0) * nr) * esize;
-          ks.macro(rows, np, std::min(kc, k - k0), abuf + static_cast<size_t>(rows_pad) * k0, b, panel_stride, bf16,
-                   cbuf, ldc, k0 > 0);
+        const char* wp = static_cast<const char*>(w.data.get());
+        for (int jp = 0; jp < (stream ? np : 1); ++jp) {  // stream: one panel at a time; else all np at once
+          for (int k0 = 0; k0 < k; k0 += kc) {
+            const char* b = wp + ((p0 + jp) * panel_stride + static_cast<size_t>(k0) * nr) * esize;
+            ks.macro(rows, stream ? 1 : np, std::min(kc, k - k0), abuf + static_cast<size_t>(rows_pad) * k0, b,
+                     panel_stride, bf16, cbuf + jp * nr, ldc, k0 > 0);
+          }
         }
         const int j0 = p0 * nr, cols = std::min(ldc, n - j0);
         const size_t off = static_cast<size_t>(i0) * n + j0;

@@ -77,7 +77,7 @@ TARGET void macro(int rows, int panels, int kc, const float* a_slots, const void
   const uint16_t* b = static_cast<const uint16_t*>(bv);
   const int kp = (kc + 1) / 2;
   const int ntiles = (rows + MR - 1) / MR;
-  if (ntiles == 1) {  // a few rows: linear_impl passes all of K at once; stream the panels back to back
+  if (ntiles == 1) {  // a few rows: the weights stream (linear_impl passes one panel at a time)
     for (int jp = 0; jp < panels; ++jp)
       tile_rows<MR, true>(rows, kp, a, b + jp * b_stride, c + jp * NR, ldc, accumulate);
     return;

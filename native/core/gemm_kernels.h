@@ -132,14 +132,11 @@ CCLIP_K_TARGET float gelu1(float x) {
 }
 
 // Bytes ahead of the B row in use that a streaming tile prefetches (see tile's Stream).
-#ifndef CCLIP_STREAM_AHEAD
-#define CCLIP_STREAM_AHEAD 2048
-#endif
-constexpr int kStreamAhead = CCLIP_STREAM_AHEAD;
+constexpr int kStreamAhead = 4096;
 
 // One MR x NR (R <= MR rows) register tile over kc: c[R, NR] (+)= a[kc][MR] . b[kc][NR].
-// Stream: B is read once from memory (a few rows of x: the whole of K in one pass, panels back to back), so each
-// step prefetches the B bytes kStreamAhead ahead, which run on into the next panel.
+// Stream: B is read once from memory (a few rows of x: linear_impl runs a panel's K passes back to back, and the
+// panels lie back to back), so each step prefetches the B bytes kStreamAhead ahead, on into the next pass.
 template <int R, bool BF16, bool Stream = false>
 KINL void tile(int kc, const float* __restrict a, const void* __restrict bv, float* __restrict c, int ldc,
                bool accumulate) {
@@ -199,7 +196,7 @@ CCLIP_K_TARGET void macro_t(int rows, int panels, int kc, const float* a, const 
   // bf16 panels used by several tiles are widened to fp32 once (an L1-resident copy) rather than per tile.
   const bool widen = BF16 && ntiles > 1 && kc <= CCLIP_K_KC;
   alignas(64) float wide[BF16 ? CCLIP_K_KC * NR : 1];
-  if (ntiles == 1) {  // a few rows: stream the weights (linear_impl then passes all of K at once)
+  if (ntiles == 1) {  // a few rows: the weights stream (linear_impl passes one panel at a time)
     for (int jp = 0; jp < panels; ++jp)
       tile_rows<MR, BF16, true>(rows, kc, a, static_cast<const char*>(b) + jp * b_stride * esize, c + jp * NR, ldc,
                                     accumulate);

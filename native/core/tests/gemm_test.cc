@@ -186,6 +186,39 @@ static void test_linear(const KernelSet* ks, ThreadPool& pool1, ThreadPool& pool
   }
 }
 
+// A row's result does not depend on the rest of its batch: each row alone (the weight-streaming path, M <= MR)
+// is bit-identical to that row within batches of every size (the blocked paths), on 1 and 2 threads.
+static void test_batch_invariance(const KernelSet* ks, ThreadPool& pool1, ThreadPool& pool2) {
+  std::mt19937 rng(99);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (Precision prec : {Precision::F32, Precision::BF16}) {
+    for (const Case& c : {Case{40, 100, 700}, Case{3 * ks->mr + 1, 70, 1031}}) {
+      std::vector<float> x(static_cast<size_t>(c.m) * c.k), w(static_cast<size_t>(c.n) * c.k), bias(c.n);
+      for (auto& v : x) v = nd(rng);
+      for (auto& v : w) v = nd(rng) * 0.1f;
+      for (auto& v : bias) v = nd(rng);
+      PackedWeight pw = gemm_detail::pack_weight_with(ks, w.data(), c.n, c.k, prec);
+      Epilogue ep;
+      ep.gelu = true;
+      std::vector<float> alone(static_cast<size_t>(c.m) * c.n);
+      for (int i = 0; i < c.m; ++i)
+        linear(x.data() + static_cast<size_t>(i) * c.k, 1, pw, bias.data(), alone.data() + static_cast<size_t>(i) * c.n, ep, pool1);
+      bool same = true;
+      for (int rows : {2, ks->mr, ks->mr + 1, c.m}) {
+        for (ThreadPool* pool : {&pool1, &pool2}) {
+          std::vector<float> batch(static_cast<size_t>(rows) * c.n);
+          linear(x.data(), rows, pw, bias.data(), batch.data(), ep, *pool);
+          same = same && std::memcmp(batch.data(), alone.data(), batch.size() * sizeof(float)) == 0;
+        }
+      }
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "[%s %s] N=%d K=%d: rows alone == rows in batches of 2, MR, MR+1, %d", ks->name,
+                    prec == Precision::F32 ? "f32" : "bf16", c.n, c.k, c.m);
+      check(same, buf);
+    }
+  }
+}
+
 // The thread pool: coverage, exceptions, nesting, concurrent callers on separate pools, teardown.
 static void test_threadpool() {
   for (int threads : {1, 2, 3, 5}) {
@@ -296,6 +329,7 @@ int main() {
   for (const KernelSet* ks : sets) {
     test_gelu(ks);
     test_linear(ks, pool1, pool2, pool3);
+    test_batch_invariance(ks, pool1, pool2);
   }
   // The public entry points use the default variant.
   {
