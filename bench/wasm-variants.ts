@@ -2,6 +2,7 @@
  * A/B of wasm builds in one process: each directory (a wasm/prebuilt-like folder: cclip.js + cclip.wasm) gets its
  * own module instance of the same model, and the image and 77-token text forwards are timed in interleaved rounds,
  * so a busy machine slows every build alike. Reports min and median wall ms and the median process CPU ms.
+ * CCLIP_PROFILE=1 passes through to the modules (per-op times on stderr).
  *
  *   node [--experimental-wasm-relaxed-simd] --import tsx bench/wasm-variants.ts --model /tmp/base_w \
  *     [--threads 2] [--precision fp32] [--rounds 7] DIR...
@@ -44,7 +45,8 @@ async function load(dir: string): Promise<WasmClipModel> {
     const { size } = await h.stat();
     sources.set(file, { size, read: async (offset, into) => void (await h.read(into, 0, into.length, offset)) });
   }
-  const m = await loadWasmModel({ factory, wasmModule, arch, manifest, sources, precision, threads });
+  const env = process.env.CCLIP_PROFILE ? { CCLIP_PROFILE: process.env.CCLIP_PROFILE } : undefined; // per-op times on stderr
+  const m = await loadWasmModel({ factory, wasmModule, arch, manifest, sources, precision, threads, env });
   for (const h of handles) await h.close();
   return m;
 }
