@@ -8,7 +8,8 @@
 // and optionally CCLIP_K_RCP_ESTIMATE(vf) -> vf, a reciprocal estimate (>= 11 bits) used instead of a division,
 // CCLIP_K_FMS(a, b, c) -> a * b - c with one rounding (a fused multiply-subtract), CCLIP_K_FMA(a, b, c) -> a * b + c
 // (default: the plain expression) and CCLIP_K_BF16_LO(w) / CCLIP_K_BF16_HI(w), the widening of the low / high bf16
-// halves of each 32-bit lane to fp32 (default: shift / mask).
+// halves of each 32-bit lane to fp32 (default: shift / mask), and CCLIP_K_PREFETCH(p), a read prefetch of the line at
+// p (default: __builtin_prefetch).
 // Everything here has internal linkage except CCLIP_K_NS::kernel_set().
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +24,9 @@ namespace {
 #define KINL inline __attribute__((always_inline)) CCLIP_K_TARGET
 #ifndef CCLIP_K_FMA
 #define CCLIP_K_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+#ifndef CCLIP_K_PREFETCH
+#define CCLIP_K_PREFETCH(p) __builtin_prefetch(p, 0, 3)
 #endif
 #ifndef CCLIP_K_BF16_LO
 #define CCLIP_K_BF16_LO(w) as_f((w) << 16)
@@ -217,7 +221,7 @@ CCLIP_K_TARGET void macro_t(int rows, int panels, int kc, const float* a, const 
     int i = 0;
     for (int t = 0; i + MR <= rows; i += MR, ++t) {
       if (next)
-        for (int o = t * pf_step; o < (t + 1) * pf_step && o < pf_bytes; o += 64) __builtin_prefetch(next + o, 0, 3);
+        for (int o = t * pf_step; o < (t + 1) * pf_step && o < pf_bytes; o += 64) CCLIP_K_PREFETCH(next + o);
       if (widen)
         tile<MR, false>(kc, a + static_cast<size_t>(i) * kc, wide, cp + static_cast<size_t>(i) * ldc, ldc, accumulate);
       else
@@ -321,6 +325,7 @@ CCLIP_K_TARGET void epilogue(const float* c, int ldc, int rows, int cols, float*
 
 #undef KINL
 #undef CCLIP_K_FMA
+#undef CCLIP_K_PREFETCH
 #undef CCLIP_K_BF16_LO
 #undef CCLIP_K_BF16_HI
 
