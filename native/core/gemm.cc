@@ -141,9 +141,9 @@ void linear_impl(const float* x, int m, const PackedWeight& w, const float* bias
   // depend on the other rows of the batch (each output sums its passes in the same order).
   const int nk = std::max(1, ceil_div(k, ks.kc));
   const int kc = round_up(ceil_div(k, nk), ks.k_align);
-  // Rows that fit one register tile run each panel's passes back to back instead of each pass across the panels:
+  // Rows that fit two register tiles run each panel's passes back to back instead of each pass across the panels:
   // a panel's passes are contiguous, so each thread streams its weights from memory start to end, once.
-  const bool stream = m <= mr;
+  const bool stream = m <= 2 * mr;  // gemm_kernels.h kStreamTiles
   // M blocks: the MR-row tiles shared out evenly (sizes differ by at most one tile), each <= mc rows.
   const int m_tiles = ceil_div(m, mr);
   const int nic = ceil_div(m_tiles, std::max(1, ks.mc / mr));

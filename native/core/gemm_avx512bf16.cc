@@ -77,9 +77,14 @@ TARGET void macro(int rows, int panels, int kc, const float* a_slots, const void
   const uint16_t* b = static_cast<const uint16_t*>(bv);
   const int kp = (kc + 1) / 2;
   const int ntiles = (rows + MR - 1) / MR;
-  if (ntiles == 1) {  // a few rows: the weights stream (linear_impl passes one panel at a time)
-    for (int jp = 0; jp < panels; ++jp)
-      tile_rows<MR, true>(rows, kp, a, b + jp * b_stride, c + jp * NR, ldc, accumulate);
+  if (ntiles <= 2) {  // a few rows: the weights stream (linear_impl passes one panel at a time, see gemm_kernels.h)
+    for (int jp = 0; jp < panels; ++jp) {
+      const int first = rows < MR ? rows : MR;
+      tile_rows<MR, true>(first, kp, a, b + jp * b_stride, c + jp * NR, ldc, accumulate);
+      if (rows > MR)
+        tile_rows<MR, false>(rows - MR, kp, a + static_cast<size_t>(MR) * kp, b + jp * b_stride,
+                             c + jp * NR + static_cast<size_t>(MR) * ldc, ldc, accumulate);
+    }
     return;
   }
   // Prefetch the next panel's pass a slice per tile (as the fp32 kernels do).

@@ -137,6 +137,8 @@ CCLIP_K_TARGET float gelu1(float x) {
 
 // Bytes ahead of the B row in use that a streaming tile prefetches (see tile's Stream).
 constexpr int kStreamAhead = 4096;
+// Rows in at most this many register tiles stream the weights (linear_impl: rows <= kStreamTiles * MR).
+constexpr int kStreamTiles = 2;
 
 // One MR x NR (R <= MR rows) register tile over kc: c[R, NR] (+)= a[kc][MR] . b[kc][NR].
 // Stream: B is read once from memory (a few rows of x: linear_impl runs a panel's K passes back to back, and the
@@ -200,10 +202,15 @@ CCLIP_K_TARGET void macro_t(int rows, int panels, int kc, const float* a, const 
   // bf16 panels used by several tiles are widened to fp32 once (an L1-resident copy) rather than per tile.
   const bool widen = BF16 && ntiles > 1 && kc <= CCLIP_K_KC;
   alignas(64) float wide[BF16 ? CCLIP_K_KC * NR : 1];
-  if (ntiles == 1) {  // a few rows: the weights stream (linear_impl passes one panel at a time)
-    for (int jp = 0; jp < panels; ++jp)
-      tile_rows<MR, BF16, true>(rows, kc, a, static_cast<const char*>(b) + jp * b_stride * esize, c + jp * NR, ldc,
-                                    accumulate);
+  if (ntiles <= kStreamTiles) {  // a few rows: the weights stream (linear_impl passes one panel at a time)
+    for (int jp = 0; jp < panels; ++jp) {
+      const char* bp = static_cast<const char*>(b) + jp * b_stride * esize;
+      const int first = rows < MR ? rows : MR;  // the first tile prefetches; the second reads the pass from cache
+      tile_rows<MR, BF16, true>(first, kc, a, bp, c + jp * NR, ldc, accumulate);
+      if (rows > MR)
+        tile_rows<MR, BF16>(rows - MR, kc, a + static_cast<size_t>(MR) * kc, bp, c + jp * NR + static_cast<size_t>(MR) * ldc,
+                            ldc, accumulate);
+    }
     return;
   }
   for (int jp = 0; jp < panels; ++jp) {
