@@ -79,14 +79,14 @@ if (missing.length && !required) {
     if (missing.length) return t.fail(`missing ${missing.join(', ')}`);
     const bin = path.join(projectRoot, 'build-arm64', 'gemm_test');
     const source = path.join(projectRoot, 'native', 'core', 'tests', 'gemm_test.cc');
-    const gemm = ['gemm', 'gemm_neon', 'gemm_x86', 'threadpool', 'cpu_features'].map((name) => path.join(objects, `native_core_${name}.o`));
+    const gemm = ['gemm', 'gemm_pack', 'gemm_neon', 'gemm_x86', 'threadpool', 'cpu_features'].map((name) => path.join(objects, `native_core_${name}.o`));
     if (!existsSync(bin) || [source, ...gemm].some((f) => statSync(f).mtimeMs > statSync(bin).mtimeMs)) {
       const build = await run(CXX, ['-O3', '-std=c++17', '-pthread', '-I', 'native/core', source, ...gemm, '-o', bin], process.env, 180_000);
       t.equal(build.code, 0, `gemm_test built for arm64 ${build.code === 0 ? '' : build.out.slice(-1500)}`);
     }
     const result = await run(QEMU, ['-L', SYSROOT, bin], { ...process.env, GEMM_TEST_ONLY: 'neon' }, 200_000);
     const summary = /(\d+) passed, (\d+) failed/.exec(result.out);
-    t.match(result.out, /kernel variants tested: neon \(default: neon\)/, 'the NEON variant is built and is the default on aarch64');
+    t.match(result.out, /kernel variants tested: neon \(default: neon; for bf16 weights: neon\)/, 'the NEON variant is built and is the default on aarch64, for fp32 and bf16 weights');
     t.ok(result.code === 0 && summary && Number(summary[1]) >= 5000 && summary[2] === '0', `NEON GEMM tests: ${summary?.[0] ?? result.out.slice(-800)}`);
   });
 

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "check.h"
 #include "../cpu_features.h"
 #include "../gemm.h"
 #include "../gemm_internal.h"
@@ -31,18 +32,8 @@
 #include "../gemm_kernels.h"
 
 using namespace cclip;
+using cclip_test::check;
 using gemm_detail::KernelSet;
-
-static int g_passed = 0, g_failed = 0;
-
-static void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
 
 static double gelu_ref(double v) { return 0.5 * v * std::erfc(-v * 0.70710678118654752440); }
 
@@ -371,6 +362,5 @@ int main() {
     check(std::fabs(gelu(1.0f) - 0.841344746f) < 1e-6f, "gelu(1)");
   }
   std::printf("(thread pool tests %.1f s, linear tests %.1f s)\n", t1 - t0, now_s() - t1);
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed ? 1 : 0;
+  return cclip_test::summary();
 }

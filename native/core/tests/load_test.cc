@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "../gemm.h"
 #include "../gemm_internal.h"
 #include "../gemm_pack.h"
@@ -23,19 +24,9 @@
 #include "../weights.h"
 
 using namespace cclip;
+using cclip_test::check;
 
 namespace {
-
-int g_passed = 0, g_failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::fprintf(stderr, "FAIL: %s\n", what.c_str());
-  }
-}
 
 // "CODE: message" of what fn throws, or "none".
 std::string error_of(const std::function<void()>& fn) {
@@ -350,6 +341,5 @@ int main() {
   test_every_panel_width_and_special_values(pool);
   test_first_bad_element(pool);
   test_truncation_and_release(pool);
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed ? 1 : 0;
+  return cclip_test::summary();
 }

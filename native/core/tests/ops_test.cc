@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "check.h"
 #include "../gemm.h"
 #include "../json.h"
 #include "../ops.h"
@@ -25,19 +26,9 @@
 #include "../weights.h"
 
 using namespace cclip;
+using cclip_test::check;
 
 namespace {
-
-int g_passed = 0, g_failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
 
 std::mt19937 g_rng(1234);
 
@@ -533,6 +524,5 @@ int main() {
   test_preprocess(pool);
   test_weight_reader();
   test_load_request();
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed ? 1 : 0;
+  return cclip_test::summary();
 }
