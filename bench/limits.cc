@@ -36,45 +36,34 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 // Each kernel runs `trips` trips of kChains x kUnroll vector ops and returns a value that depends on every one of
 // them (so none is optimised away). acc = acc * a + b with a < 1 stays finite and never goes denormal.
 
-__attribute__((target("avx512f"))) float first_lane(__m512 v) { return _mm512_cvtss_f32(v); }
+// One chain kernel: kChains accumulators of vector type V, each trip applying acc = OP(acc, a, b) kUnroll times
+// per chain; INIT declares a and b, ADD and LANE0 fold the chains into one float.
+#define CHAIN_KERNEL(name, ISA, V, SET1, INIT, OP, ADD, LANE0)                      \
+  __attribute__((target(ISA))) float name(long trips) {                            \
+    V acc[kChains];                                                                 \
+    for (int c = 0; c < kChains; c++) acc[c] = SET1(1.0f + c);                      \
+    INIT;                                                                           \
+    for (long t = 0; t < trips; t++)                                                \
+      UNROLLED for (int u = 0; u < kUnroll; u++)                                    \
+        UNROLLED for (int c = 0; c < kChains; c++) acc[c] = OP(acc[c], a, b);      \
+    V sum = acc[0];                                                                 \
+    for (int c = 1; c < kChains; c++) sum = ADD(sum, acc[c]);                       \
+    return LANE0(sum);                                                              \
+  }
 
-__attribute__((target("avx2,fma"))) float fma_ymm(long trips) {
-  __m256 acc[kChains];
-  for (int c = 0; c < kChains; c++) acc[c] = _mm256_set1_ps(1.0f + c);
-  const __m256 a = _mm256_set1_ps(0.9999f), b = _mm256_set1_ps(1e-4f);
-  for (long t = 0; t < trips; t++)
-    UNROLLED for (int u = 0; u < kUnroll; u++)
-      UNROLLED for (int c = 0; c < kChains; c++) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
-  __m256 sum = acc[0];
-  for (int c = 1; c < kChains; c++) sum = _mm256_add_ps(sum, acc[c]);
-  return _mm256_cvtss_f32(sum);
-}
-
-__attribute__((target("avx512f"))) float fma_zmm(long trips) {
-  __m512 acc[kChains];
-  for (int c = 0; c < kChains; c++) acc[c] = _mm512_set1_ps(1.0f + c);
-  const __m512 a = _mm512_set1_ps(0.9999f), b = _mm512_set1_ps(1e-4f);
-  for (long t = 0; t < trips; t++)
-    UNROLLED for (int u = 0; u < kUnroll; u++)
-      UNROLLED for (int c = 0; c < kChains; c++) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
-  __m512 sum = acc[0];
-  for (int c = 1; c < kChains; c++) sum = _mm512_add_ps(sum, acc[c]);
-  return first_lane(sum);
-}
-
-// vdpbf16ps: per fp32 lane, acc += a[2i] * b[2i] + a[2i+1] * b[2i+1] (4 FLOPs, 64 per zmm instruction).
-__attribute__((target("avx512f,avx512bf16"))) float dot_bf16_zmm(long trips) {
-  __m512 acc[kChains];
-  for (int c = 0; c < kChains; c++) acc[c] = _mm512_set1_ps(1.0f + c);
-  const __m512 small = _mm512_set1_ps(1e-3f), one = _mm512_set1_ps(-1e-3f);
-  const __m512bh a = _mm512_cvtne2ps_pbh(small, small), b = _mm512_cvtne2ps_pbh(one, one);  // sum drifts slowly
-  for (long t = 0; t < trips; t++)
-    UNROLLED for (int u = 0; u < kUnroll; u++)
-      UNROLLED for (int c = 0; c < kChains; c++) acc[c] = _mm512_dpbf16_ps(acc[c], a, b);
-  __m512 sum = acc[0];
-  for (int c = 1; c < kChains; c++) sum = _mm512_add_ps(sum, acc[c]);
-  return first_lane(sum);
-}
+CHAIN_KERNEL(fma_ymm, "avx2,fma", __m256, _mm256_set1_ps,
+             const __m256 a = _mm256_set1_ps(0.9999f); const __m256 b = _mm256_set1_ps(1e-4f),
+             _mm256_fmadd_ps, _mm256_add_ps, _mm256_cvtss_f32)
+CHAIN_KERNEL(fma_zmm, "avx512f", __m512, _mm512_set1_ps,
+             const __m512 a = _mm512_set1_ps(0.9999f); const __m512 b = _mm512_set1_ps(1e-4f),
+             _mm512_fmadd_ps, _mm512_add_ps, _mm512_cvtss_f32)
+// vdpbf16ps: per fp32 lane, acc += a[2i] * b[2i] + a[2i+1] * b[2i+1] (4 FLOPs, 64 per zmm instruction); the sum
+// drifts slowly.
+CHAIN_KERNEL(dot_bf16_zmm, "avx512f,avx512bf16", __m512, _mm512_set1_ps,
+             const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(1e-3f));
+             const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(-1e-3f), _mm512_set1_ps(-1e-3f)),
+             _mm512_dpbf16_ps, _mm512_add_ps, _mm512_cvtss_f32)
+#undef CHAIN_KERNEL
 
 // Sums floats [begin, end) with 8 independent ymm accumulators (enough loads in flight to saturate DRAM).
 __attribute__((target("avx2"))) float read_ymm(const float* begin, const float* end) {

@@ -1,9 +1,12 @@
 /** The OpenAPI 3.1 description served at GET /openapi.json. */
 
-const error = {
-  description: 'Error',
-  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
-};
+/** A JSON media type with this schema; a required JSON request body; a JSON response. */
+const json = (schema: unknown) => ({ 'application/json': { schema } });
+const jsonBody = (schema: unknown) => ({ required: true, content: json(schema) });
+const jsonResponse = (description: string, schema: unknown) => ({ description, content: json(schema) });
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+
+const error = jsonResponse('Error', ref('Error'));
 
 const errors = {
   '400': { ...error, description: 'Bad input: malformed JSON, wrong types, an image that cannot be decoded' },
@@ -14,10 +17,7 @@ const errors = {
   '504': { ...error, description: 'Timed out during preprocessing or its forward pass' },
 };
 
-const embeddings = {
-  description: 'L2-normalized embeddings, one row per input',
-  content: { 'application/json': { schema: { $ref: '#/components/schemas/Embeddings' } } },
-};
+const embeddings = jsonResponse('L2-normalized embeddings, one row per input', ref('Embeddings'));
 
 const base64Images = {
   type: 'object',
@@ -30,15 +30,9 @@ const multipartImages = {
   properties: { file: { type: 'array', items: { type: 'string', format: 'binary' } } },
 };
 
-const openAiError = {
-  description: "Error in OpenAI's shape",
-  content: { 'application/json': { schema: { $ref: '#/components/schemas/OpenAiError' } } },
-};
+const openAiError = jsonResponse("Error in OpenAI's shape", ref('OpenAiError'));
 
-const teiError = {
-  description: "Error in text-embeddings-inference's shape",
-  content: { 'application/json': { schema: { $ref: '#/components/schemas/TeiError' } } },
-};
+const teiError = jsonResponse("Error in text-embeddings-inference's shape", ref('TeiError'));
 
 const stringOrStrings = (description: string) => ({
   oneOf: [{ type: 'string' }, { type: 'array', minItems: 1, items: { type: 'string' } }],
@@ -55,50 +49,36 @@ function compatiblePaths(): Record<string, unknown> {
     '/v1/embeddings': {
       post: {
         summary: 'OpenAI-compatible embeddings (x-queue-time / x-inference-time headers in ms)',
-        requestBody: {
-          required: true,
-          content: {
-            'application/json': {
-              schema: {
-                type: 'object',
-                required: ['input'],
-                properties: {
-                  input: stringOrStrings(INPUT_NOTE),
-                  model: { type: 'string' },
-                  encoding_format: { enum: ['float', 'base64'], description: 'base64: little-endian float32 bytes' },
-                  dimensions: { type: 'integer', description: "must equal the model's embedding dimension" },
-                },
-              },
-            },
+        requestBody: jsonBody({
+          type: 'object',
+          required: ['input'],
+          properties: {
+            input: stringOrStrings(INPUT_NOTE),
+            model: { type: 'string' },
+            encoding_format: { enum: ['float', 'base64'], description: 'base64: little-endian float32 bytes' },
+            dimensions: { type: 'integer', description: "must equal the model's embedding dimension" },
           },
-        },
-        responses: { '200': { description: "OpenAI's list of embeddings", content: { 'application/json': { schema: { $ref: '#/components/schemas/OpenAiEmbeddings' } } } }, ...openAiErrors },
+        }),
+        responses: { '200': jsonResponse("OpenAI's list of embeddings", ref('OpenAiEmbeddings')), ...openAiErrors },
       },
     },
     '/embed': {
       post: {
         summary: 'text-embeddings-inference-compatible embeddings',
-        requestBody: {
-          required: true,
-          content: {
-            'application/json': {
-              schema: {
-                type: 'object',
-                required: ['inputs'],
-                properties: {
-                  inputs: stringOrStrings(INPUT_NOTE),
-                  normalize: { const: true },
-                  truncate: { type: 'boolean', description: 'false: a text longer than the context is 413; default true' },
-                },
-              },
-            },
+        requestBody: jsonBody({
+          type: 'object',
+          required: ['inputs'],
+          properties: {
+            inputs: stringOrStrings(INPUT_NOTE),
+            normalize: { const: true },
+            truncate: { type: 'boolean', description: 'false: a text longer than the context is 413; default true' },
           },
-        },
-        responses: { '200': { description: 'One embedding per input', content: { 'application/json': { schema: { type: 'array', items: { type: 'array', items: { type: 'number' } } } } } }, ...teiErrors },
+        }),
+        responses: { '200': jsonResponse('One embedding per input', { type: 'array', items: { type: 'array', items: { type: 'number' } } }), ...teiErrors },
       },
     },
     '/health': { get: { summary: 'TEI health: model loaded and not draining', responses: { '200': { description: 'Healthy' }, '503': teiError } } },
-    '/info': { get: { summary: 'TEI model info (model_id, max_input_length, embed_dim, ...)', responses: { '200': { description: 'Model info', content: { 'application/json': { schema: { type: 'object' } } } } } } },
+    '/info': { get: { summary: 'TEI model info (model_id, max_input_length, embed_dim, ...)', responses: { '200': jsonResponse('Model info', { type: 'object' }) } } },
   };
 }
 
@@ -120,13 +100,13 @@ function searchPaths(): Record<string, unknown> {
         requestBody: {
           required: true,
           content: {
-            'application/json': { schema: query },
+            ...json(query),
             'image/*': { schema: { type: 'string', format: 'binary' } },
             'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
             'multipart/form-data': { schema: { type: 'object', properties: { file: { type: 'string', format: 'binary' }, top: { type: 'integer' }, exact: { type: 'string' } } } },
           },
         },
-        responses: { '200': { description: 'Ranked hits', content: { 'application/json': { schema: { $ref: '#/components/schemas/SearchResults' } } } }, ...errors },
+        responses: { '200': jsonResponse('Ranked hits', ref('SearchResults')), ...errors },
       },
     },
     '/v1/search/thumbnails/{id}': {
@@ -184,7 +164,7 @@ export function openApiDocument(info: { embedDim: number; version: string; searc
       '/v1/embeddings/text': {
         post: {
           summary: 'Embed texts',
-          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['texts'], properties: { texts: { type: 'array', minItems: 1, items: { type: 'string' } } } } } } },
+          requestBody: jsonBody({ type: 'object', required: ['texts'], properties: { texts: { type: 'array', minItems: 1, items: { type: 'string' } } } }),
           responses: { '200': embeddings, ...errors },
         },
       },
@@ -197,7 +177,7 @@ export function openApiDocument(info: { embedDim: number; version: string; searc
               'image/*': { schema: { type: 'string', format: 'binary' } },
               'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
               'multipart/form-data': { schema: multipartImages },
-              'application/json': { schema: base64Images },
+              ...json(base64Images),
             },
           },
           responses: { '200': embeddings, ...errors },
@@ -236,7 +216,7 @@ export function openApiDocument(info: { embedDim: number; version: string; searc
             },
           },
           responses: {
-            '200': { description: 'Per image, labels ranked by probability', content: { 'application/json': { schema: { $ref: '#/components/schemas/Classification' } } } },
+            '200': jsonResponse('Per image, labels ranked by probability', ref('Classification')),
             ...errors,
           },
         },

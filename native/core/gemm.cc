@@ -38,21 +38,6 @@
 
 namespace cclip {
 
-uint16_t float_to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // quiet NaN
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
-float bf16_to_float(uint16_t h) {
-  uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
 namespace gemm_detail {
 
 const KernelSet* kernels_generic() { return generic::kernel_set(); }
@@ -207,11 +192,6 @@ void linear_impl(const float* x, int m, const PackedWeight& w, const float* bias
 
 }  // namespace
 }  // namespace gemm_detail
-
-PackedWeight pack_weight(const float* w, int n, int k, Precision precision) {
-  return gemm_detail::pack_weight_with(
-      precision == Precision::BF16 ? gemm_detail::best_bf16_kernels() : gemm_detail::best_kernels(), w, n, k, precision);
-}
 
 void linear(const float* x, int m, const PackedWeight& w, const float* bias, float* y, const Epilogue& ep,
             ThreadPool& pool) {

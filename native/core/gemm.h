@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -44,9 +45,21 @@ PackedWeight pack_weight(const float* w /* [N, K] */, int n, int k, Precision pr
 void linear(const float* x, int m, const PackedWeight& w, const float* bias, float* y, const Epilogue& epilogue,
             ThreadPool& pool);
 
-// fp32 <-> bf16 helpers (round to nearest even; NaN stays NaN).
-uint16_t float_to_bf16(float f);
-float bf16_to_float(uint16_t h);
+// fp32 <-> bf16 (round to nearest even; NaN stays a quiet NaN). Branch-free, so loops of them vectorise.
+inline uint16_t float_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint16_t nan = static_cast<uint16_t>((u >> 16) | 0x40);
+  const uint16_t rounded = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  return (u & 0x7fffffffu) > 0x7f800000u ? nan : rounded;
+}
+
+inline float bf16_to_float(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
 
 // Exact-erf GELU of one value, the same approximation the kernels use (|rel err| < 1e-6 vs. erf in double).
 float gelu(float x);

@@ -26,15 +26,6 @@ namespace {
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-// float_to_bf16 (round to nearest even, NaN stays a quiet NaN), written so that a loop of it vectorises.
-inline uint16_t to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  const uint16_t nan = static_cast<uint16_t>((u >> 16) | 0x40);
-  const uint16_t rounded = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-  return (u & 0x7fffffffu) > 0x7f800000u ? nan : rounded;
-}
-
 // Faults in the whole pages of [begin, end) in one call: cheaper than a page fault per page as the pack writes.
 void prefault(char* begin, char* end) {
 #if defined(CCLIP_PREFAULT)
@@ -52,7 +43,7 @@ void prefault(char* begin, char* end) {
 void bf16_row_block(const float* rows, int valid, int k, int j, int k0, int k1, uint16_t* out) {
   if (j < valid) {
     const float* src = rows + static_cast<size_t>(j) * k;
-    for (int kk = k0; kk < k1; ++kk) out[kk - k0] = to_bf16(src[kk]);
+    for (int kk = k0; kk < k1; ++kk) out[kk - k0] = float_to_bf16(src[kk]);
   } else {
     std::fill(out, out + (k1 - k0), uint16_t{0});
   }
@@ -127,7 +118,7 @@ PackedWeight pack_weight_rows_with(const KernelSet* ks, int n, int k, Precision 
   p.nr = ks->nr;
   const int nr = ks->nr;
   const int panels = ceil_div(std::max(n, 0), nr);
-  const int k_stored = k_pairs ? ceil_div(std::max(k, 0), 2) * 2 : std::max(k, 0);
+  const int k_stored = ceil_div(std::max(k, 0), ks->k_align) * ks->k_align;  // K padded as linear() reads it
   const size_t panel_bytes = static_cast<size_t>(nr) * k_stored * (precision == Precision::F32 ? 4 : 2);
   p.data_bytes = panels * panel_bytes;
   void* data = nullptr;
@@ -179,6 +170,10 @@ PackedWeight pack_weight_rows(int n, int k, Precision precision, const WeightRow
 
 PackedWeight pack_weight_parallel(const float* w, int n, int k, Precision precision, ThreadPool* pool) {
   return gemm_detail::pack_weight_parallel_with(kernels_for(precision), w, n, k, precision, pool);
+}
+
+PackedWeight pack_weight(const float* w, int n, int k, Precision precision) {
+  return pack_weight_parallel(w, n, k, precision, nullptr);
 }
 
 }  // namespace cclip
