@@ -1,10 +1,9 @@
-// Blocked GEMM with a fused epilogue (see gemm.h). Loop nest, per work item (an MC-row block of x times a range
-// of W's column panels):
-//   pack A[MC, K] once (MR-row panels, one block per K pass)
-//   for each NC-column block:  for each K pass (KC):  for each NR panel:  for each MR panel:  MR x NR tile
-//   -> C scratch [MC, NC] (L2), then the epilogue writes y (so `residual` may alias y: y is written once, last).
-// Work items are handed to the thread pool; both the M and the N split are used so that 2 threads stay busy
-// from M = 1 up. The kernels themselves live in gemm_kernels.h, instantiated per instruction set.
+// Blocked GEMM with a fused epilogue (see gemm.h), in two paths (linear_impl picks by rows):
+//   a few rows (linear_stream): each thread packs A and streams a range of W panels once, passes back to back;
+//   more rows (linear_shared): the threads pack A together once, then share out (M block x W panel range) items:
+//     for each NC-column block:  for each K pass (KC):  for each NR panel:  for each MR panel:  MR x NR tile
+//     -> C scratch [MC, NC] (L2), then the epilogue writes y (so `residual` may alias y: y is written once, last).
+// The kernels themselves live in gemm_kernels.h, instantiated per instruction set.
 #include "gemm.h"
 
 #include <algorithm>
@@ -113,81 +112,150 @@ inline int round_up(int a, int b) { return ceil_div(a, b) * b; }
 
 namespace {
 
-void linear_impl(const float* x, int m, const PackedWeight& w, const float* bias, float* y, const Epilogue& ep,
-                 ThreadPool& pool) {
+// Rows of x packed at once by the shared path (bounds its buffer; one chunk at batch 1 for every XXLarge layer).
+constexpr size_t kSharedPackBytes = size_t{8} << 20;
+thread_local Scratch t_shared_a;  // the calling thread's: all threads of one call read it
+
+// A few rows (<= 2 register tiles): work items are ranges of W panels; each thread packs the (tiny) A itself and
+// runs each panel's K passes back to back, so its weights stream from memory start to end, once.
+void linear_stream(const float* x, int m, const PackedWeight& w, int kc, const float* bias, float* y,
+                   const Epilogue& ep, ThreadPool& pool) {
   const KernelSet& ks = *w.kernels;
-  const int n = w.n, k = w.k, mr = ks.mr, nr = ks.nr;
-  if (m <= 0 || n <= 0) return;
+  const int n = w.n, k = w.k, nr = ks.nr;
   const bool bf16 = w.precision == Precision::BF16;
   const size_t esize = bf16 ? 2 : 4;
   const size_t panel_stride = static_cast<size_t>(round_up(k, ks.k_align)) * nr;  // elements between W panels
-
-  // K passes of equal length <= kc (a multiple of k_align), the same for every M, so that a row's result does not
-  // depend on the other rows of the batch (each output sums its passes in the same order).
-  const int nk = std::max(1, ceil_div(k, ks.kc));
-  const int kc = round_up(ceil_div(k, nk), ks.k_align);
-  // Rows that fit two register tiles run each panel's passes back to back instead of each pass across the panels:
-  // a panel's passes are contiguous, so each thread streams its weights from memory start to end, once.
-  const bool stream = m <= 2 * mr;  // gemm_kernels.h kStreamTiles
-  // M blocks: the MR-row tiles shared out evenly (sizes differ by at most one tile), each <= mc rows.
-  const int m_tiles = ceil_div(m, mr);
-  const int nic = ceil_div(m_tiles, std::max(1, ks.mc / mr));
-  const int mc_pad = ceil_div(m_tiles, nic) * mr;  // tallest block
-  // N ranges of W panels, shared out the same way: enough items (nic * nj) to keep the threads busy and
-  // balanced (a multiple of the thread count where possible), each range at least 4 panels wide.
+  const int rows_pad = round_up(m, ks.mr);
   const int panels = ceil_div(n, nr);
   const int threads = pool.size();
-  int nj = 1;
-  if (threads > 1) {
-    const int max_nj = std::max(1, panels / 4);
-    nj = std::min(max_nj, ceil_div(4 * threads, nic));
-    while (nj < max_nj && (nic * nj) % threads != 0) ++nj;
-  }
-  // C blocks of at most nc columns within a range.
+  // Ranges of at least 4 panels, about 4 per thread (consecutive ranges lie back to back in memory).
+  const int nj = threads > 1 ? std::max(1, std::min(panels / 4, 4 * threads)) : 1;
   const int max_range = ceil_div(panels, nj);
   const int nc_panels = ceil_div(max_range, ceil_div(max_range, std::max(1, ks.nc / nr)));
-
-  // Items are handed out one at a time (not in parallel_for's coarser chunks) so the threads finish together.
-  // Consecutive items share an N range, so the threads stream the same W panels at the same time.
-  const int items = nic * nj;
   std::atomic<int> next_item{0};
-  const int workers = std::min(threads, items);
-  pool.parallel_for(workers, 1, [&](int64_t, int64_t) {
-    float* abuf = t_abuf.get(static_cast<size_t>(mc_pad) * std::max(k, 1));
-    float* cbuf = t_cbuf.get(static_cast<size_t>(mc_pad) * nc_panels * nr);
-    int packed_ic = -1;
-    for (int item; (item = next_item.fetch_add(1, std::memory_order_relaxed)) < items;) {
-      const int ic = item % nic, jr = item / nic;
-      const int i0 = static_cast<int>(static_cast<int64_t>(ic) * m_tiles / nic) * mr;
-      const int i1 = std::min(m, static_cast<int>(static_cast<int64_t>(ic + 1) * m_tiles / nic) * mr);
-      const int rows = i1 - i0, rows_pad = round_up(rows, mr);
-      if (packed_ic != ic) {  // A block [rows, K]: pass at k0 starts at abuf + rows_pad * k0
-        for (int k0 = 0; k0 < k; k0 += kc)
-          ks.pack_a(x + static_cast<size_t>(i0) * k, k, rows, k0, std::min(kc, k - k0),
-                    abuf + static_cast<size_t>(rows_pad) * k0);
-        packed_ic = ic;
+  pool.parallel_for(std::min(threads, nj), 1, [&](int64_t, int64_t) {
+    float* abuf = t_abuf.get(static_cast<size_t>(rows_pad) * std::max(k, 1));
+    float* cbuf = t_cbuf.get(static_cast<size_t>(rows_pad) * nc_panels * nr);
+    bool packed = false;
+    for (int jr; (jr = next_item.fetch_add(1, std::memory_order_relaxed)) < nj;) {
+      if (!packed) {  // A [m, K]: the pass at k0 starts at abuf + rows_pad * k0
+        for (int k0 = 0; k0 < k; k0 += kc) ks.pack_a(x, k, m, k0, std::min(kc, k - k0), abuf + static_cast<size_t>(rows_pad) * k0);
+        packed = true;
       }
       const int p_begin = static_cast<int>(static_cast<int64_t>(jr) * panels / nj);
       const int p_end = static_cast<int>(static_cast<int64_t>(jr + 1) * panels / nj);
       for (int p0 = p_begin; p0 < p_end; p0 += nc_panels) {
-        const int np = std::min(nc_panels, p_end - p0);
-        const int ldc = np * nr;
-        if (k == 0) std::fill(cbuf, cbuf + static_cast<size_t>(rows) * ldc, 0.0f);
+        const int np = std::min(nc_panels, p_end - p0), ldc = np * nr;
+        if (k == 0) std::fill(cbuf, cbuf + static_cast<size_t>(m) * ldc, 0.0f);
         const char* wp = static_cast<const char*>(w.data.get());
-        for (int jp = 0; jp < (stream ? np : 1); ++jp) {  // stream: one panel at a time; else all np at once
+        for (int jp = 0; jp < np; ++jp)
           for (int k0 = 0; k0 < k; k0 += kc) {
             const char* b = wp + ((p0 + jp) * panel_stride + static_cast<size_t>(k0) * nr) * esize;
-            ks.macro(rows, stream ? 1 : np, std::min(kc, k - k0), abuf + static_cast<size_t>(rows_pad) * k0, b,
-                     panel_stride, bf16, cbuf + jp * nr, ldc, k0 > 0);
+            ks.macro(m, 1, std::min(kc, k - k0), abuf + static_cast<size_t>(rows_pad) * k0, b, panel_stride, bf16,
+                     cbuf + jp * nr, ldc, k0 > 0);
           }
-        }
         const int j0 = p0 * nr, cols = std::min(ldc, n - j0);
-        const size_t off = static_cast<size_t>(i0) * n + j0;
-        ks.epilogue(cbuf, ldc, rows, cols, y + off, n, ep.residual ? ep.residual + off : nullptr,
-                    bias ? bias + j0 : nullptr, ep.scale ? ep.scale + j0 : nullptr, ep.gelu);
+        ks.epilogue(cbuf, ldc, m, cols, y + j0, n, ep.residual ? ep.residual + j0 : nullptr, bias ? bias + j0 : nullptr,
+                    ep.scale ? ep.scale + j0 : nullptr, ep.gelu);
       }
     }
   });
+}
+
+// Ranges of W panels for `threads`: about 4 per thread, equal where a count that divides the panels allows (each
+// range is one work item, so equal ranges let the threads finish together).
+int panel_ranges(int panels, int threads) {
+  if (threads <= 1) return 1;
+  const int target = std::min(panels, 4 * threads);
+  for (int c = target; c >= threads; --c)
+    if (panels % c == 0 && c % threads == 0) return c;
+  return target;
+}
+
+// More rows: A is packed once per call by all threads together (a chunk of rows at a time), then the threads share
+// out (M block, W panel range) items over it, M block major, so each panel range is read by one thread.
+//   chunk of rows -> pack A [chunk, K] (MR-row panels, per M block and K pass), in parallel
+//   items (M block of <= mc rows x range of W panels): for each NC block: for each K pass: MR x NR tiles -> C scratch;
+//   then the epilogue writes y (so `residual` may alias y: y is written once, last).
+void linear_shared(const float* x, int m, const PackedWeight& w, int kc, const float* bias, float* y,
+                   const Epilogue& ep, ThreadPool& pool) {
+  const KernelSet& ks = *w.kernels;
+  const int n = w.n, k = w.k, mr = ks.mr, nr = ks.nr;
+  const bool bf16 = w.precision == Precision::BF16;
+  const size_t esize = bf16 ? 2 : 4;
+  const size_t panel_stride = static_cast<size_t>(round_up(k, ks.k_align)) * nr;  // elements between W panels
+  const int m_tiles = ceil_div(m, mr);
+  const size_t tile_floats = static_cast<size_t>(mr) * std::max(k, 1);  // one packed MR-row panel, all of K
+  const int block_tiles = std::max(1, ks.mc / mr);
+  const int chunk_tiles = std::max<int>(block_tiles, static_cast<int>(kSharedPackBytes / (tile_floats * sizeof(float))));
+  const int panels = ceil_div(n, nr);
+  const int threads = pool.size();
+  const int nj = panel_ranges(panels, threads);
+  const int max_range = ceil_div(panels, nj);
+  const int nc_panels = ceil_div(max_range, ceil_div(max_range, std::max(1, ks.nc / nr)));
+  const int nk = ceil_div(std::max(k, 1), kc);
+  float* abuf = t_shared_a.get(static_cast<size_t>(std::min(chunk_tiles, m_tiles)) * tile_floats);
+
+  for (int ct0 = 0; ct0 < m_tiles; ct0 += chunk_tiles) {
+    const int tiles = std::min(chunk_tiles, m_tiles - ct0);
+    const int row0 = ct0 * mr, chunk_rows = std::min(m, (ct0 + tiles) * mr) - row0;
+    // M blocks: the chunk's tiles shared out evenly (sizes differ by at most one tile), each <= mc rows.
+    const int nic = ceil_div(tiles, block_tiles);
+    auto block_tile = [&](int ic) { return static_cast<int>(static_cast<int64_t>(ic) * tiles / nic); };
+    auto block_rows = [&](int ic) { return std::min(chunk_rows, block_tile(ic + 1) * mr) - block_tile(ic) * mr; };
+    // Block ic at abuf + first tile * tile_floats; within it the pass at k0 at + rows_pad * k0.
+    auto block_a = [&](int ic) { return abuf + static_cast<size_t>(block_tile(ic)) * tile_floats; };
+    pool.parallel_for(static_cast<int64_t>(nic) * nk, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t u = begin; u < end; ++u) {
+        const int ic = static_cast<int>(u / nk), k0 = static_cast<int>(u % nk) * kc;
+        const int rows = block_rows(ic), rows_pad = round_up(rows, mr);
+        if (k0 < k)
+          ks.pack_a(x + static_cast<size_t>(row0 + block_tile(ic) * mr) * k, k, rows, k0, std::min(kc, k - k0),
+                    block_a(ic) + static_cast<size_t>(rows_pad) * k0);
+      }
+    });
+    const int items = nic * nj;
+    std::atomic<int> next_item{0};
+    pool.parallel_for(std::min(threads, items), 1, [&](int64_t, int64_t) {
+      float* cbuf = t_cbuf.get(static_cast<size_t>(block_tiles) * mr * nc_panels * nr);
+      for (int item; (item = next_item.fetch_add(1, std::memory_order_relaxed)) < items;) {
+        const int ic = item / nj, jr = item % nj;
+        const int rows = block_rows(ic), rows_pad = round_up(rows, mr);
+        const int i0 = row0 + block_tile(ic) * mr;
+        const float* a = block_a(ic);
+        const int p_begin = static_cast<int>(static_cast<int64_t>(jr) * panels / nj);
+        const int p_end = static_cast<int>(static_cast<int64_t>(jr + 1) * panels / nj);
+        for (int p0 = p_begin; p0 < p_end; p0 += nc_panels) {
+          const int np = std::min(nc_panels, p_end - p0), ldc = np * nr;
+          if (k == 0) std::fill(cbuf, cbuf + static_cast<size_t>(rows) * ldc, 0.0f);
+          const char* wp = static_cast<const char*>(w.data.get());
+          for (int k0 = 0; k0 < k; k0 += kc) {
+            const char* b = wp + (p0 * panel_stride + static_cast<size_t>(k0) * nr) * esize;
+            ks.macro(rows, np, std::min(kc, k - k0), a + static_cast<size_t>(rows_pad) * k0, b, panel_stride, bf16,
+                     cbuf, ldc, k0 > 0);
+          }
+          const int j0 = p0 * nr, cols = std::min(ldc, n - j0);
+          const size_t off = static_cast<size_t>(i0) * n + j0;
+          ks.epilogue(cbuf, ldc, rows, cols, y + off, n, ep.residual ? ep.residual + off : nullptr,
+                      bias ? bias + j0 : nullptr, ep.scale ? ep.scale + j0 : nullptr, ep.gelu);
+        }
+      }
+    });
+  }
+}
+
+void linear_impl(const float* x, int m, const PackedWeight& w, const float* bias, float* y, const Epilogue& ep,
+                 ThreadPool& pool) {
+  const KernelSet& ks = *w.kernels;
+  if (m <= 0 || w.n <= 0) return;
+  // K passes of equal length <= kc (a multiple of k_align), the same for every M, so that a row's result does not
+  // depend on the other rows of the batch (each output sums its passes in the same order, in both paths).
+  const int nk = std::max(1, ceil_div(w.k, ks.kc));
+  const int kc = round_up(ceil_div(w.k, nk), ks.k_align);
+  if (m <= 2 * ks.mr)  // gemm_kernels.h kStreamTiles
+    linear_stream(x, m, w, kc, bias, y, ep, pool);
+  else
+    linear_shared(x, m, w, kc, bias, y, ep, pool);
 }
 
 }  // namespace

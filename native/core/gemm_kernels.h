@@ -13,6 +13,7 @@
 // Everything here has internal linkage except CCLIP_K_NS::kernel_set().
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "gemm_internal.h"
 
@@ -253,16 +254,55 @@ CCLIP_K_TARGET void macro(int rows, int panels, int kc, const float* a, const vo
     macro_t<false>(rows, panels, kc, a, b, b_stride, c, ldc, accumulate);
 }
 
+// 4-float vectors for pack_a's transposes (every target here has 16-byte vectors).
+typedef float vf4 __attribute__((vector_size(16)));
+typedef float vf4_mem __attribute__((vector_size(16), aligned(4), may_alias));
+#if defined(__clang__)
+#define CCLIP_K_SHUF4(a, b, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
+#else
+typedef int32_t vi4 __attribute__((vector_size(16)));
+#define CCLIP_K_SHUF4(a, b, i, j, k, l) __builtin_shuffle(a, b, vi4{i, j, k, l})
+#endif
+KINL vf4 load4(const float* p) { return *reinterpret_cast<const vf4_mem*>(p); }
+KINL void store4(float* p, vf4 v) { *reinterpret_cast<vf4_mem*>(p) = v; }
+
+// A tile [MR rows of x][kc] -> dst[kc][MR]: 4 x 4 blocks transposed in registers (2 x 4 for a last pair of rows),
+// the K tail one element at a time.
 CCLIP_K_TARGET void pack_a(const float* x, size_t ldx, int rows, int k0, int kc, float* dst) {
   for (int i = 0; i < rows; i += MR) {
     const int r_n = rows - i < MR ? rows - i : MR;
     const float* src[MR];
     for (int r = 0; r < MR; ++r) src[r] = x + static_cast<size_t>(i + (r < r_n ? r : r_n - 1)) * ldx + k0;
     float* d = dst + static_cast<size_t>(i) * kc;
-    for (int k = 0; k < kc; ++k)
+    const int kc4 = kc / 4 * 4;
+    for (int k = 0; k < kc4; k += 4) {
+      int r = 0;
+      for (; r + 4 <= MR; r += 4) {
+        const vf4 a = load4(src[r] + k), b = load4(src[r + 1] + k), c = load4(src[r + 2] + k), e = load4(src[r + 3] + k);
+        const vf4 ab_lo = CCLIP_K_SHUF4(a, b, 0, 4, 1, 5), ab_hi = CCLIP_K_SHUF4(a, b, 2, 6, 3, 7);
+        const vf4 ce_lo = CCLIP_K_SHUF4(c, e, 0, 4, 1, 5), ce_hi = CCLIP_K_SHUF4(c, e, 2, 6, 3, 7);
+        store4(d + (k + 0) * MR + r, CCLIP_K_SHUF4(ab_lo, ce_lo, 0, 1, 4, 5));
+        store4(d + (k + 1) * MR + r, CCLIP_K_SHUF4(ab_lo, ce_lo, 2, 3, 6, 7));
+        store4(d + (k + 2) * MR + r, CCLIP_K_SHUF4(ab_hi, ce_hi, 0, 1, 4, 5));
+        store4(d + (k + 3) * MR + r, CCLIP_K_SHUF4(ab_hi, ce_hi, 2, 3, 6, 7));
+      }
+      if (r + 2 <= MR) {
+        const vf4 a = load4(src[r] + k), b = load4(src[r + 1] + k);
+        const vf4 lo = CCLIP_K_SHUF4(a, b, 0, 4, 1, 5), hi = CCLIP_K_SHUF4(a, b, 2, 6, 3, 7);  // a0 b0 a1 b1, a2 b2 a3 b3
+        alignas(16) float pairs[8];
+        store4(pairs, lo);
+        store4(pairs + 4, hi);
+        for (int j = 0; j < 4; ++j) std::memcpy(d + (k + j) * MR + r, pairs + 2 * j, 8);
+        r += 2;
+      }
+      for (; r < MR; ++r)
+        for (int j = 0; j < 4; ++j) d[(k + j) * MR + r] = src[r][k + j];
+    }
+    for (int k = kc4; k < kc; ++k)
       for (int r = 0; r < MR; ++r) d[k * MR + r] = src[r][k];
   }
 }
+#undef CCLIP_K_SHUF4
 
 // U vectors of one row: v = res + scale * act(v + bias).
 template <int U, bool Bias, bool Gelu, bool Scale, bool Res>

@@ -25,7 +25,7 @@
 #define CCLIP_K_TARGET __attribute__((target("avx512f,avx2,fma")))
 #define CCLIP_K_VBYTES 64
 #define CCLIP_K_MR 12
-#define CCLIP_K_MC 192  // A block 96 KB of a >= 1 MB L2
+#define CCLIP_K_MC 264  // A block pass 264 x 128 = 132 KB of a >= 1 MB L2 (M = 256 is one block)
 #define CCLIP_K_KC 128  // W panel 128 x 32 = 16 KB: half of a 32 KB L1
 #define CCLIP_K_NC 384
 #define CCLIP_K_RCP_ESTIMATE(d) ((vf)_mm512_maskz_rcp14_ps(static_cast<__mmask16>(0xffff), d))
