@@ -77,13 +77,17 @@ TARGET void macro(int rows, int panels, int kc, const float* a_slots, const void
   const uint16_t* b = static_cast<const uint16_t*>(bv);
   const int kp = (kc + 1) / 2;
   const int ntiles = (rows + MR - 1) / MR;
-  if (ntiles <= 2) {  // a few rows: the weights stream (linear_impl passes one panel at a time, see gemm_kernels.h)
+  if (ntiles <= 2 || panels == 1) {  // the weights stream (a few rows, or one panel at a time: see gemm_kernels.h)
     for (int jp = 0; jp < panels; ++jp) {
+      const uint16_t* bp = b + jp * b_stride;
       const int first = rows < MR ? rows : MR;
-      tile_rows<MR, true>(first, kp, a, b + jp * b_stride, c + jp * NR, ldc, accumulate);
-      if (rows > MR)
-        tile_rows<MR, false>(rows - MR, kp, a + static_cast<size_t>(MR) * kp, b + jp * b_stride,
-                             c + jp * NR + static_cast<size_t>(MR) * ldc, ldc, accumulate);
+      tile_rows<MR, true>(first, kp, a, bp, c + jp * NR, ldc, accumulate);
+      int i = MR;
+      for (; i + MR <= rows; i += MR)
+        tile<MR, false>(kp, a + static_cast<size_t>(i) * kp, bp, c + jp * NR + static_cast<size_t>(i) * ldc, ldc, accumulate);
+      if (i < rows)
+        tile_rows<MR - 1, false>(rows - i, kp, a + static_cast<size_t>(i) * kp, bp, c + jp * NR + static_cast<size_t>(i) * ldc,
+                                 ldc, accumulate);
     }
     return;
   }

@@ -203,14 +203,20 @@ CCLIP_K_TARGET void macro_t(int rows, int panels, int kc, const float* a, const 
   // bf16 panels used by several tiles are widened to fp32 once (an L1-resident copy) rather than per tile.
   const bool widen = BF16 && ntiles > 1 && kc <= CCLIP_K_KC;
   alignas(64) float wide[BF16 ? CCLIP_K_KC * NR : 1];
-  if (ntiles <= kStreamTiles) {  // a few rows: the weights stream (linear_impl passes one panel at a time)
+  // The weights stream: a few rows, or one panel at a time (linear_impl then runs each panel's passes back to back,
+  // so the data after this pass is the next pass of the same panel). The first tile prefetches ahead as it reads
+  // the pass; the others read it from cache.
+  if (ntiles <= kStreamTiles || (panels == 1 && !widen)) {
     for (int jp = 0; jp < panels; ++jp) {
       const char* bp = static_cast<const char*>(b) + jp * b_stride * esize;
-      const int first = rows < MR ? rows : MR;  // the first tile prefetches; the second reads the pass from cache
+      const int first = rows < MR ? rows : MR;
       tile_rows<MR, BF16, true>(first, kc, a, bp, c + jp * NR, ldc, accumulate);
-      if (rows > MR)
-        tile_rows<MR, BF16>(rows - MR, kc, a + static_cast<size_t>(MR) * kc, bp, c + jp * NR + static_cast<size_t>(MR) * ldc,
-                            ldc, accumulate);
+      int i = MR;
+      for (; i + MR <= rows; i += MR)
+        tile<MR, BF16>(kc, a + static_cast<size_t>(i) * kc, bp, c + jp * NR + static_cast<size_t>(i) * ldc, ldc, accumulate);
+      if (i < rows)
+        tile_rows<MR - 1, BF16>(rows - i, kc, a + static_cast<size_t>(i) * kc, bp,
+                                c + jp * NR + static_cast<size_t>(i) * ldc, ldc, accumulate);
     }
     return;
   }
