@@ -89,53 +89,55 @@ void VisionTower::encode(const float* pixels, int n, float* features, Captures* 
   int h = config_.image_size / 4, w = h, c = config_.dims[0];
   int64_t rows = static_cast<int64_t>(n) * h * w;
 
+  ScratchPool<kBuffers>::Lease scratch(scratch_);
+  // x [n, h, w, C] for every stage lives in one buffer, sized for the largest.
+  size_t x_floats = 0;
+  for (int s = 0; s < 4; ++s) x_floats = std::max(x_floats, static_cast<size_t>(rows >> (2 * s)) * config_.dims[s]);
+  float* x = scratch[kX].reserve(x_floats);
   // Stem: [n, 3, S, S] -> patches [rows, 48] -> x [n, h, w, C0] -> LayerNorm.
-  std::vector<float> x(static_cast<size_t>(rows) * c);
   {
-    std::vector<float> patches(static_cast<size_t>(rows) * 48);
+    float* patches = scratch[kPatches].reserve(static_cast<size_t>(rows) * 48);
     {
       ScopedOpTimer timer(prof, "stem patchify");
-      stem_patchify(pixels, n, config_.image_size, patches.data(), pool);
+      stem_patchify(pixels, n, config_.image_size, patches, pool);
     }
     ScopedOpTimer timer(prof, "stem gemm");
-    apply_linear(stem_, patches.data(), static_cast<int>(rows), x.data(), {}, pool);
+    apply_linear(stem_, patches, static_cast<int>(rows), x, {}, pool);
   }
   {
     ScopedOpTimer timer(prof, "stem ln");
-    layer_norm_rows(x.data(), rows, c, stem_norm_weight_.data(), stem_norm_bias_.data(), eps, x.data(), pool);
+    layer_norm_rows(x, rows, c, stem_norm_weight_.data(), stem_norm_bias_.data(), eps, x, pool);
   }
-  if (captures) captures->emplace_back("image0.stem", channels_last_to_first(x.data(), h * w, c));
+  if (captures) captures->emplace_back("image0.stem", channels_last_to_first(x, h * w, c));
 
-  std::vector<float> normed, hidden;
   for (int s = 0; s < 4; ++s) {
     const ConvNeXtStage& stage = stages_[s];
     if (s > 0) {
       // LayerNorm + 2x2/s2 conv: x [n, h, w, C] -> [n, h/2, w/2, C_next]
       const int next_c = config_.dims[s];
       const int64_t next_rows = rows / 4;
-      std::vector<float> patches(static_cast<size_t>(next_rows) * 4 * c);
+      float* patches = scratch[kPatches].reserve(static_cast<size_t>(next_rows) * 4 * c);
       {
         ScopedOpTimer timer(prof, "downsample ln+patchify");
-        downsample_patchify_layer_norm(x.data(), n, h, w, c, stage.downsample_norm_weight.data(),
-                                       stage.downsample_norm_bias.data(), eps, patches.data(), pool);
+        downsample_patchify_layer_norm(x, n, h, w, c, stage.downsample_norm_weight.data(),
+                                       stage.downsample_norm_bias.data(), eps, patches, pool);
       }
-      x.resize(static_cast<size_t>(next_rows) * next_c);
       ScopedOpTimer timer(prof, "downsample gemm");
-      apply_linear(stage.downsample, patches.data(), static_cast<int>(next_rows), x.data(), {}, pool);
+      apply_linear(stage.downsample, patches, static_cast<int>(next_rows), x, {}, pool);  // [next_rows, next_c] fits
       h /= 2;
       w /= 2;
       c = next_c;
       rows = next_rows;
     }
-    normed.resize(static_cast<size_t>(rows) * c);
+    float* normed = scratch[kNormed].reserve(static_cast<size_t>(rows) * c);
     const int chunk = mlp_chunk_rows(rows, 4 * c);
-    hidden.resize(static_cast<size_t>(chunk) * 4 * c);
+    float* hidden = scratch[kHidden].reserve(static_cast<size_t>(chunk) * 4 * c);
     for (const ConvNeXtBlock& block : stage.blocks) {
       // normed [rows, C] = LayerNorm(dwconv7x7(x) + b)
       {
         ScopedOpTimer timer(prof, kDwconv[s]);
-        depthwise_conv7_layer_norm(x.data(), n, h, w, c, block.dw_weight.data(), block.dw_bias.data(),
-                                   block.norm_weight.data(), block.norm_bias.data(), eps, normed.data(), pool);
+        depthwise_conv7_layer_norm(x, n, h, w, c, block.dw_weight.data(), block.dw_bias.data(),
+                                   block.norm_weight.data(), block.norm_bias.data(), eps, normed, pool);
       }
       // x += gamma * fc2(GELU(fc1(normed))), in row chunks of [chunk, 4C] hidden activations
       for (int64_t r = 0; r < rows; r += chunk) {
@@ -144,23 +146,23 @@ void VisionTower::encode(const float* pixels, int n, float* features, Captures* 
         gelu.gelu = true;
         {
           ScopedOpTimer timer(prof, kFc1[s]);
-          apply_linear(block.fc1, normed.data() + r * c, m, hidden.data(), gelu, pool);
+          apply_linear(block.fc1, normed + r * c, m, hidden, gelu, pool);
         }
         Epilogue scale_residual;
         scale_residual.scale = block.gamma.data();
-        scale_residual.residual = x.data() + r * c;
+        scale_residual.residual = x + r * c;
         ScopedOpTimer timer(prof, kFc2[s]);
-        apply_linear(block.fc2, hidden.data(), m, x.data() + r * c, scale_residual, pool);
+        apply_linear(block.fc2, hidden, m, x + r * c, scale_residual, pool);
       }
     }
-    if (captures) captures->emplace_back("image0.stage" + std::to_string(s), channels_last_to_first(x.data(), h * w, c));
+    if (captures) captures->emplace_back("image0.stage" + std::to_string(s), channels_last_to_first(x, h * w, c));
   }
 
   // Head: mean over h*w -> LayerNorm -> projection.
   {
     ScopedOpTimer timer(prof, "head pool+ln+proj");
     std::vector<float> pooled(static_cast<size_t>(n) * c);
-    global_average_pool(x.data(), n, h * w, c, pooled.data());
+    global_average_pool(x, n, h * w, c, pooled.data());
     layer_norm_rows(pooled.data(), n, c, head_norm_weight_.data(), head_norm_bias_.data(), eps, pooled.data(), pool);
     if (captures) captures->emplace_back("image0.pooled", std::vector<float>(pooled.begin(), pooled.begin() + c));
     if (!config_.proj_mlp) {

@@ -5,6 +5,7 @@
 
 #include "spec.h"
 #include "ops.h"
+#include "scratch.h"
 #include "weights.h"
 
 namespace cclip {
@@ -26,7 +27,7 @@ class VisionTower {
  public:
   void load(const VisionConfig& config, int embed_dim, WeightLoader& loader, Precision precision);
 
-  // pixels: [n, 3, S, S] NCHW normalized -> features [n, embed_dim]. Reentrant (per-call scratch).
+  // pixels: [n, 3, S, S] NCHW normalized -> features [n, embed_dim]. Reentrant (each call leases its own scratch).
   void encode(const float* pixels, int n, float* features, Captures* captures, ThreadPool& pool) const;
 
   size_t bytes() const;
@@ -40,6 +41,8 @@ class VisionTower {
   std::vector<float> head_norm_weight_, head_norm_bias_;
   LinearLayer proj_;      // linear head [E, C3], or the MLP head's fc1 [2E, C3]
   LinearLayer proj_fc2_;  // MLP head only: [E, 2E]
+  enum { kX, kPatches, kNormed, kHidden, kBuffers };  // encode()'s activation buffers
+  mutable ScratchPool<kBuffers> scratch_;
 };
 
 }  // namespace cclip
