@@ -11,9 +11,12 @@ namespace cclip {
 
 namespace {
 
-// Hidden-activation rows per MLP chunk: bounds the [rows, 4C] scratch to about 32 MB.
+// Hidden-activation rows per MLP chunk: [rows, 4C] chunks of about 4 MB (at least 512 rows), so fc1 writes them to
+// and fc2 reads them from cache; equal chunks in multiples of 48 rows (whole register tiles of every variant).
 int mlp_chunk_rows(int64_t rows, int hidden) {
-  return static_cast<int>(std::min<int64_t>(rows, std::max<int64_t>(64, (8 << 20) / hidden)));
+  const int64_t max_rows = std::max<int64_t>(512, (int64_t{1} << 20) / hidden);  // GEMMs of >= 512 rows
+  const int64_t chunks = (rows + max_rows - 1) / max_rows;
+  return static_cast<int>(std::min<int64_t>(rows, ((rows + chunks - 1) / chunks + 47) / 48 * 48));
 }
 
 }  // namespace
