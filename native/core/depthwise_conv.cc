@@ -1,14 +1,19 @@
 // ConvNeXt's depthwise 7x7 conv (pad 3) fused with the LayerNorm that follows it, channels-last.
-// Portable C++ (GCC/clang vector extensions, scalar elsewhere): each step keeps a [kStrip pixels x 16 channels]
-// accumulator tile in registers and reuses every weight vector kStrip times. Input and weights are read in a
-// channel-blocked layout (blocks of 16, then 8, then 1 channel; each block's pixels contiguous), so a tile streams
-// through consecutive cache lines instead of striding by C (which at C = 1536 or 3072 maps every pixel of a row to
-// the same L1 set). On x86-64 the same source is also compiled for
-// AVX2+FMA and picked at run time (function-level target attribute, no intrinsics).
+// Portable C++ (GCC/clang vector extensions, scalar elsewhere), read straight from x (no padded copy). One output
+// row is one task: for each channel vector, strips of T output pixels keep T accumulators in registers; per kernel
+// row the 7 tap vectors are loaded once and every input pixel of the strip's window once (a sliding window: each
+// input vector feeds up to 7 accumulators), so a strip costs (T + 6) + 7 loads per 7T FMAs. Out-of-image taps are
+// skipped, not multiplied by padding. The conv lands in y's row, which the LayerNorm then normalises in place
+// while it is still in cache. Weights are channel-blocked (blocks of 16, then 8, then 1 channel; a block's 49 taps
+// contiguous), so a strip's taps stream through consecutive cache lines. On x86-64 the same source is also
+// compiled for AVX2+FMA (8-lane vectors) and AVX-512 (16-lane vectors), picked at run time (function-level target
+// attributes, no intrinsics).
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
+#include "depthwise_conv.h"
 #include "ops.h"
 #include "vec8.h"
 
@@ -16,14 +21,20 @@ namespace cclip {
 
 namespace {
 
-constexpr int kStrip = 4;     // output pixels per tile
-constexpr int kPadLeft = 3;
-constexpr int kPadRight = 3 + kStrip;  // the last strip may run past w; those lanes are computed and dropped
+template <typename V>
+CCLIP_ALWAYS_INLINE V load_vec(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
 
-// Channel blocks: [0, c16) in 16s, [c16, c8) in 8s, then single channels. A block starting at channel cb with
-// width bs holds its data at (block-independent size per channel) * cb, laid out [..., bs].
+template <typename V>
+CCLIP_ALWAYS_INLINE void store_vec(float* p, const V& v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
 struct DepthwiseArgs {
-  const float* padded;  // per image: for each channel block, [h, w + kPadLeft + kPadRight, bs], zero side columns
+  const float* x;  // [n, h, w, c]
   int n, h, w, c;
   const float* weight;  // blocked: block at cb is [49, bs] at weight + 49 * cb
   const float* conv_bias;
@@ -33,65 +44,79 @@ struct DepthwiseArgs {
   float* y;  // [n, h, w, c]
 };
 
-// Output pixels ox..ox+kStrip-1 of row oy for the 8V-channel block at `block` (input [h, wp, 8V], weights [49, 8V]):
-// acc[kStrip][V] over taps with ky in [ky_begin, ky_end). Each weight vector is loaded once and used kStrip times.
-template <int V>
-CCLIP_ALWAYS_INLINE void conv_tile(const float* block, int wp, int oy, int ky_begin, int ky_end, int ox,
-                                   const float* block_weight, const float* bias, float* out, int c, int w) {
-  constexpr int bs = 8 * V;
-  Vec8 acc[kStrip][V];
-  for (int v = 0; v < V; ++v) {
-    const Vec8 b = load8(bias + 8 * v);
-    for (int t = 0; t < kStrip; ++t) acc[t][v] = b;
-  }
-  for (int ky = ky_begin; ky < ky_end; ++ky) {
-    const float* in_row = block + (static_cast<int64_t>(oy + ky - 3) * wp + ox) * bs;
-    const float* taps = block_weight + ky * 7 * bs;
-    for (int kx = 0; kx < 7; ++kx) {
-      Vec8 tap[V];
-      for (int v = 0; v < V; ++v) tap[v] = load8(taps + kx * bs + 8 * v);
-      for (int t = 0; t < kStrip; ++t) {
-        const float* px = in_row + (t + kx) * bs;  // padded column ox + t + kx
-        for (int v = 0; v < V; ++v) acc[t][v] += load8(px + 8 * v) * tap[v];
+// One output row's geometry: the image's input, the row, its valid kernel rows.
+struct RowTask {
+  const float* image;  // [h, w, c]
+  float* y_row;        // [w, c]
+  int w, c, oy, ky_begin, ky_end;
+};
+
+// y_row[ox + t, ch .. ch + lanes(V)) for t < T = conv bias + the in-image taps. taps: [49] vectors tap_stride apart.
+template <typename V, int T>
+CCLIP_ALWAYS_INLINE void conv_strip(const RowTask& r, int ch, int ox, const float* taps, int tap_stride,
+                                    const float* bias) {
+  V acc[T];
+  const V b = load_vec<V>(bias + ch);
+  for (int t = 0; t < T; ++t) acc[t] = b;
+  for (int ky = r.ky_begin; ky < r.ky_end; ++ky) {
+    const float* in_row = r.image + static_cast<int64_t>(r.oy + ky - 3) * r.w * r.c + ch;
+    V tap[7];
+    for (int kx = 0; kx < 7; ++kx) tap[kx] = load_vec<V>(taps + (ky * 7 + kx) * tap_stride);
+    // Input column ox - 3 + j feeds output t = j - kx through tap kx.
+#pragma GCC unroll 32
+    for (int j = 0; j < T + 6; ++j) {
+      const int ix = ox - 3 + j;
+      if (ix < 0 || ix >= r.w) continue;
+      const V in = load_vec<V>(in_row + static_cast<int64_t>(ix) * r.c);
+#pragma GCC unroll 7
+      for (int kx = 0; kx < 7; ++kx) {
+        const int t = j - kx;
+        if (t >= 0 && t < T) acc[t] += in * tap[kx];
       }
     }
   }
-  const int valid = std::min(kStrip, w - ox);
-  for (int t = 0; t < valid; ++t)
-    for (int v = 0; v < V; ++v) store8(out + static_cast<int64_t>(ox + t) * c + 8 * v, acc[t][v]);
+  for (int t = 0; t < T; ++t) store_vec<V>(r.y_row + static_cast<int64_t>(ox + t) * r.c + ch, acc[t]);
 }
 
-// A single-channel block (c % 8 leftovers): input [h, wp], weights [49].
-CCLIP_ALWAYS_INLINE void conv_channel(const float* block, int wp, int oy, int ky_begin, int ky_end,
-                                      const float* block_weight, float bias, float* out, int c, int w) {
-  for (int ox = 0; ox < w; ++ox) {
-    float acc = bias;
-    for (int ky = ky_begin; ky < ky_end; ++ky)
-      for (int kx = 0; kx < 7; ++kx) acc += block[static_cast<int64_t>(oy + ky - 3) * wp + ox + kx] * block_weight[ky * 7 + kx];
-    out[static_cast<int64_t>(ox) * c] = acc;
+// All output pixels of the row from ox on, for one channel vector: strips of T, the rest in strips of T/2, T/4...
+template <typename V, int T>
+CCLIP_ALWAYS_INLINE void conv_strips(const RowTask& r, int ch, int ox, const float* taps, int tap_stride,
+                                     const float* bias) {
+  for (; ox + T <= r.w; ox += T) conv_strip<V, T>(r, ch, ox, taps, tap_stride, bias);
+  if constexpr (T > 1) {
+    if (ox < r.w) conv_strips<V, T / 2>(r, ch, ox, taps, tap_stride, bias);
   }
 }
 
-CCLIP_ALWAYS_INLINE void depthwise_rows(const DepthwiseArgs& a, int64_t begin, int64_t end, float* conv_row) {
-  const int wp = a.w + kPadLeft + kPadRight, c = a.c;
-  const int c16 = c - c % 16, c8 = c - c % 8;
-  const int64_t plane = static_cast<int64_t>(a.h) * wp;  // floats per channel of one image's padded input
+// Strip widths per vector kind: kWide16 > 0 runs 16-channel blocks as Vec16 strips of that width, else as two
+// Vec8 halves; kStrip8 for Vec8; kStrip1 for single channels.
+template <int kWide16, int kStrip8, int kStrip1>
+CCLIP_ALWAYS_INLINE void depthwise_rows(const DepthwiseArgs& a, int64_t begin, int64_t end) {
+  const int c = a.c, c16 = c - c % 16, c8 = c - c % 8;
   for (int64_t task = begin; task < end; ++task) {
     const int image_index = static_cast<int>(task / a.h), oy = static_cast<int>(task % a.h);
-    const float* image = a.padded + static_cast<int64_t>(image_index) * plane * c;
-    const int ky_begin = std::max(0, 3 - oy), ky_end = std::min(7, a.h + 3 - oy);
-    for (int cb = 0; cb < c16; cb += 16)
-      for (int ox = 0; ox < a.w; ox += kStrip)
-        conv_tile<2>(image + plane * cb, wp, oy, ky_begin, ky_end, ox, a.weight + 49 * cb, a.conv_bias + cb, conv_row + cb, c, a.w);
-    for (int cb = c16; cb < c8; cb += 8)
-      for (int ox = 0; ox < a.w; ox += kStrip)
-        conv_tile<1>(image + plane * cb, wp, oy, ky_begin, ky_end, ox, a.weight + 49 * cb, a.conv_bias + cb, conv_row + cb, c, a.w);
-    for (int ch = c8; ch < c; ++ch)
-      conv_channel(image + plane * ch, wp, oy, ky_begin, ky_end, a.weight + 49 * ch, a.conv_bias[ch], conv_row + ch, c, a.w);
-    float* out = a.y + (static_cast<int64_t>(image_index) * a.h + oy) * a.w * c;
+    RowTask r;
+    r.image = a.x + static_cast<int64_t>(image_index) * a.h * a.w * c;
+    r.y_row = a.y + task * a.w * c;
+    r.w = a.w;
+    r.c = c;
+    r.oy = oy;
+    r.ky_begin = std::max(0, 3 - oy);
+    r.ky_end = std::min(7, a.h + 3 - oy);
+    for (int cb = 0; cb < c16; cb += 16) {
+      const float* taps = a.weight + 49 * cb;
+      if constexpr (kWide16 > 0) {
+        conv_strips<Vec16, kWide16>(r, cb, 0, taps, 16, a.conv_bias);
+      } else {
+        conv_strips<Vec8, kStrip8>(r, cb, 0, taps, 16, a.conv_bias);
+        conv_strips<Vec8, kStrip8>(r, cb + 8, 0, taps + 8, 16, a.conv_bias);
+      }
+    }
+    for (int cb = c16; cb < c8; cb += 8) conv_strips<Vec8, kStrip8>(r, cb, 0, a.weight + 49 * cb, 8, a.conv_bias);
+    for (int ch = c8; ch < c; ++ch) conv_strips<float, kStrip1>(r, ch, 0, a.weight + 49 * ch, 1, a.conv_bias);
     for (int ox = 0; ox < a.w; ++ox) {
-      layer_norm_row(conv_row + static_cast<int64_t>(ox) * c, c, a.norm_gamma, a.norm_beta, a.eps,
-                     out + static_cast<int64_t>(ox) * c);
+      float* px = r.y_row + static_cast<int64_t>(ox) * c;
+      layer_norm_row(px, c, a.norm_gamma, a.norm_beta, a.eps, px);
     }
   }
 }
@@ -99,13 +124,20 @@ CCLIP_ALWAYS_INLINE void depthwise_rows(const DepthwiseArgs& a, int64_t begin, i
 // Width of the channel block that starts at cb.
 inline int block_width(int cb, int c) { return cb < c - c % 16 ? 16 : cb < c - c % 8 ? 8 : 1; }
 
-void depthwise_rows_portable(const DepthwiseArgs& a, int64_t begin, int64_t end, float* conv_row) {
-  depthwise_rows(a, begin, end, conv_row);
+// Vec8 with SSE / simd128 is two registers: 4 strips keep 8 accumulators.
+void depthwise_rows_portable(const DepthwiseArgs& a, int64_t begin, int64_t end) {
+  depthwise_rows<0, 4, 8>(a, begin, end);
 }
 
 #if CCLIP_X86_CLONES
-CCLIP_TARGET_AVX2 void depthwise_rows_avx2(const DepthwiseArgs& a, int64_t begin, int64_t end, float* conv_row) {
-  depthwise_rows(a, begin, end, conv_row);
+// 16 ymm: 8 accumulators, 7 taps, 1 input.
+CCLIP_TARGET_AVX2 void depthwise_rows_avx2(const DepthwiseArgs& a, int64_t begin, int64_t end) {
+  depthwise_rows<0, 8, 8>(a, begin, end);
+}
+
+// 32 zmm: 16 accumulators, 7 taps, 1 input.
+CCLIP_TARGET_AVX512 void depthwise_rows_avx512(const DepthwiseArgs& a, int64_t begin, int64_t end) {
+  depthwise_rows<16, 8, 8>(a, begin, end);
 }
 #endif
 
@@ -122,45 +154,35 @@ std::vector<float> pack_depthwise_weight(const float* weight, int c) {
   return packed;
 }
 
+bool depthwise_isa_runs_here(DepthwiseIsa isa) {
+  switch (isa) {
+    case DepthwiseIsa::kPortable: return true;
+    case DepthwiseIsa::kAvx2: return CCLIP_X86_CLONES && cpu_has_avx2_fma();
+    case DepthwiseIsa::kAvx512: return CCLIP_X86_CLONES && cpu_has_avx512f();
+  }
+  return false;
+}
+
+void depthwise_conv7_layer_norm_isa(DepthwiseIsa isa, const float* x, int n, int h, int w, int c, const float* weight,
+                                    const float* conv_bias, const float* norm_gamma, const float* norm_beta, float eps,
+                                    float* y, ThreadPool& pool) {
+  if (!depthwise_isa_runs_here(isa)) throw Error("E_INVALID_ARGUMENT", "depthwise_conv7_layer_norm: this CPU does not run the requested ISA variant");
+  auto* rows_fn = &depthwise_rows_portable;
+#if CCLIP_X86_CLONES
+  if (isa == DepthwiseIsa::kAvx512) rows_fn = &depthwise_rows_avx512;
+  if (isa == DepthwiseIsa::kAvx2) rows_fn = &depthwise_rows_avx2;
+#endif
+  const DepthwiseArgs args{x, n, h, w, c, weight, conv_bias, norm_gamma, norm_beta, eps, y};
+  pool.parallel_for(static_cast<int64_t>(n) * h, 1, [&](int64_t begin, int64_t end) { rows_fn(args, begin, end); });
+}
+
 void depthwise_conv7_layer_norm(const float* x, int n, int h, int w, int c, const float* weight,
                                 const float* conv_bias, const float* norm_gamma, const float* norm_beta, float eps,
                                 float* y, ThreadPool& pool) {
-  // Re-lay the input channel-blocked with zero side columns, so the inner loops stream and need no bounds checks
-  // (rows are clamped per output row instead).
-  const int wp = w + kPadLeft + kPadRight;
-  const int64_t plane = static_cast<int64_t>(h) * wp;
-  std::vector<float> padded(static_cast<size_t>(n) * plane * c);
-  pool.parallel_for(static_cast<int64_t>(n) * h, 4, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int image_index = static_cast<int>(row / h), iy = static_cast<int>(row % h);
-      float* image = padded.data() + static_cast<int64_t>(image_index) * plane * c;
-      const float* src_row = x + row * w * c;
-      for (int cb = 0; cb < c;) {  // zero side columns
-        const int bs = block_width(cb, c);
-        float* dst = image + plane * cb + static_cast<int64_t>(iy) * wp * bs;
-        std::memset(dst, 0, sizeof(float) * kPadLeft * bs);
-        std::memset(dst + (kPadLeft + w) * bs, 0, sizeof(float) * kPadRight * bs);
-        cb += bs;
-      }
-      for (int ix = 0; ix < w; ++ix) {  // read each pixel once, in order; scatter its channel blocks
-        const float* src = src_row + static_cast<int64_t>(ix) * c;
-        const int64_t column = static_cast<int64_t>(iy) * wp + kPadLeft + ix;
-        int cb = 0;
-        for (; cb < c - c % 16; cb += 16) std::memcpy(image + plane * cb + column * 16, src + cb, 16 * sizeof(float));
-        for (; cb < c - c % 8; cb += 8) std::memcpy(image + plane * cb + column * 8, src + cb, 8 * sizeof(float));
-        for (; cb < c; ++cb) image[plane * cb + column] = src[cb];
-      }
-    }
-  });
-  const DepthwiseArgs args{padded.data(), n, h, w, c, weight, conv_bias, norm_gamma, norm_beta, eps, y};
-  auto* rows_fn = &depthwise_rows_portable;
-#if CCLIP_X86_CLONES
-  if (cpu_has_avx2_fma()) rows_fn = &depthwise_rows_avx2;
-#endif
-  pool.parallel_for(static_cast<int64_t>(n) * h, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> conv_row(static_cast<size_t>(w) * c);
-    rows_fn(args, begin, end, conv_row.data());
-  });
+  const DepthwiseIsa isa = depthwise_isa_runs_here(DepthwiseIsa::kAvx512) ? DepthwiseIsa::kAvx512
+                           : depthwise_isa_runs_here(DepthwiseIsa::kAvx2) ? DepthwiseIsa::kAvx2
+                                                                          : DepthwiseIsa::kPortable;
+  depthwise_conv7_layer_norm_isa(isa, x, n, h, w, c, weight, conv_bias, norm_gamma, norm_beta, eps, y, pool);
 }
 
 }  // namespace cclip
