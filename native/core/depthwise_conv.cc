@@ -1,13 +1,14 @@
 // ConvNeXt's depthwise 7x7 conv (pad 3) fused with the LayerNorm that follows it, channels-last.
-// Portable C++ (GCC/clang vector extensions, scalar elsewhere), read straight from x (no padded copy). One output
-// row is one task: for each channel vector, strips of T output pixels keep T accumulators in registers; per kernel
-// row the 7 tap vectors are loaded once and every input pixel of the strip's window once (a sliding window: each
-// input vector feeds up to 7 accumulators), so a strip costs (T + 6) + 7 loads per 7T FMAs. Out-of-image taps are
-// skipped, not multiplied by padding. The conv lands in y's row, which the LayerNorm then normalises in place
-// while it is still in cache. Weights are channel-blocked (blocks of 16, then 8, then 1 channel; a block's 49 taps
-// contiguous), so a strip's taps stream through consecutive cache lines. On x86-64 the same source is also
-// compiled for AVX2+FMA (8-lane vectors) and AVX-512 (16-lane vectors), picked at run time (function-level target
-// attributes, no intrinsics).
+// Portable C++ (GCC/clang vector extensions, scalar elsewhere). A task is a band of output rows: for each block of 16
+// channels the band's input rows are copied contiguous into a small per-thread buffer (in x a block's pixels are c
+// floats apart, which maps them onto few L1 sets), and every output row of the band is convolved from it. Within a
+// row, strips of T output pixels keep T accumulators in registers; per kernel row the 7 tap vectors are loaded once
+// and each input pixel of the strip's window once (a sliding window: each input vector feeds up to 7 accumulators),
+// so a strip costs (T + 6) + 7 loads per 7T FMAs. Out-of-image taps are skipped, not multiplied by padding. The
+// conv lands in y, which the LayerNorm then normalises in place while the band is still in cache. Weights are
+// channel-blocked (blocks of 16, then 8, then 1 channel; a block's 49 taps contiguous). On x86-64 the same source is
+// also compiled for AVX2+FMA (8-lane vectors) and AVX-512 (16-lane vectors), picked at run time (function-level
+// target attributes, no intrinsics).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -43,7 +44,7 @@ struct DepthwiseArgs {
   const float* norm_beta;
   float eps;
   float* y;       // [n, h, w, c]
-  int band_rows;  // output rows per task
+  int band_rows;  // output rows per task (the last band of an image may be shorter)
 };
 
 // One output row of one channel vector: where its input rows are, where its outputs go, its valid kernel rows.
@@ -205,12 +206,15 @@ CCLIP_ALWAYS_INLINE void depthwise_rows(const DepthwiseArgs& a, int64_t begin, i
         }
       }
     }
+    // The leftover 8- and 1-channel blocks read x in place.
     for (int cb = c16; cb < c8; cb += 8)
       for (int oy = oy_begin; oy < oy_end; ++oy)
-        conv_strips<Vec8, kStrip8>(row_task(oy, cb, image + cb, c, row_floats, 0), 0, a.weight + 49 * cb, 8, a.conv_bias + cb);
+        conv_strips<Vec8, kStrip8>(row_task(oy, cb, image + cb, c, row_floats, 0), 0, a.weight + 49 * cb, 8,
+                                   a.conv_bias + cb);
     for (int ch = c8; ch < c; ++ch)
       for (int oy = oy_begin; oy < oy_end; ++oy)
-        conv_strips<float, kStrip1>(row_task(oy, ch, image + ch, c, row_floats, 0), 0, a.weight + 49 * ch, 1, a.conv_bias + ch);
+        conv_strips<float, kStrip1>(row_task(oy, ch, image + ch, c, row_floats, 0), 0, a.weight + 49 * ch, 1,
+                                    a.conv_bias + ch);
     for (int64_t p = static_cast<int64_t>(oy_begin) * a.w; p < static_cast<int64_t>(oy_end) * a.w; ++p) {
       float* px = y_image + p * c;
       layer_norm_pixel<NormVec>(px, c, a.norm_gamma, a.norm_beta, a.eps);
@@ -218,8 +222,8 @@ CCLIP_ALWAYS_INLINE void depthwise_rows(const DepthwiseArgs& a, int64_t begin, i
   }
 }
 
-// Output rows per task: 8 (a block's 14 input rows are reused by 8 output rows; the band's conv outputs, 8 rows of
-// w * c, stay in L2 for the LayerNorm at every ConvNeXt stage), fewer where an image would not give each thread one.
+// Output rows per task: 8 (a block's 14 input rows serve 8 output rows; the band's conv outputs, 8 rows of w * c =
+// 786 KB at every XXLarge stage, are still in L2 for the LayerNorm), fewer where an image would leave a thread idle.
 int depthwise_band_rows(int h, int threads) {
   return std::max(1, std::min(8, (h + threads - 1) / std::max(1, threads)));
 }
@@ -269,7 +273,8 @@ bool depthwise_isa_runs_here(DepthwiseIsa isa) {
 void depthwise_conv7_layer_norm_isa(DepthwiseIsa isa, const float* x, int n, int h, int w, int c, const float* weight,
                                     const float* conv_bias, const float* norm_gamma, const float* norm_beta, float eps,
                                     float* y, ThreadPool& pool) {
-  if (!depthwise_isa_runs_here(isa)) throw Error("E_INVALID_ARGUMENT", "depthwise_conv7_layer_norm: this CPU does not run the requested ISA variant");
+  if (!depthwise_isa_runs_here(isa))
+    throw Error("E_INVALID_ARGUMENT", "depthwise_conv7_layer_norm: this CPU does not run the requested ISA variant");
   auto* rows_fn = &depthwise_rows_portable;
 #if CCLIP_X86_CLONES
   if (isa == DepthwiseIsa::kAvx512) rows_fn = &depthwise_rows_avx512;
@@ -278,7 +283,7 @@ void depthwise_conv7_layer_norm_isa(DepthwiseIsa isa, const float* x, int n, int
   const int band_rows = depthwise_band_rows(h, pool.size());
   const DepthwiseArgs args{x, n, h, w, c, weight, conv_bias, norm_gamma, norm_beta, eps, y, band_rows};
   pool.parallel_for(static_cast<int64_t>(n) * ((h + band_rows - 1) / band_rows), 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> block_buf(static_cast<size_t>(std::min(h, band_rows + 6)) * w * 16);
+    std::vector<float> block_buf(c >= 16 ? static_cast<size_t>(std::min(h, band_rows + 6)) * w * 16 : 0);
     rows_fn(args, begin, end, block_buf.data());
   });
 }
