@@ -1,7 +1,8 @@
-// Eight floats as one value for the non-GEMM kernels: a GCC/clang vector extension (one ymm with AVX, two xmm with
-// SSE, wasm simd128 pairs under Emscripten), or a plain array elsewhere. Loads and stores go through memcpy, so
-// any alignment is fine. Also the run-time switch that lets a kernel be compiled twice (baseline and AVX2+FMA via
-// a function-level target attribute; no intrinsics).
+// Eight (Vec8) or sixteen (Vec16) floats as one value for the non-GEMM kernels: a GCC/clang vector extension (one
+// ymm / zmm with AVX / AVX-512, several xmm with SSE, wasm simd128 groups under Emscripten), or a plain array
+// elsewhere. Loads and stores go through memcpy, so any alignment is fine. Also the run-time switches that let a
+// kernel be compiled more than once (baseline, AVX2+FMA and AVX-512 via function-level target attributes; no
+// intrinsics).
 #pragma once
 #include <cstring>
 
@@ -18,6 +19,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define CCLIP_X86_CLONES 1
 #define CCLIP_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define CCLIP_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #else
 #define CCLIP_X86_CLONES 0
 #endif
@@ -26,29 +28,33 @@ namespace cclip {
 
 #if defined(__GNUC__) || defined(__clang__)
 typedef float Vec8 __attribute__((vector_size(32)));
+typedef float Vec16 __attribute__((vector_size(64)));
 #else
-struct Vec8 {
-  float lane[8];
-  Vec8& operator+=(const Vec8& o) {
-    for (int i = 0; i < 8; ++i) lane[i] += o.lane[i];
+template <int N>
+struct FloatLanes {
+  float lane[N];
+  FloatLanes& operator+=(const FloatLanes& o) {
+    for (int i = 0; i < N; ++i) lane[i] += o.lane[i];
     return *this;
   }
-  Vec8 operator+(const Vec8& o) const {
-    Vec8 r;
-    for (int i = 0; i < 8; ++i) r.lane[i] = lane[i] + o.lane[i];
+  FloatLanes operator+(const FloatLanes& o) const {
+    FloatLanes r;
+    for (int i = 0; i < N; ++i) r.lane[i] = lane[i] + o.lane[i];
     return r;
   }
-  Vec8 operator*(const Vec8& o) const {
-    Vec8 r;
-    for (int i = 0; i < 8; ++i) r.lane[i] = lane[i] * o.lane[i];
+  FloatLanes operator*(const FloatLanes& o) const {
+    FloatLanes r;
+    for (int i = 0; i < N; ++i) r.lane[i] = lane[i] * o.lane[i];
     return r;
   }
-  Vec8 operator*(float s) const {
-    Vec8 r;
-    for (int i = 0; i < 8; ++i) r.lane[i] = lane[i] * s;
+  FloatLanes operator*(float s) const {
+    FloatLanes r;
+    for (int i = 0; i < N; ++i) r.lane[i] = lane[i] * s;
     return r;
   }
 };
+typedef FloatLanes<8> Vec8;
+typedef FloatLanes<16> Vec16;
 #endif
 
 CCLIP_ALWAYS_INLINE Vec8 load8(const float* p) {
@@ -58,6 +64,14 @@ CCLIP_ALWAYS_INLINE Vec8 load8(const float* p) {
 }
 
 CCLIP_ALWAYS_INLINE void store8(float* p, const Vec8& v) { std::memcpy(p, &v, sizeof(v)); }
+
+CCLIP_ALWAYS_INLINE Vec16 load16(const float* p) {
+  Vec16 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+CCLIP_ALWAYS_INLINE void store16(float* p, const Vec16& v) { std::memcpy(p, &v, sizeof(v)); }
 
 CCLIP_ALWAYS_INLINE Vec8 splat8(float s) {
 #if defined(__GNUC__) || defined(__clang__)
@@ -73,6 +87,16 @@ CCLIP_ALWAYS_INLINE Vec8 splat8(float s) {
 inline bool cpu_has_avx2_fma() {
 #if CCLIP_X86_CLONES
   static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+#else
+  return false;
+#endif
+}
+
+// Whether the AVX-512 clones may run here (x86-64 only; __builtin_cpu_supports also checks the OS saves zmm state).
+inline bool cpu_has_avx512f() {
+#if CCLIP_X86_CLONES
+  static const bool yes = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
   return yes;
 #else
   return false;

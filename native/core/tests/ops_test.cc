@@ -4,6 +4,7 @@
 // transform, the weight reader (dtype conversion, strides, the finite check) and the load-request contract.
 // GEMM kernels and GELU have their own exhaustive test (gemm_test.cc).
 // Build and run: native/core/tests/run.sh   (prints "N passed, N failed"; exit status 1 on any failure)
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "check.h"
+#include "../depthwise_conv.h"
 #include "../gemm.h"
 #include "../json.h"
 #include "../ops.h"
@@ -90,9 +92,17 @@ void test_layer_norm(ThreadPool& pool) {
   }
 }
 
+// Every ISA variant this CPU runs, against a double-precision reference. Shapes cover widths that are not a multiple
+// of any strip (every strip width down to 1), channel counts with 8- and 1-channel leftovers after the 16-blocks,
+// images shorter than the kernel, n > 1, and the stage shapes' channel stride.
 void test_depthwise(ThreadPool& pool) {
   struct Case { int n, h, w, c; };
-  for (const Case& k : {Case{1, 1, 1, 8}, Case{1, 3, 5, 16}, Case{2, 7, 7, 24}, Case{1, 9, 14, 37}, Case{1, 8, 8, 64}, Case{1, 16, 16, 128}}) {
+  const Case cases[] = {{1, 1, 1, 8},    {1, 3, 5, 16},   {2, 7, 7, 24},   {1, 9, 14, 37},  {1, 8, 8, 64},
+                        {1, 16, 16, 128}, {3, 5, 23, 44},  {1, 4, 33, 17},  {2, 11, 31, 40}, {1, 2, 64, 48},
+                        {1, 1, 19, 3},   {2, 6, 9, 1},     {1, 16, 16, 1536}};
+  const struct { DepthwiseIsa isa; const char* name; } isas[] = {
+      {DepthwiseIsa::kPortable, "portable"}, {DepthwiseIsa::kAvx2, "avx2"}, {DepthwiseIsa::kAvx512, "avx512"}};
+  for (const Case& k : cases) {
     const float eps = 1e-6f;
     auto x = randn(static_cast<size_t>(k.n) * k.h * k.w * k.c), wt = randn(static_cast<size_t>(k.c) * 49, 0.2f);
     auto bias = randn(k.c), g = randn(k.c), b = randn(k.c);
@@ -101,7 +111,6 @@ void test_depthwise(ThreadPool& pool) {
     for (int i = 0; i < k.n; ++i)
       for (int oy = 0; oy < k.h; ++oy)
         for (int ox = 0; ox < k.w; ++ox) {
-          std::vector<double> acc(k.c);
           for (int ch = 0; ch < k.c; ++ch) {
             double s = bias[ch];
             for (int ky = 0; ky < 7; ++ky)
@@ -115,9 +124,19 @@ void test_depthwise(ThreadPool& pool) {
           layer_norm_ref(conv.data(), k.c, g.data(), b.data(), eps, &want[((static_cast<size_t>(i) * k.h + oy) * k.w + ox) * k.c]);
         }
     const std::vector<float> packed = pack_depthwise_weight(wt.data(), k.c);
+    const std::string shape = shape_name({k.n, k.h, k.w, k.c});
     std::vector<float> y(x.size());
     depthwise_conv7_layer_norm(x.data(), k.n, k.h, k.w, k.c, packed.data(), bias.data(), g.data(), b.data(), eps, y.data(), pool);
-    expect_close(y, want, 5e-5, "depthwise_conv7_layer_norm " + shape_name({k.n, k.h, k.w, k.c}));
+    expect_close(y, want, 5e-5, "depthwise_conv7_layer_norm " + shape);
+    for (const auto& v : isas) {
+      if (!depthwise_isa_runs_here(v.isa)) continue;
+      std::vector<float> yv(x.size(), NAN);  // every output must be written (scaled_error skips NaNs: checked here)
+      depthwise_conv7_layer_norm_isa(v.isa, x.data(), k.n, k.h, k.w, k.c, packed.data(), bias.data(), g.data(), b.data(), eps,
+                                     yv.data(), pool);
+      const std::string what = std::string("depthwise_conv7_layer_norm ") + v.name + " " + shape;
+      check(std::all_of(yv.begin(), yv.end(), [](float f) { return std::isfinite(f); }), what + " writes every output");
+      expect_close(yv, want, 5e-5, what);
+    }
   }
 }
 
