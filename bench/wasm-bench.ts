@@ -10,7 +10,8 @@
  *     [--threads 1,2] [--rounds 5] [--out bench/RESULTS.md]
  *
  * Each thread count runs in its own child process (ONNX Runtime Web fixes its thread count at its first session),
- * with every engine loaded side by side and measured in interleaved rounds, so a busy machine slows them alike.
+ * with every engine loaded side by side and measured in interleaved rounds (each forward on every engine back to
+ * back, in an order that rotates per round), so a busy machine slows them alike.
  * Inputs are the ones export_onnx.py saved (its pixels and 22-token text row), and a 77-token text row.
  * The parent first measures this machine's limits (bench/limits.cc) and reports image and 77-token text as fractions
  * of its fp32 FMA peak. --out appends a dated `## wasm` section to that file (earlier sections are kept).
@@ -168,10 +169,13 @@ async function runEngines(args: Args): Promise<void> {
   const times: Record<string, Record<'image' | 'text22' | 'text77', Timing>> = {};
   for (const e of engines) times[e.name] = { image: { wall: [], cpu: [] }, text22: { wall: [], cpu: [] }, text77: { wall: [], cpu: [] } };
   const loads: number[] = [];
+  // Each forward runs on every engine back to back (the engine order rotating per round), so the calls compared in
+  // a ratio are seconds apart, not a whole round: a burst of load from other processes falls on all engines alike.
   for (let r = 0; r < args.rounds; r++) {
     loads.push(os.loadavg()[0]);
-    for (const e of engines) {
-      for (const what of ['image', 'text22', 'text77'] as const) {
+    for (const what of ['image', 'text22', 'text77'] as const) {
+      for (let i = 0; i < engines.length; i++) {
+        const e = engines[(i + r) % engines.length];
         const [wall, cpu] = await timed(() => e[what]());
         times[e.name][what].wall.push(wall);
         times[e.name][what].cpu.push(cpu);
@@ -243,7 +247,7 @@ function report(args: Args, runs: Array<Record<string, unknown>>, xxl: Record<st
   L.push(`- of peak = achieved GFLOP/s (${(imageFlops(arch) / 1e9).toFixed(1)} GFLOP per image, ${(textFlops(arch, 77) / 1e9).toFixed(1)} per 77-token text: 2 x multiply-adds of every conv and linear) / the machine's best fp32 FMA peak at that thread count; SIMD128 has no FMA and half the ymm width, so wasm's own ceiling is a fraction of it`);
   L.push(`- wasm: wasm/prebuilt (Emscripten 3.1.6, -O3 -msimd128 -pthread); onnxruntime-web ${ortVersion()} (wasm backend, SIMD + threads, in Node); native: build/Release addon`);
   L.push(`- model: ${args.model} (convnext_base_w dims, random weights from clip_reference.py make; ONNX from export_onnx.py, same seed); inputs: export_onnx.py's pixels [1,3,256,256] and 22-token text row, and a 77-token row`);
-  L.push(`- each thread count in its own process; all engines loaded side by side and timed in ${args.rounds} interleaved rounds after a warm-up; medians. cpu = process CPU time (all threads) of the call: less sensitive than wall time to other processes sharing the 2 cores`);
+  L.push(`- each thread count in its own process; all engines loaded side by side and timed in ${args.rounds} interleaved rounds after a warm-up (each forward on every engine back to back, the engine order rotating per round); medians. cpu = process CPU time (all threads) of the call: less sensitive than wall time to other processes sharing the 2 cores`);
   L.push('- ratios: ORT/wasm > 1 means wasm is faster than onnxruntime-web; wasm/native = how much slower wasm is than the native addon (same precision)');
   L.push('- our text tower stops at the last end token (causal attention: identical output), so the 22-token row costs less than 77 tokens; ONNX computes all 77 positions either way');
   for (const run of runs) L.push(`- ${run.threads} thread(s): machine load (1-min average, median over rounds) ${fmt(run.load)}${(run.notes as string[]).length ? `; ${(run.notes as string[]).join('; ')}` : ''}`);

@@ -5,7 +5,7 @@
  * CCLIP_PROFILE=1 passes through to the modules (per-op times on stderr).
  *
  *   node [--experimental-wasm-relaxed-simd] --import tsx bench/wasm-variants.ts --model /tmp/base_w \
- *     [--threads 2] [--precision fp32] [--rounds 7] DIR...
+ *     [--threads 2] [--precision fp32] [--rounds 7] [--work image,text77] DIR...
  */
 import { open, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -28,6 +28,7 @@ const model = opt('--model', '/tmp/base_w');
 const threads = Number(opt('--threads', '2'));
 const precision = opt('--precision', 'fp32') as Precision;
 const rounds = Number(opt('--rounds', '7'));
+const only = opt('--work', 'image,text77').split(','); // which forwards to time
 const dirs = argv;
 if (!dirs.length) throw new Error('give one or more wasm build directories');
 
@@ -60,10 +61,11 @@ t77[76] = 49407;
 
 const models: WasmClipModel[] = [];
 for (const d of dirs) models.push(await load(d));
-const work = {
+const allWork = {
   image: (m: WasmClipModel) => m.encodeImage(pixels, 1),
   text77: (m: WasmClipModel) => m.encodeText(t77, 1),
 } as const;
+const work = Object.fromEntries(Object.entries(allWork).filter(([what]) => only.includes(what)));
 const wall: Record<string, number[][]> = { image: dirs.map(() => []), text77: dirs.map(() => []) };
 const cpu: Record<string, number[][]> = { image: dirs.map(() => []), text77: dirs.map(() => []) };
 const first: Record<string, Float32Array[]> = { image: [], text77: [] };
