@@ -124,6 +124,15 @@ size_t l2_cache_bytes() {
   return size_t{256} << 10;
 }
 
+// Whether linear_shared may run panel major. Not in wasm: it has no prefetch instruction, and the byte loads that
+// stand in for one (CCLIP_K_PREFETCH) are issued for the next panel in pass-major order only; panel major there
+// made 77-token text 25% slower (base_w, 2 threads).
+#if defined(__wasm__)
+constexpr bool kPanelMajor = false;
+#else
+constexpr bool kPanelMajor = true;
+#endif
+
 // Rows of x packed at once by the shared path (bounds its buffer; one chunk at batch 1 for every XXLarge layer).
 constexpr size_t kSharedPackBytes = size_t{8} << 20;
 thread_local Scratch t_shared_a;  // the calling thread's: all threads of one call read it
@@ -244,7 +253,8 @@ void linear_shared(const float* x, int m, const PackedWeight& w, int kc, const f
           // Panel major (each panel's passes back to back, so its weights are read start to end and the first tile
           // prefetches them) where the A block fits L2, to be read again per panel; else pass major (each A pass
           // slice reused by the np panels). s3 fc1 (M 64, K 3072) 1 thread: 183 -> 214 GFLOP/s.
-          const bool panel_major = static_cast<size_t>(rows_pad) * k * sizeof(float) <= l2_cache_bytes();
+          const bool panel_major =
+              kPanelMajor && static_cast<size_t>(rows_pad) * k * sizeof(float) <= l2_cache_bytes();
           for (int jp = 0; jp < (panel_major ? np : 1); ++jp)
             for (int k0 = 0; k0 < k; k0 += kc) {
               const char* b = wp + ((p0 + jp) * panel_stride + static_cast<size_t>(k0) * nr) * esize;
