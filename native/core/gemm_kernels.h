@@ -222,7 +222,13 @@ CCLIP_K_TARGET void macro_t(int rows, int panels, int kc, const float* a, const 
   }
   for (int jp = 0; jp < panels; ++jp) {
     const char* bp = static_cast<const char*>(b) + jp * b_stride * esize;
+    // What this call reads next: the next panel; with one panel, the pass after this one, which follows it in memory
+    // (linear_impl runs a lone panel's passes in order). Not in wasm, whose stand-in prefetch is a real load that
+    // must stay inside the weights.
     const char* next = jp + 1 < panels ? bp + b_stride * esize : nullptr;
+#if !defined(__wasm__)
+    if (panels == 1) next = bp + pf_bytes;
+#endif
     float* cp = c + jp * NR;
     if (widen) {
       const uint16_t* bh = reinterpret_cast<const uint16_t*>(bp);
