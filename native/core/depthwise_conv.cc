@@ -23,18 +23,6 @@ namespace cclip {
 
 namespace {
 
-template <typename V>
-CCLIP_ALWAYS_INLINE V load_vec(const float* p) {
-  V v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-template <typename V>
-CCLIP_ALWAYS_INLINE void store_vec(float* p, const V& v) {
-  std::memcpy(p, &v, sizeof(v));
-}
-
 struct DepthwiseArgs {
   const float* x;  // [n, h, w, c]
   int n, h, w, c;
@@ -91,67 +79,6 @@ CCLIP_ALWAYS_INLINE void conv_strips(const RowTask& r, int ox, const float* taps
   if constexpr (T > 1) {
     if (ox < r.w) conv_strips<V, T / 2>(r, ox, taps, tap_stride, bias);
   }
-}
-
-template <typename V>
-CCLIP_ALWAYS_INLINE float lane_sum(const V& v) {
-  float lanes[sizeof(V) / sizeof(float)];
-  std::memcpy(lanes, &v, sizeof(v));
-  float total = 0;
-  for (float f : lanes) total += f;
-  return total;
-}
-
-template <typename V>
-CCLIP_ALWAYS_INLINE V splat_vec(float f) {
-  V v;
-  float lanes[sizeof(V) / sizeof(float)];
-  for (float& l : lanes) l = f;
-  std::memcpy(&v, lanes, sizeof(v));
-  return v;
-}
-
-// px[c] = LayerNorm(px) in place, two-pass fp32 statistics over four independent V accumulators (layer_norm_row's
-// eight scalar ones become one vector chain, which bounds it by the add latency).
-template <typename V>
-CCLIP_ALWAYS_INLINE void layer_norm_pixel(float* px, int c, const float* gamma, const float* beta, float eps) {
-  constexpr int L = sizeof(V) / sizeof(float);
-  const V zero = splat_vec<V>(0.f);
-  V s0 = zero, s1 = zero, s2 = zero, s3 = zero;
-  int i = 0;
-  for (; i + 4 * L <= c; i += 4 * L) {
-    s0 += load_vec<V>(px + i);
-    s1 += load_vec<V>(px + i + L);
-    s2 += load_vec<V>(px + i + 2 * L);
-    s3 += load_vec<V>(px + i + 3 * L);
-  }
-  for (; i + L <= c; i += L) s0 += load_vec<V>(px + i);
-  float sum = lane_sum<V>((s0 + s1) + (s2 + s3));
-  for (; i < c; ++i) sum += px[i];
-  const float mean = sum / static_cast<float>(c);
-  const V mean_v = splat_vec<V>(mean);
-  s0 = s1 = s2 = s3 = zero;
-  i = 0;
-  for (; i + 4 * L <= c; i += 4 * L) {
-    const V d0 = load_vec<V>(px + i) - mean_v, d1 = load_vec<V>(px + i + L) - mean_v;
-    const V d2 = load_vec<V>(px + i + 2 * L) - mean_v, d3 = load_vec<V>(px + i + 3 * L) - mean_v;
-    s0 += d0 * d0;
-    s1 += d1 * d1;
-    s2 += d2 * d2;
-    s3 += d3 * d3;
-  }
-  for (; i + L <= c; i += L) {
-    const V d = load_vec<V>(px + i) - mean_v;
-    s0 += d * d;
-  }
-  float squares = lane_sum<V>((s0 + s1) + (s2 + s3));
-  for (; i < c; ++i) squares += (px[i] - mean) * (px[i] - mean);
-  const float inv_std = 1.0f / std::sqrt(squares / static_cast<float>(c) + eps);
-  const V inv_std_v = splat_vec<V>(inv_std);
-  i = 0;
-  for (; i + L <= c; i += L)
-    store_vec<V>(px + i, (load_vec<V>(px + i) - mean_v) * inv_std_v * load_vec<V>(gamma + i) + load_vec<V>(beta + i));
-  for (; i < c; ++i) px[i] = (px[i] - mean) * inv_std * gamma[i] + beta[i];
 }
 
 // One task is a band of up to a.band_rows output rows of one image. Channel block by channel block, the band's rows
@@ -217,7 +144,7 @@ CCLIP_ALWAYS_INLINE void depthwise_rows(const DepthwiseArgs& a, int64_t begin, i
                                     a.conv_bias + ch);
     for (int64_t p = static_cast<int64_t>(oy_begin) * a.w; p < static_cast<int64_t>(oy_end) * a.w; ++p) {
       float* px = y_image + p * c;
-      layer_norm_pixel<NormVec>(px, c, a.norm_gamma, a.norm_beta, a.eps);
+      layer_norm_row<NormVec>(px, c, a.norm_gamma, a.norm_beta, a.eps, px);
     }
   }
 }

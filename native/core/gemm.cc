@@ -1,8 +1,8 @@
 // Blocked GEMM with a fused epilogue (see gemm.h), in two paths (linear_impl picks by rows):
 //   a few rows (linear_stream): each thread packs A and streams a range of W panels once, passes back to back;
-//   more rows (linear_shared): the threads pack A together once, then share out (M block x W panel range) items:
-//     for each NC-column block:  for each K pass (KC):  for each NR panel:  for each MR panel:  MR x NR tile
-//     -> C scratch [MC, NC] (L2), then the epilogue writes y (so `residual` may alias y: y is written once, last).
+//   more rows (linear_shared): the threads pack A together once, then share out (M block x W panel range) items;
+// each item (run_item), per NC-column block: K passes (KC) x NR panels x MR panels of MR x NR tiles -> C scratch
+// [MC, NC] (L2), then the epilogue writes y (so `residual` may alias y: y is written once, last).
 // The kernels themselves live in gemm_kernels.h, instantiated per instruction set.
 #include "gemm.h"
 
@@ -18,6 +18,7 @@
 
 #include "cpu_features.h"
 #include "gemm_internal.h"
+#include "scratch.h"
 
 // Portable variant: 16-byte vectors (SSE2, NEON, wasm SIMD128), 6 x 8 tile (4 x 8 in wasm).
 #define CCLIP_K_NS generic
@@ -83,30 +84,8 @@ const KernelSet* best_bf16_kernels() {
 
 namespace {
 
-void* aligned_alloc64(size_t bytes) {
-  void* p = nullptr;
-  if (posix_memalign(&p, 64, std::max<size_t>(bytes, 64)) != 0) throw std::bad_alloc();
-  return p;
-}
-
 // Per-thread scratch that grows and is kept (each thread runs one linear() piece at a time).
-struct Scratch {
-  float* p = nullptr;
-  size_t cap = 0;
-  ~Scratch() { std::free(p); }
-  float* get(size_t floats) {
-    if (floats > cap) {
-      std::free(p);
-      p = nullptr;
-      cap = 0;
-      p = static_cast<float*>(aligned_alloc64(floats * sizeof(float)));
-      cap = floats;
-    }
-    return p;
-  }
-};
-
-thread_local Scratch t_abuf, t_cbuf;
+thread_local FloatBuffer t_abuf, t_cbuf;
 
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 inline int round_up(int a, int b) { return ceil_div(a, b) * b; }
@@ -135,50 +114,66 @@ constexpr bool kPanelMajor = true;
 
 // Rows of x packed at once by the shared path (bounds its buffer; one chunk at batch 1 for every XXLarge layer).
 constexpr size_t kSharedPackBytes = size_t{8} << 20;
-thread_local Scratch t_shared_a;  // the calling thread's: all threads of one call read it
+thread_local FloatBuffer t_shared_a;  // the calling thread's: all threads of one call read it
+
+// C blocks of at most nc columns, equal in a range of up to max_range panels.
+int c_block_panels(int max_range, const KernelSet& ks) {
+  return ceil_div(max_range, ceil_div(max_range, std::max(1, ks.nc / ks.nr)));
+}
+
+// One work item: rows [i0, i0 + rows) of y over W panels [p_begin, p_end), from A packed for these rows (the pass at
+// k0 at a + round_up(rows, MR) * k0), in C blocks of nc_panels. Each block runs its K passes panel major (each
+// panel's passes back to back, so its weights are read start to end and the first tile prefetches them) or pass
+// major (each A pass slice reused by the block's panels) into cbuf, then the epilogue writes y (so `residual` may
+// alias y: y is written once, last).
+void run_item(const float* a, int rows, int i0, int p_begin, int p_end, int nc_panels, bool panel_major, int kc,
+              const PackedWeight& w, const float* bias, float* y, const Epilogue& ep, float* cbuf) {
+  const KernelSet& ks = *w.kernels;
+  const int n = w.n, k = w.k, nr = ks.nr, rows_pad = round_up(rows, ks.mr);
+  const bool bf16 = w.precision == Precision::BF16;
+  const size_t esize = bf16 ? 2 : 4;
+  const size_t panel_stride = static_cast<size_t>(round_up(k, ks.k_align)) * nr;  // elements between W panels
+  const char* wp = static_cast<const char*>(w.data.get());
+  for (int p0 = p_begin; p0 < p_end; p0 += nc_panels) {
+    const int np = std::min(nc_panels, p_end - p0), ldc = np * nr;
+    if (k == 0) std::fill(cbuf, cbuf + static_cast<size_t>(rows) * ldc, 0.0f);
+    for (int jp = 0; jp < (panel_major ? np : 1); ++jp)
+      for (int k0 = 0; k0 < k; k0 += kc) {
+        const char* b = wp + ((p0 + jp) * panel_stride + static_cast<size_t>(k0) * nr) * esize;
+        ks.macro(rows, panel_major ? 1 : np, std::min(kc, k - k0), a + static_cast<size_t>(rows_pad) * k0, b,
+                 panel_stride, bf16, cbuf + jp * nr, ldc, k0 > 0);
+      }
+    const int j0 = p0 * nr, cols = std::min(ldc, n - j0);
+    const size_t off = static_cast<size_t>(i0) * n + j0;
+    ks.epilogue(cbuf, ldc, rows, cols, y + off, n, ep.residual ? ep.residual + off : nullptr,
+                bias ? bias + j0 : nullptr, ep.scale ? ep.scale + j0 : nullptr, ep.gelu);
+  }
+}
+
+// First panel of range jr of nj.
+int range_begin(int jr, int nj, int panels) { return static_cast<int>(static_cast<int64_t>(jr) * panels / nj); }
 
 // A few rows (<= 2 register tiles): work items are ranges of W panels; each thread packs the (tiny) A itself and
 // runs each panel's K passes back to back, so its weights stream from memory start to end, once.
 void linear_stream(const float* x, int m, const PackedWeight& w, int kc, const float* bias, float* y,
                    const Epilogue& ep, ThreadPool& pool) {
   const KernelSet& ks = *w.kernels;
-  const int n = w.n, k = w.k, nr = ks.nr;
-  const bool bf16 = w.precision == Precision::BF16;
-  const size_t esize = bf16 ? 2 : 4;
-  const size_t panel_stride = static_cast<size_t>(round_up(k, ks.k_align)) * nr;  // elements between W panels
-  const int rows_pad = round_up(m, ks.mr);
-  const int panels = ceil_div(n, nr);
-  const int threads = pool.size();
+  const int k = w.k, rows_pad = round_up(m, ks.mr), panels = ceil_div(w.n, ks.nr), threads = pool.size();
   // Ranges of at least 4 panels, about 4 per thread (consecutive ranges lie back to back in memory).
   const int nj = threads > 1 ? std::max(1, std::min(panels / 4, 4 * threads)) : 1;
-  const int max_range = ceil_div(panels, nj);
-  const int nc_panels = ceil_div(max_range, ceil_div(max_range, std::max(1, ks.nc / nr)));
+  const int nc_panels = c_block_panels(ceil_div(panels, nj), ks);
   std::atomic<int> next_item{0};
   pool.parallel_for(std::min(threads, nj), 1, [&](int64_t, int64_t) {
-    float* abuf = t_abuf.get(static_cast<size_t>(rows_pad) * std::max(k, 1));
-    float* cbuf = t_cbuf.get(static_cast<size_t>(rows_pad) * nc_panels * nr);
+    float* abuf = t_abuf.reserve(static_cast<size_t>(rows_pad) * std::max(k, 1));
+    float* cbuf = t_cbuf.reserve(static_cast<size_t>(rows_pad) * nc_panels * ks.nr);
     bool packed = false;
     for (int jr; (jr = next_item.fetch_add(1, std::memory_order_relaxed)) < nj;) {
       if (!packed) {  // A [m, K]: the pass at k0 starts at abuf + rows_pad * k0
         for (int k0 = 0; k0 < k; k0 += kc) ks.pack_a(x, k, m, k0, std::min(kc, k - k0), abuf + static_cast<size_t>(rows_pad) * k0);
         packed = true;
       }
-      const int p_begin = static_cast<int>(static_cast<int64_t>(jr) * panels / nj);
-      const int p_end = static_cast<int>(static_cast<int64_t>(jr + 1) * panels / nj);
-      for (int p0 = p_begin; p0 < p_end; p0 += nc_panels) {
-        const int np = std::min(nc_panels, p_end - p0), ldc = np * nr;
-        if (k == 0) std::fill(cbuf, cbuf + static_cast<size_t>(m) * ldc, 0.0f);
-        const char* wp = static_cast<const char*>(w.data.get());
-        for (int jp = 0; jp < np; ++jp)
-          for (int k0 = 0; k0 < k; k0 += kc) {
-            const char* b = wp + ((p0 + jp) * panel_stride + static_cast<size_t>(k0) * nr) * esize;
-            ks.macro(m, 1, std::min(kc, k - k0), abuf + static_cast<size_t>(rows_pad) * k0, b, panel_stride, bf16,
-                     cbuf + jp * nr, ldc, k0 > 0);
-          }
-        const int j0 = p0 * nr, cols = std::min(ldc, n - j0);
-        ks.epilogue(cbuf, ldc, m, cols, y + j0, n, ep.residual ? ep.residual + j0 : nullptr, bias ? bias + j0 : nullptr,
-                    ep.scale ? ep.scale + j0 : nullptr, ep.gelu);
-      }
+      run_item(abuf, m, 0, range_begin(jr, nj, panels), range_begin(jr + 1, nj, panels), nc_panels, true, kc, w, bias,
+               y, ep, cbuf);
     }
   });
 }
@@ -194,28 +189,24 @@ int panel_ranges(int panels, int threads) {
 }
 
 // More rows: A is packed once per call by all threads together (a chunk of rows at a time), then the threads share
-// out (M block, W panel range) items over it, M block major, so each panel range is read by one thread.
+// out (M block, W panel range) items over it, M block major:
 //   chunk of rows -> pack A [chunk, K] (MR-row panels, per M block and K pass), in parallel
-//   items (M block of <= mc rows x range of W panels): for each NC block: for each K pass: MR x NR tiles -> C scratch;
-//   then the epilogue writes y (so `residual` may alias y: y is written once, last).
+//   items (M block of <= mc rows x range of W panels) -> run_item, panel major where the block's A fits L2 (it is
+//   then read again per panel; s3 fc1, M 64 K 3072, 1 thread: 183 -> 214 GFLOP/s), else pass major.
 void linear_shared(const float* x, int m, const PackedWeight& w, int kc, const float* bias, float* y,
                    const Epilogue& ep, ThreadPool& pool) {
   const KernelSet& ks = *w.kernels;
-  const int n = w.n, k = w.k, mr = ks.mr, nr = ks.nr;
-  const bool bf16 = w.precision == Precision::BF16;
-  const size_t esize = bf16 ? 2 : 4;
-  const size_t panel_stride = static_cast<size_t>(round_up(k, ks.k_align)) * nr;  // elements between W panels
+  const int k = w.k, mr = ks.mr;
   const int m_tiles = ceil_div(m, mr);
   const size_t tile_floats = static_cast<size_t>(mr) * std::max(k, 1);  // one packed MR-row panel, all of K
   const int block_tiles = std::max(1, ks.mc / mr);
   const int chunk_tiles = std::max<int>(block_tiles, static_cast<int>(kSharedPackBytes / (tile_floats * sizeof(float))));
-  const int panels = ceil_div(n, nr);
+  const int panels = ceil_div(w.n, ks.nr);
   const int threads = pool.size();
   const int nj = panel_ranges(panels, threads);
-  const int max_range = ceil_div(panels, nj);
-  const int nc_panels = ceil_div(max_range, ceil_div(max_range, std::max(1, ks.nc / nr)));
+  const int nc_panels = c_block_panels(ceil_div(panels, nj), ks);
   const int nk = ceil_div(std::max(k, 1), kc);
-  float* abuf = t_shared_a.get(static_cast<size_t>(std::min(chunk_tiles, m_tiles)) * tile_floats);
+  float* abuf = t_shared_a.reserve(static_cast<size_t>(std::min(chunk_tiles, m_tiles)) * tile_floats);
 
   for (int ct0 = 0; ct0 < m_tiles; ct0 += chunk_tiles) {
     const int tiles = std::min(chunk_tiles, m_tiles - ct0);
@@ -238,34 +229,14 @@ void linear_shared(const float* x, int m, const PackedWeight& w, int kc, const f
     const int items = nic * nj;
     std::atomic<int> next_item{0};
     pool.parallel_for(std::min(threads, items), 1, [&](int64_t, int64_t) {
-      float* cbuf = t_cbuf.get(static_cast<size_t>(block_tiles) * mr * nc_panels * nr);
+      float* cbuf = t_cbuf.reserve(static_cast<size_t>(block_tiles) * mr * nc_panels * ks.nr);
       for (int item; (item = next_item.fetch_add(1, std::memory_order_relaxed)) < items;) {
         const int ic = item / nj, jr = item % nj;
-        const int rows = block_rows(ic), rows_pad = round_up(rows, mr);
-        const int i0 = row0 + block_tile(ic) * mr;
-        const float* a = block_a(ic);
-        const int p_begin = static_cast<int>(static_cast<int64_t>(jr) * panels / nj);
-        const int p_end = static_cast<int>(static_cast<int64_t>(jr + 1) * panels / nj);
-        for (int p0 = p_begin; p0 < p_end; p0 += nc_panels) {
-          const int np = std::min(nc_panels, p_end - p0), ldc = np * nr;
-          if (k == 0) std::fill(cbuf, cbuf + static_cast<size_t>(rows) * ldc, 0.0f);
-          const char* wp = static_cast<const char*>(w.data.get());
-          // Panel major (each panel's passes back to back, so its weights are read start to end and the first tile
-          // prefetches them) where the A block fits L2, to be read again per panel; else pass major (each A pass
-          // slice reused by the np panels). s3 fc1 (M 64, K 3072) 1 thread: 183 -> 214 GFLOP/s.
-          const bool panel_major =
-              kPanelMajor && static_cast<size_t>(rows_pad) * k * sizeof(float) <= l2_cache_bytes();
-          for (int jp = 0; jp < (panel_major ? np : 1); ++jp)
-            for (int k0 = 0; k0 < k; k0 += kc) {
-              const char* b = wp + ((p0 + jp) * panel_stride + static_cast<size_t>(k0) * nr) * esize;
-              ks.macro(rows, panel_major ? 1 : np, std::min(kc, k - k0), a + static_cast<size_t>(rows_pad) * k0, b,
-                       panel_stride, bf16, cbuf + jp * nr, ldc, k0 > 0);
-            }
-          const int j0 = p0 * nr, cols = std::min(ldc, n - j0);
-          const size_t off = static_cast<size_t>(i0) * n + j0;
-          ks.epilogue(cbuf, ldc, rows, cols, y + off, n, ep.residual ? ep.residual + off : nullptr,
-                      bias ? bias + j0 : nullptr, ep.scale ? ep.scale + j0 : nullptr, ep.gelu);
-        }
+        const int rows = block_rows(ic);
+        const bool panel_major =
+            kPanelMajor && static_cast<size_t>(round_up(rows, mr)) * k * sizeof(float) <= l2_cache_bytes();
+        run_item(block_a(ic), rows, row0 + block_tile(ic) * mr, range_begin(jr, nj, panels),
+                 range_begin(jr + 1, nj, panels), nc_panels, panel_major, kc, w, bias, y, ep, cbuf);
       }
     });
   }

@@ -1,39 +1,54 @@
-// LayerNorm of one row, inline so vectorised callers (depthwise_conv.cc's AVX2 clone) compile it for their target.
+// LayerNorm of one row, inline so vectorised callers (depthwise_conv.cc's AVX2 / AVX-512 clones) compile it for
+// their target and vector width.
 #pragma once
 #include <cmath>
 
+#include "vec8.h"
+
 namespace cclip {
 
-// Sum with 8 independent accumulators so the compiler vectorises it without -ffast-math.
-inline float sum_lanes(const float* __restrict x, int n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+// y[dim] = (x - mean) / sqrt(var + eps) * gamma + beta, statistics in fp32 (two-pass) over four independent V
+// accumulators (one chain would be bound by the add latency). y may alias x.
+template <typename V = Vec8>
+CCLIP_ALWAYS_INLINE void layer_norm_row(const float* x, int dim, const float* gamma, const float* beta, float eps,
+                                        float* y) {
+  constexpr int L = sizeof(V) / sizeof(float);
+  const V zero = splat_vec<V>(0.f);
+  V s0 = zero, s1 = zero, s2 = zero, s3 = zero;
   int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += x[i + j];
-  float total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; i < n; ++i) total += x[i];
-  return total;
-}
-
-inline float sum_squared_deviation(const float* __restrict x, int n, float mean) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) {
-      const float d = x[i + j] - mean;
-      acc[j] += d * d;
-    }
-  float total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; i < n; ++i) total += (x[i] - mean) * (x[i] - mean);
-  return total;
-}
-
-// y[dim] = (x - mean) / sqrt(var + eps) * gamma + beta, statistics in fp32 (two-pass). y may alias x.
-inline void layer_norm_row(const float* x, int dim, const float* gamma, const float* beta, float eps, float* y) {
-  const float mean = sum_lanes(x, dim) / static_cast<float>(dim);
-  const float variance = sum_squared_deviation(x, dim, mean) / static_cast<float>(dim);
-  const float inv_std = 1.0f / std::sqrt(variance + eps);
-  for (int i = 0; i < dim; ++i) y[i] = (x[i] - mean) * inv_std * gamma[i] + beta[i];
+  for (; i + 4 * L <= dim; i += 4 * L) {
+    s0 += load_vec<V>(x + i);
+    s1 += load_vec<V>(x + i + L);
+    s2 += load_vec<V>(x + i + 2 * L);
+    s3 += load_vec<V>(x + i + 3 * L);
+  }
+  for (; i + L <= dim; i += L) s0 += load_vec<V>(x + i);
+  float sum = lane_sum<V>((s0 + s1) + (s2 + s3));
+  for (; i < dim; ++i) sum += x[i];
+  const float mean = sum / static_cast<float>(dim);
+  const V mean_v = splat_vec<V>(mean);
+  s0 = s1 = s2 = s3 = zero;
+  i = 0;
+  for (; i + 4 * L <= dim; i += 4 * L) {
+    const V d0 = load_vec<V>(x + i) - mean_v, d1 = load_vec<V>(x + i + L) - mean_v;
+    const V d2 = load_vec<V>(x + i + 2 * L) - mean_v, d3 = load_vec<V>(x + i + 3 * L) - mean_v;
+    s0 += d0 * d0;
+    s1 += d1 * d1;
+    s2 += d2 * d2;
+    s3 += d3 * d3;
+  }
+  for (; i + L <= dim; i += L) {
+    const V d = load_vec<V>(x + i) - mean_v;
+    s0 += d * d;
+  }
+  float squares = lane_sum<V>((s0 + s1) + (s2 + s3));
+  for (; i < dim; ++i) squares += (x[i] - mean) * (x[i] - mean);
+  const float inv_std = 1.0f / std::sqrt(squares / static_cast<float>(dim) + eps);
+  const V inv_std_v = splat_vec<V>(inv_std);
+  i = 0;
+  for (; i + L <= dim; i += L)
+    store_vec<V>(y + i, (load_vec<V>(x + i) - mean_v) * inv_std_v * load_vec<V>(gamma + i) + load_vec<V>(beta + i));
+  for (; i < dim; ++i) y[i] = (x[i] - mean) * inv_std * gamma[i] + beta[i];
 }
 
 }  // namespace cclip

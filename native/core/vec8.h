@@ -42,6 +42,11 @@ struct FloatLanes {
     for (int i = 0; i < N; ++i) r.lane[i] = lane[i] + o.lane[i];
     return r;
   }
+  FloatLanes operator-(const FloatLanes& o) const {
+    FloatLanes r;
+    for (int i = 0; i < N; ++i) r.lane[i] = lane[i] - o.lane[i];
+    return r;
+  }
   FloatLanes operator*(const FloatLanes& o) const {
     FloatLanes r;
     for (int i = 0; i < N; ++i) r.lane[i] = lane[i] * o.lane[i];
@@ -81,6 +86,37 @@ CCLIP_ALWAYS_INLINE Vec8 splat8(float s) {
   for (int i = 0; i < 8; ++i) v.lane[i] = s;
   return v;
 #endif
+}
+
+// The same for either width (V = Vec8 or Vec16), for kernels written once over the vector type.
+template <typename V>
+CCLIP_ALWAYS_INLINE V load_vec(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+template <typename V>
+CCLIP_ALWAYS_INLINE void store_vec(float* p, const V& v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+template <typename V>
+CCLIP_ALWAYS_INLINE V splat_vec(float f) {
+  V v;
+  float lanes[sizeof(V) / sizeof(float)];
+  for (float& l : lanes) l = f;
+  std::memcpy(&v, lanes, sizeof(v));
+  return v;
+}
+
+template <typename V>
+CCLIP_ALWAYS_INLINE float lane_sum(const V& v) {
+  float lanes[sizeof(V) / sizeof(float)];
+  std::memcpy(lanes, &v, sizeof(v));
+  float total = 0;
+  for (float f : lanes) total += f;
+  return total;
 }
 
 // Whether the AVX2+FMA clones may run here (x86-64 only).
