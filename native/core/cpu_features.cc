@@ -11,6 +11,7 @@ static CpuFeatures detect() {
   f.avx512f = f.avx2_fma && __builtin_cpu_supports("avx512f");
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10
   f.avx512bf16 = f.avx512f && __builtin_cpu_supports("avx512bf16");
+  f.bf16_dot_fast = f.avx512bf16 && __builtin_cpu_is("amd");
 #endif
 #endif
   return f;

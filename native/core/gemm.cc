@@ -57,15 +57,20 @@ const KernelSet* kernels_avx512bf16() { return nullptr; }  // gemm_avx512bf16.cc
 #endif
 
 int isa_ceiling(const char* env) {
-  return !env || !*env                       ? 3
-         : std::strcmp(env, "generic") == 0 ? 0
-         : std::strcmp(env, "avx2") == 0    ? 1
-         : std::strcmp(env, "avx512") == 0  ? 2
-                                            : 3;
+  return !env || !*env                          ? 3
+         : std::strcmp(env, "generic") == 0    ? 0
+         : std::strcmp(env, "avx2") == 0       ? 1
+         : std::strcmp(env, "avx512") == 0     ? 2
+         : std::strcmp(env, "avx512bf16") == 0 ? 4
+                                               : 3;
 }
 
 const KernelSet* choose_kernels(int ceiling, const CpuFeatures& cpu, Precision precision) {
-  if (precision == Precision::BF16 && ceiling >= 3 && cpu.avx512bf16 && kernels_avx512bf16()) return kernels_avx512bf16();
+  // The bf16 dot kernel where it outpaces fp32 FMAs on this CPU (or is asked for); else bf16 weights are widened to
+  // fp32 in the FMA kernels below, which also read half the bytes.
+  if (precision == Precision::BF16 && cpu.avx512bf16 && kernels_avx512bf16() &&
+      (ceiling >= 4 || (ceiling >= 3 && cpu.bf16_dot_fast)))
+    return kernels_avx512bf16();
   if (ceiling >= 2 && cpu.avx512f && kernels_avx512()) return kernels_avx512();
   if (ceiling >= 1 && cpu.avx2_fma && kernels_avx2()) return kernels_avx2();
   if (ceiling >= 1 && kernels_neon()) return kernels_neon();  // NEON is part of every aarch64 CPU

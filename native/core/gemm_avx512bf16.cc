@@ -26,6 +26,7 @@ namespace {
 constexpr int MR = 12;  // 24 accumulators + 2 B vectors + 1 broadcast of the 32 zmm registers
 constexpr int NR = 32;
 constexpr int kStreamAhead = 4096;  // bytes of W prefetched ahead when streaming (a few rows of x)
+constexpr int kStreamLocality = 3;  // prefetcht0, as in gemm_kernels.h (prefetchnta misses on Intel)
 
 inline uint32_t pair(float lo, float hi) {
   return static_cast<uint32_t>(float_to_bf16(lo)) | static_cast<uint32_t>(float_to_bf16(hi)) << 16;
@@ -40,8 +41,8 @@ KINL void tile(int kp, const uint32_t* __restrict a, const uint16_t* __restrict 
   for (int k = 0; k < kp; ++k) {
     const uint16_t* bk = b + static_cast<size_t>(k) * 2 * NR;
     if (Stream) {
-      __builtin_prefetch(reinterpret_cast<const char*>(bk) + kStreamAhead, 0, 0);
-      __builtin_prefetch(reinterpret_cast<const char*>(bk) + kStreamAhead + 64, 0, 0);
+      __builtin_prefetch(reinterpret_cast<const char*>(bk) + kStreamAhead, 0, kStreamLocality);
+      __builtin_prefetch(reinterpret_cast<const char*>(bk) + kStreamAhead + 64, 0, kStreamLocality);
     }
     const __m512bh b0 = (__m512bh)_mm512_loadu_si512(bk);
     const __m512bh b1 = (__m512bh)_mm512_loadu_si512(bk + 32);

@@ -42,10 +42,11 @@ const KernelSet* kernels_neon();     // aarch64 NEON (vfmaq_f32, 32 registers), 
 // The best variant this CPU runs for fp32 weights; CCLIP_GEMM_ISA=generic|avx2|avx512 in the environment narrows
 // the choice (on aarch64: NEON unless CCLIP_GEMM_ISA=generic).
 const KernelSet* best_kernels();
-// The same for bf16 weights: avx512bf16 where the CPU has it and CCLIP_GEMM_ISA does not narrow the choice.
+// The same for bf16 weights: avx512bf16 where the CPU has it, its dot outpaces FMAs (cpu.bf16_dot_fast) and
+// CCLIP_GEMM_ISA does not narrow the choice; CCLIP_GEMM_ISA=avx512bf16 takes it wherever the CPU has it.
 const KernelSet* best_bf16_kernels();
-// What the two above pick: CCLIP_GEMM_ISA's value as a ceiling (0 generic, 1 avx2 / NEON, 2 avx512, 3 none),
-// then the best variant built here that `cpu` runs under it.
+// What the two above pick: CCLIP_GEMM_ISA's value as a ceiling (0 generic, 1 avx2 / NEON, 2 avx512, 3 none,
+// 4 avx512bf16 even where its dot is slow), then the best variant built here that `cpu` runs under it.
 int isa_ceiling(const char* env);
 const KernelSet* choose_kernels(int ceiling, const CpuFeatures& cpu, Precision precision);
 

@@ -348,10 +348,12 @@ int main() {
     using gemm_detail::choose_kernels;
     using gemm_detail::isa_ceiling;
     check(isa_ceiling(nullptr) == 3 && isa_ceiling("") == 3 && isa_ceiling("generic") == 0 && isa_ceiling("avx2") == 1 &&
-              isa_ceiling("avx512") == 2,
+              isa_ceiling("avx512") == 2 && isa_ceiling("avx512bf16") == 4,
           "CCLIP_GEMM_ISA values");
-    CpuFeatures all, none;
-    all.avx2_fma = all.avx512f = all.avx512bf16 = true;
+    CpuFeatures all, none, slow_dot;
+    all.avx2_fma = all.avx512f = all.avx512bf16 = all.bf16_dot_fast = true;
+    slow_dot = all;
+    slow_dot.bf16_dot_fast = false;  // Intel: vdpbf16ps at half the FMA rate
     const KernelSet* generic = gemm_detail::kernels_generic();
     check(choose_kernels(0, all, Precision::BF16) == generic && choose_kernels(3, none, Precision::BF16) ==
               (gemm_detail::kernels_neon() ? gemm_detail::kernels_neon() : generic),
@@ -361,6 +363,11 @@ int main() {
       check(choose_kernels(3, all, Precision::F32) == gemm_detail::kernels_avx512(), "avx512 for fp32 weights");
       check(choose_kernels(2, all, Precision::BF16) == gemm_detail::kernels_avx512(), "CCLIP_GEMM_ISA=avx512: no bf16 dot");
       check(choose_kernels(1, all, Precision::BF16) == gemm_detail::kernels_avx2(), "CCLIP_GEMM_ISA=avx2");
+      check(choose_kernels(3, slow_dot, Precision::BF16) == gemm_detail::kernels_avx512(),
+            "a slow bf16 dot: bf16 weights widened in the avx512 kernel");
+      check(choose_kernels(4, slow_dot, Precision::BF16) == gemm_detail::kernels_avx512bf16() &&
+                choose_kernels(4, slow_dot, Precision::F32) == gemm_detail::kernels_avx512(),
+            "CCLIP_GEMM_ISA=avx512bf16 takes the dot kernel for bf16 weights only");
     }
     check(std::fabs(gelu(1.0f) - 0.841344746f) < 1e-6f, "gelu(1)");
   }
