@@ -4,6 +4,7 @@
  *   const clip = await Clip.load(dir, { backend: 'auto', precision: 'bf16' });
  *   const texts = await clip.embedTexts(['a photo of a cat']);   // Embeddings [n, D], L2-normalized
  */
+import path from 'node:path';
 import type { ClipArchitecture } from './architecture.js';
 import { BACKEND_NAMES, backendSelection, loadWithBackend } from './backends/index.js';
 import type { BackendModel, BackendName, BackendSelection, Device, LoadProgress, Precision } from './backends/types.js';
@@ -14,7 +15,7 @@ import { type ResolveOptions, resolveModel } from './hub/index.js';
 import { type ImageSource, type PreprocessImageOptions, preprocessImages } from './image/index.js';
 import { type ModelPaths, type PreprocessConfig, describeModel } from './model-dir.js';
 import { ClipTokenizer } from './tokenizer/index.js';
-import { finiteFloats, integerIn, invalid, is, mismatch, oneOf, optionalBool, optionalFunction, optionalIntegerIn, optionsObject, stringList, tokenRow } from './validate.js';
+import { finiteFloats, integerIn, invalid, is, mismatch, oneOf, optionalBool, optionalFunction, optionalIntegerIn, optionsObject, pathString, stringList, tokenRow } from './validate.js';
 import { DEFAULT_TEMPLATES, type LabelScore, type ZeroShotClassifier, checkClassifier, classifierFrom, prompts, rank } from './zero-shot.js';
 
 export { DEFAULT_TEMPLATES, type LabelScore, type ZeroShotClassifier } from './zero-shot.js';
@@ -27,6 +28,12 @@ export interface ClipLoadOptions {
   /** Worker threads for CPU backends; 0 (default) uses every core. */
   threads?: number;
   onProgress?: (progress: LoadProgress) => void;
+  /**
+   * Native backend: a directory for packed-weights files. The first load of a checkpoint writes one (the size of
+   * the weights in this precision); later loads map it instead of converting and packing, in a fraction of the
+   * time, and processes that load the same model share its pages. A changed checkpoint gets a new file.
+   */
+  packedCache?: string;
   /** How a Hugging Face name (`laion/CLIP-convnext_...`, `hf-hub:org/name@rev`) is resolved and downloaded. */
   hub?: ResolveOptions;
 }
@@ -251,6 +258,7 @@ function checkLoadOptions(options: ClipLoadOptions | undefined) {
     precision: o.precision === undefined ? undefined : oneOf(o.precision, 'options.precision', ['fp32', 'bf16'] as const),
     threads: o.threads === undefined ? 0 : integerIn(o.threads, 'options.threads', 0, 1024),
     onProgress: optionalFunction(o.onProgress, 'options.onProgress'),
+    packedCache: o.packedCache === undefined ? undefined : path.resolve(pathString(o.packedCache, 'options.packedCache', 'a directory path')),
     hub: o.hub,
   };
 }

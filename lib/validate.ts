@@ -57,6 +57,12 @@ export function optionalIntegerIn(value: unknown, name: string, lo: number, hi: 
   return value === undefined ? fallback : integerIn(value, name, lo, hi);
 }
 
+/** A path: a non-empty string without NUL bytes, at most 4000 characters. */
+export function pathString(value: unknown, name: string, what = 'a path'): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 4000 || value.includes('\0')) throw invalid(what, name, value);
+  return value;
+}
+
 export function oneOf<T extends string>(value: unknown, name: string, choices: readonly T[]): T {
   if (!is.inArray(value, choices)) throw invalid(`one of ${choices.map((c) => `'${c}'`).join(', ')}`, name, value);
   return value;

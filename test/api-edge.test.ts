@@ -170,6 +170,14 @@ test('the message form names the argument and what was received', async (t) => {
   } catch (err) {
     t.equal((err as Error).message, 'Expected an integer between 0 and 1024 for options.threads but received "2" of type string');
   }
+  for (const bad of [42, '', 'a\0b']) {
+    try {
+      await Clip.load(path.join(MODEL), { packedCache: bad as never });
+      t.fail('resolved');
+    } catch (err) {
+      t.ok(isClipError(err, 'E_INVALID_ARGUMENT') && /^Expected a directory path for options\.packedCache/.test((err as Error).message), (err as Error).message);
+    }
+  }
 });
 
 test('every exported entry point refuses null and wrong kinds with a typed error, never a bare TypeError', async (t) => {

@@ -16,6 +16,8 @@ export interface LoadRequestOptions {
   graphs?: boolean;
   fused?: boolean;
   deviceIndex?: number;
+  /** native core: directory of packed-weights files */
+  packedCache?: string;
 }
 
 export interface LoadRequest {

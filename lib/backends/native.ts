@@ -56,7 +56,7 @@ export const nativeBackend: Backend = {
     const tensors = selectTensors(arch, manifest, SUPPORTED_DTYPES, 'native');
     let handle: NativeModelHandle;
     try {
-      const request = loadRequestJson({ architecture: arch, tensors, options: { precision: options.precision, threads } });
+      const request = loadRequestJson({ architecture: arch, tensors, options: { precision: options.precision, threads, packedCache: options.packedCache } });
       handle = await loaded.addon.loadModel(request, guardedProgress(options.onProgress));
     } catch (err) {
       throw addonError(err, 'loading the model failed');

@@ -17,6 +17,8 @@ export interface BackendLoadOptions {
   /** Worker threads; 0 means all cores. */
   threads: number;
   onProgress?: (progress: LoadProgress) => void;
+  /** Absolute directory of packed-weights files (native backend; the others ignore it). */
+  packedCache?: string;
 }
 
 export interface TowerOptions {

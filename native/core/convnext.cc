@@ -37,13 +37,17 @@ void VisionTower::load(const VisionConfig& config, int embed_dim, WeightLoader& 
       const int prev = config.dims[s - 1];
       st.downsample_norm_weight = loader.read(stage + ".downsample.0.weight");
       st.downsample_norm_bias = loader.read(stage + ".downsample.0.bias");
-      const std::vector<float> w = loader.read(stage + ".downsample.1.weight");  // [dim, prev, 2, 2]
-      std::vector<float> permuted(w.size());                                      // [dim, 2, 2, prev]
-      for (int o = 0; o < dim; ++o)
-        for (int i = 0; i < prev; ++i)
-          for (int t = 0; t < 4; ++t)
-            permuted[(static_cast<size_t>(o) * 4 + t) * prev + i] = w[(static_cast<size_t>(o) * prev + i) * 4 + t];
-      st.downsample.weight = pack_weight_parallel(permuted.data(), dim, 4 * prev, precision, loader.pool());
+      const std::string weight = stage + ".downsample.1.weight";
+      st.downsample.weight = loader.packed(weight + " [dim, 2, 2, prev]", dim, 4 * prev, precision,
+                                           loader.source(weight).byte_length, [&] {
+        const std::vector<float> w = loader.read(weight);  // [dim, prev, 2, 2]
+        std::vector<float> permuted(w.size());             // [dim, 2, 2, prev]
+        for (int o = 0; o < dim; ++o)
+          for (int i = 0; i < prev; ++i)
+            for (int t = 0; t < 4; ++t)
+              permuted[(static_cast<size_t>(o) * 4 + t) * prev + i] = w[(static_cast<size_t>(o) * prev + i) * 4 + t];
+        return pack_weight_parallel(permuted.data(), dim, 4 * prev, precision, loader.pool());
+      });
       st.downsample.bias = loader.read(stage + ".downsample.1.bias");
     }
     st.blocks.resize(config.depths[s]);

@@ -1,5 +1,7 @@
 #include "model.h"
 
+#include "packed_cache.h"
+
 #include <stdexcept>
 #include <string>
 
@@ -19,8 +21,12 @@ std::unique_ptr<ClipModel> ClipModel::load(const ClipConfig& config, const std::
   if (options.threads < 0 || options.threads > 1024) throw std::runtime_error("threads must be in [0, 1024]");
   std::unique_ptr<ClipModel> model(new ClipModel(config, options.precision, options.threads));
   WeightLoader loader(tensors, expected_tensors(config), progress, &model->pool_);  // converts and packs on the model's threads
+  const std::unique_ptr<PackedCache> cache = PackedCache::open(options.packed_cache, tensors, options.precision);
+  loader.use_cache(cache.get());
   model->vision_.load(config.vision, config.embed_dim, loader, options.precision);
   model->text_.load(config.text, config.embed_dim, loader, options.precision);
+  model->packed_cache_hit_ = cache && cache->hit();
+  if (cache) cache->commit();  // best effort: a directory that cannot be written only loses the cache
   return model;
 }
 

@@ -144,7 +144,7 @@ InputTensor input_from(const Reader& e) {
 }
 
 LoadOptions options_from(const Reader& o) {
-  o.only({"precision", "threads", "device", "graphs", "fused", "deviceIndex"});
+  o.only({"precision", "threads", "device", "graphs", "fused", "deviceIndex", "packedCache"});
   LoadOptions opt;
   const std::string precision = o.string("precision");
   if (precision != "fp32" && precision != "bf16") bad_request("options.precision must be 'fp32' or 'bf16', got '" + precision + "'");
@@ -158,6 +158,11 @@ LoadOptions options_from(const Reader& o) {
   opt.graphs = o.boolean("graphs", true);
   opt.fused = o.boolean("fused", true);
   if (o.optional("deviceIndex")) opt.device_index = static_cast<int>(o.integer("deviceIndex", 0, 64));
+  if (o.optional("packedCache")) {
+    opt.packed_cache = o.string("packedCache");
+    if (opt.packed_cache.empty() || opt.packed_cache[0] != '/' || opt.packed_cache.size() > 4096)
+      bad_request("options.packedCache must be an absolute directory path");
+  }
   return opt;
 }
 

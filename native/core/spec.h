@@ -91,11 +91,13 @@ struct LoadOptions {
   bool graphs = true;       // CUDA graphs (torch only)
   bool fused = true;        // fused CUDA kernels (torch only)
   int device_index = 0;     // (torch only)
+  std::string packed_cache;  // directory of packed-weights files (packed_cache.h); empty: none (native and wasm cores)
 };
 
 // The load request, as JSON (lib/backends/load-request.ts writes it):
 //   {"architecture": ClipArchitecture, "tensors": TensorEntry[],
-//    "options": {"precision": "fp32"|"bf16", "threads"?, "device"?: "cpu"|"cuda", "graphs"?, "fused"?, "deviceIndex"?},
+//    "options": {"precision": "fp32"|"bf16", "threads"?, "device"?: "cpu"|"cuda", "graphs"?, "fused"?, "deviceIndex"?,
+//                "packedCache"?: directory},
 //    "sources"?: [{"file", "size"}]   (wasm: the byte size of each weight source, by the name tensors use)
 //    "inputs"?: TensorEntry[]}        (GPU tools: pixels and tokens to encode)
 // Unknown keys are refused, so a field one side adds and the other lacks fails loudly.

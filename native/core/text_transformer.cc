@@ -52,11 +52,14 @@ void TextTower::load(const TextConfig& config, int embed_dim, WeightLoader& load
   }
   ln_final_weight_ = loader.read("ln_final.weight");
   ln_final_bias_ = loader.read("ln_final.bias");
-  const std::vector<float> p = loader.read("text_projection");  // [W, E]; features = x @ P
-  std::vector<float> transposed(p.size());                      // [E, W]
-  for (int i = 0; i < width; ++i)
-    for (int e = 0; e < embed_dim; ++e) transposed[static_cast<size_t>(e) * width + i] = p[static_cast<size_t>(i) * embed_dim + e];
-  projection_.weight = pack_weight_parallel(transposed.data(), embed_dim, width, precision, loader.pool());
+  projection_.weight = loader.packed("text_projection [E, W]", embed_dim, width, precision,
+                                     loader.source("text_projection").byte_length, [&] {
+    const std::vector<float> p = loader.read("text_projection");  // [W, E]; features = x @ P
+    std::vector<float> transposed(p.size());                      // [E, W]
+    for (int i = 0; i < width; ++i)
+      for (int e = 0; e < embed_dim; ++e) transposed[static_cast<size_t>(e) * width + i] = p[static_cast<size_t>(i) * embed_dim + e];
+    return pack_weight_parallel(transposed.data(), embed_dim, width, precision, loader.pool());
+  });
 }
 
 size_t TextTower::bytes() const {

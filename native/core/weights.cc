@@ -10,7 +10,9 @@
 #include "file_reader.h"
 #include "gemm.h"
 #include "gemm_pack.h"
+#include "packed_cache.h"
 #include "mapped_file.h"
+#include "packed_cache.h"
 
 namespace cclip {
 
@@ -212,6 +214,22 @@ PackedWeight WeightLoader::read_packed(const std::string& name, int n, int k, Pr
     throw std::runtime_error("internal: tensor " + name + " has " + std::to_string(element_count(src.shape)) +
                              " elements, packed as [" + std::to_string(n) + ", " + std::to_string(k) + "]");
   }
+  return packed(name, n, k, precision, src.byte_length, [&] { return read_packed_from_checkpoint(src, n, k, precision); });
+}
+
+PackedWeight WeightLoader::packed(const std::string& key, int n, int k, Precision precision, uint64_t source_bytes,
+                                  const std::function<PackedWeight()>& make) {
+  PackedWeight w;
+  if (cache_ && cache_->lookup(key, n, k, precision, &w)) {
+    advance(source_bytes, true);
+    return w;
+  }
+  w = make();
+  if (cache_) cache_->record(key, w);
+  return w;
+}
+
+PackedWeight WeightLoader::read_packed_from_checkpoint(const TensorSource& src, int n, int k, Precision precision) {
   const MappedFile* mapping = mapping_of(src);
   if (!mapping || !is_contiguous(src) || n == 0 || k == 0) {  // pread (or strided) into the reused buffer, then pack
     const size_t count = static_cast<size_t>(n) * k;

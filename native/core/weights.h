@@ -21,6 +21,7 @@ namespace cclip {
 
 class FileReader;
 class MappedFile;
+class PackedCache;
 
 using ProgressFn = std::function<void(uint64_t loaded_bytes, uint64_t total_bytes)>;
 
@@ -39,6 +40,12 @@ class WeightLoader {
   void read_to(const std::string& name, float* out);
   // The tensor as W [n, k] (n * k elements, row-major) packed for linear() (pack_weight's layout, bit-identical).
   PackedWeight read_packed(const std::string& name, int n, int k, Precision precision);
+  // A packed weight derived from the checkpoint (e.g. a permuted read): from the packed cache when it holds `key`,
+  // else made by `make` (and recorded for the cache). `source_bytes`: what `make` reads, for progress.
+  PackedWeight packed(const std::string& key, int n, int k, Precision precision, uint64_t source_bytes,
+                      const std::function<PackedWeight()>& make);
+  // Packed weights come from (and are recorded for) `cache` from here on (null: none). Not owned.
+  void use_cache(PackedCache* cache) { cache_ = cache; }
   // Whether the tensor is read from a mapping (else with pread).
   bool mapped(const std::string& name) const;
   const TensorSource& source(const std::string& name) const;
@@ -61,6 +68,7 @@ class WeightLoader {
   void convert_on_pool(const unsigned char* from, const TensorSource& src, size_t count, float* out, size_t first_index);
   void read_strided(const TensorSource& src, float* out);
   void advance(uint64_t bytes, bool force_report);
+  PackedWeight read_packed_from_checkpoint(const TensorSource& src, int n, int k, Precision precision);
 
   std::map<std::string, TensorSource> sources_;
   std::map<std::string, OpenFile> files_;
@@ -68,6 +76,7 @@ class WeightLoader {
   std::vector<float> reused_;  // pread path: the source of read_packed, grown only
   ProgressFn progress_;
   ThreadPool* pool_;
+  PackedCache* cache_ = nullptr;
   uint64_t total_bytes_ = 0, loaded_bytes_ = 0, last_reported_ = 0;
 };
 

@@ -1,0 +1,261 @@
+// Packed-weights cache file (packed_cache.h). Layout, native byte order (the file is for this machine only):
+//   [0, 4096)      header: "CCLIPPK1", u32 layout version, u32 entry count, u64 index offset, u64 index bytes,
+//                  u64 key bytes, then the key (the header grows past 4096 bytes when the key needs it, in pages)
+//   pages          each entry's packed bytes at a 4096-byte-aligned offset
+//   index          per entry: u32 name bytes, name, i32 n, i32 k, u64 offset, u64 bytes
+#include "packed_cache.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <set>
+
+#include "gemm_internal.h"
+
+#if !defined(__EMSCRIPTEN__) && !defined(_WIN32)
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define CCLIP_HAVE_PACKED_CACHE 1
+#endif
+
+namespace cclip {
+
+#if defined(CCLIP_HAVE_PACKED_CACHE)
+
+namespace {
+
+constexpr char kMagic[8] = {'C', 'C', 'L', 'I', 'P', 'P', 'K', '1'};
+// Bump whenever the packed layout of any kernel variant changes (gemm.h, gemm_pack.cc).
+constexpr uint32_t kLayoutVersion = 1;
+constexpr uint64_t kPage = 4096;
+constexpr size_t kFixedHeader = 8 + 4 + 4 + 8 + 8 + 8;
+constexpr char kSuffix[] = ".cclip-packed";
+
+uint64_t round_page(uint64_t v) { return (v + kPage - 1) / kPage * kPage; }
+
+uint64_t fnv1a64(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+template <class T>
+void put(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof(T));
+}
+
+// Reads a T at p if [p, p + sizeof(T)) lies before end.
+template <class T>
+bool take(const unsigned char*& p, const unsigned char* end, T* v) {
+  if (static_cast<size_t>(end - p) < sizeof(T)) return false;
+  std::memcpy(v, p, sizeof(T));
+  p += sizeof(T);
+  return true;
+}
+
+// mkdir -p (existing directories are fine; errors show up when the file is created).
+void make_dirs(const std::string& dir) {
+  for (size_t at = dir.find('/', 1); ; at = dir.find('/', at + 1)) {
+    ::mkdir(dir.substr(0, at).c_str(), 0755);
+    if (at == std::string::npos) break;
+  }
+}
+
+const gemm_detail::KernelSet* kernels_for(Precision precision) {
+  return precision == Precision::BF16 ? gemm_detail::best_bf16_kernels() : gemm_detail::best_kernels();
+}
+
+}  // namespace
+
+std::unique_ptr<PackedCache> PackedCache::open(const std::string& dir, const std::vector<TensorSource>& tensors,
+                                               Precision precision) {
+  if (dir.empty()) return nullptr;
+  const gemm_detail::KernelSet* ks = kernels_for(precision);
+  std::string key = "layout=" + std::to_string(kLayoutVersion) + ";precision=" +
+                    (precision == Precision::BF16 ? "bf16" : "fp32") + ";kernels=" + ks->name +
+                    ";nr=" + std::to_string(ks->nr) + ";k_align=" + std::to_string(ks->k_align) +
+                    ";bf16_dot=" + (ks->bf16_dot ? "1" : "0");
+  std::set<std::string> files;
+  for (const TensorSource& t : tensors) files.insert(t.file);
+  std::string identity = key, state;  // what is cached / which version of the checkpoint files
+  for (const std::string& file : files) {
+    struct stat st;
+    if (::stat(file.c_str(), &st) != 0) return nullptr;  // the load itself reports the missing file
+    identity += ";file=" + file;
+    state += ";file=" + file + ";dev=" + std::to_string(st.st_dev) + ";ino=" + std::to_string(st.st_ino) +
+             ";size=" + std::to_string(st.st_size) + ";mtime=" + std::to_string(st.st_mtim.tv_sec) + "." +
+             std::to_string(st.st_mtim.tv_nsec) + ";ctime=" + std::to_string(st.st_ctim.tv_sec) + "." +
+             std::to_string(st.st_ctim.tv_nsec);
+  }
+  std::unique_ptr<PackedCache> cache(new PackedCache());
+  cache->dir_ = dir;
+  cache->key_ = identity + state;
+  cache->precision_ = precision;
+  // <identity hash>-<key hash>: a new file for a changed checkpoint replaces the one of its earlier state.
+  char name[40];
+  std::snprintf(name, sizeof(name), "%016llx-", static_cast<unsigned long long>(fnv1a64(identity)));
+  cache->prefix_ = name;
+  std::snprintf(name, sizeof(name), "%016llx", static_cast<unsigned long long>(fnv1a64(cache->key_)));
+  cache->path_ = dir + "/" + cache->prefix_ + name + kSuffix;
+  if (!cache->map_existing()) cache->entries_.clear();
+  return cache;
+}
+
+bool PackedCache::map_existing() {
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < static_cast<off_t>(kPage)) {
+    ::close(fd);
+    return false;
+  }
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) return false;
+  std::shared_ptr<const unsigned char> mapping(static_cast<const unsigned char*>(p),
+                                               [size](const unsigned char* q) { ::munmap(const_cast<unsigned char*>(q), size); });
+  const unsigned char* base = mapping.get();
+  const unsigned char *at = base + sizeof(kMagic), *end = base + size;
+  uint32_t version = 0, count = 0;
+  uint64_t index_offset = 0, index_bytes = 0, key_bytes = 0;
+  if (std::memcmp(base, kMagic, sizeof(kMagic)) != 0 || !take(at, end, &version) || !take(at, end, &count) ||
+      !take(at, end, &index_offset) || !take(at, end, &index_bytes) || !take(at, end, &key_bytes) ||
+      version != kLayoutVersion || key_bytes != key_.size() || key_bytes > size - kFixedHeader ||
+      std::memcmp(at, key_.data(), key_.size()) != 0 || index_offset > size || index_bytes != size - index_offset)
+    return false;
+  const uint64_t data_begin = round_page(kFixedHeader + key_bytes);
+  at = base + index_offset;
+  std::vector<Entry> entries(count);
+  for (Entry& e : entries) {
+    uint32_t name_bytes = 0;
+    if (!take(at, end, &name_bytes) || name_bytes > static_cast<size_t>(end - at)) return false;
+    e.name.assign(reinterpret_cast<const char*>(at), name_bytes);
+    at += name_bytes;
+    if (!take(at, end, &e.n) || !take(at, end, &e.k) || !take(at, end, &e.offset) || !take(at, end, &e.bytes) ||
+        e.offset % kPage != 0 || e.offset < data_begin || e.offset > index_offset || e.bytes > index_offset - e.offset)
+      return false;
+  }
+  if (at != end) return false;
+  entries_ = std::move(entries);
+  mapping_ = std::move(mapping);
+  return true;
+}
+
+PackedCache::~PackedCache() = default;
+
+bool PackedCache::lookup(const std::string& name, int n, int k, Precision precision, PackedWeight* out) const {
+  if (!mapping_ || precision != precision_) return false;
+  for (const Entry& e : entries_) {
+    if (e.name != name) continue;
+    const gemm_detail::KernelSet* ks = kernels_for(precision);
+    const uint64_t panels = (static_cast<uint64_t>(n) + ks->nr - 1) / ks->nr;
+    const uint64_t k_padded = (static_cast<uint64_t>(k) + ks->k_align - 1) / ks->k_align * ks->k_align;
+    const uint64_t want = panels * ks->nr * k_padded * (precision == Precision::BF16 ? 2 : 4);
+    if (e.n != n || e.k != k || e.bytes != want) return false;
+    out->n = n;
+    out->k = k;
+    out->precision = precision;
+    out->nr = ks->nr;
+    out->kernels = ks;
+    // Aliases the mapping: the file stays mapped while any weight from it lives.
+    out->data = std::shared_ptr<void>(mapping_, const_cast<unsigned char*>(mapping_.get() + e.offset));
+    out->data_bytes = e.bytes;
+    return true;
+  }
+  return false;
+}
+
+void PackedCache::record(const std::string& name, const PackedWeight& w) {
+  if (mapping_) return;
+  Entry e;
+  e.name = name;
+  e.n = w.n;
+  e.k = w.k;
+  e.bytes = w.data_bytes;
+  e.weight = w;
+  entries_.push_back(std::move(e));
+}
+
+bool PackedCache::commit() {
+  if (mapping_ || entries_.empty()) return true;
+  std::string header(kMagic, sizeof(kMagic));
+  put<uint32_t>(header, kLayoutVersion);
+  put<uint32_t>(header, static_cast<uint32_t>(entries_.size()));
+  uint64_t offset = round_page(kFixedHeader + key_.size());
+  std::string index;
+  for (Entry& e : entries_) {
+    e.offset = offset;
+    offset = round_page(offset + e.bytes);
+    put<uint32_t>(index, static_cast<uint32_t>(e.name.size()));
+    index += e.name;
+    put<int32_t>(index, e.n);
+    put<int32_t>(index, e.k);
+    put<uint64_t>(index, e.offset);
+    put<uint64_t>(index, e.bytes);
+  }
+  put<uint64_t>(header, offset);  // the index follows the last entry's page
+  put<uint64_t>(header, index.size());
+  put<uint64_t>(header, key_.size());
+  header += key_;
+  make_dirs(dir_);
+  std::string tmp = path_ + ".XXXXXX";
+  const int fd = ::mkstemp(&tmp[0]);
+  if (fd < 0) return false;
+  auto write_at = [fd](const void* data, size_t bytes, uint64_t at) {
+    const char* p = static_cast<const char*>(data);
+    while (bytes > 0) {
+      const ssize_t w = ::pwrite(fd, p, std::min<size_t>(bytes, size_t{1} << 30), static_cast<off_t>(at));
+      if (w <= 0) return false;
+      p += w, at += static_cast<uint64_t>(w), bytes -= static_cast<size_t>(w);
+    }
+    return true;
+  };
+  bool ok = write_at(header.data(), header.size(), 0);
+  for (const Entry& e : entries_) ok = ok && write_at(e.weight.data.get(), e.bytes, e.offset);
+  ok = ok && write_at(index.data(), index.size(), offset) && ::fchmod(fd, 0644) == 0;
+  ok = ::close(fd) == 0 && ok;
+  ok = ok && ::rename(tmp.c_str(), path_.c_str()) == 0;
+  if (!ok) ::unlink(tmp.c_str());
+  for (Entry& e : entries_) e.weight = PackedWeight();
+  if (ok) remove_superseded();
+  return ok;
+}
+
+// Files of the same checkpoint, precision and variant for other states of the checkpoint (a process that maps
+// one keeps its pages until it unmaps them).
+void PackedCache::remove_superseded() const {
+  DIR* d = ::opendir(dir_.c_str());
+  if (!d) return;
+  const std::string own = path_.substr(dir_.size() + 1);
+  const size_t suffix = sizeof(kSuffix) - 1;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name != own && name.size() == own.size() && name.compare(0, prefix_.size(), prefix_) == 0 &&
+        name.compare(name.size() - suffix, suffix, kSuffix) == 0)
+      ::unlink((dir_ + "/" + name).c_str());
+  }
+  ::closedir(d);
+}
+
+#else  // no mmap: no cache
+
+std::unique_ptr<PackedCache> PackedCache::open(const std::string&, const std::vector<TensorSource>&, Precision) {
+  return nullptr;
+}
+PackedCache::~PackedCache() = default;
+bool PackedCache::map_existing() { return false; }
+bool PackedCache::lookup(const std::string&, int, int, Precision, PackedWeight*) const {
+  (void)precision_;
+  return false;
+}
+void PackedCache::record(const std::string&, const PackedWeight&) {}
+bool PackedCache::commit() { return true; }
+void PackedCache::remove_superseded() const {}
+
+#endif
+
+}  // namespace cclip

@@ -1,0 +1,164 @@
+// Tests of the packed-weights cache (packed_cache.cc) through WeightLoader: the first load writes the file, the
+// next maps it and gets bit-identical weights without reading the checkpoint; a checkpoint rewritten in place, a
+// damaged or foreign file, another precision or shape never reuse stale bytes; a new state replaces the file of
+// the old one; a directory that cannot be written only loses the cache.
+// Built and run by `native/core/tests/run.sh --test packed_cache_test`, from test/core-load.test.ts.
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "check.h"
+#include "../gemm.h"
+#include "../packed_cache.h"
+#include "../weights.h"
+
+using namespace cclip;
+using cclip_test::check;
+
+namespace {
+
+constexpr int kN = 70, kK = 300;  // a partial last panel for every panel width
+
+std::string g_dir;  // a fresh temporary directory
+
+std::vector<std::string> cache_files() {
+  std::vector<std::string> out;
+  if (DIR* d = opendir(g_dir.c_str())) {
+    while (const dirent* e = readdir(d))
+      if (std::strstr(e->d_name, ".cclip-packed")) out.push_back(g_dir + "/" + e->d_name);
+    closedir(d);
+  }
+  return out;
+}
+
+// A checkpoint of two F32 tensors: "w" [kN, kK] and "b" [kN], values from `seed`.
+void write_checkpoint(const std::string& path, float seed) {
+  std::vector<float> values(static_cast<size_t>(kN) * kK + kN);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = seed * static_cast<float>((i * 7919) % 1000) / 1000.f - 0.5f;
+  FILE* f = std::fopen(path.c_str(), "r+b");
+  if (!f) f = std::fopen(path.c_str(), "wb");
+  if (!f || std::fwrite(values.data(), 4, values.size(), f) != values.size() || std::fclose(f) != 0)
+    throw std::runtime_error("cannot write " + path);
+}
+
+std::vector<TensorSource> sources_of(const std::string& path) {
+  const uint64_t w_bytes = static_cast<uint64_t>(kN) * kK * 4;
+  return {TensorSource{"w", SourceDType::F32, {kN, kK}, {kK, 1}, path, 0, w_bytes},
+          TensorSource{"b", SourceDType::F32, {kN}, {1}, path, w_bytes, static_cast<uint64_t>(kN) * 4}};
+}
+
+struct Loaded {
+  PackedWeight w;
+  bool hit = false, committed = false;
+};
+
+// One load of "w" through the cache in `dir` (as ClipModel::load does it).
+Loaded load(const std::string& path, Precision precision, ThreadPool& pool, const std::string& dir = g_dir) {
+  const std::vector<TensorSource> sources = sources_of(path);
+  WeightLoader loader(sources, {{"w", Shape{kN, kK}}, {"b", Shape{kN}}}, nullptr, &pool);
+  std::unique_ptr<PackedCache> cache = PackedCache::open(dir, sources, precision);
+  if (!cache) throw std::runtime_error("no cache on this platform");
+  loader.use_cache(cache.get());
+  Loaded out;
+  out.w = loader.read_packed("w", kN, kK, precision);
+  out.hit = cache->hit();
+  out.committed = cache->commit();
+  return out;
+}
+
+bool same(const PackedWeight& a, const PackedWeight& b) {
+  return a.n == b.n && a.k == b.k && a.nr == b.nr && a.kernels == b.kernels && a.precision == b.precision &&
+         a.data_bytes == b.data_bytes && std::memcmp(a.data.get(), b.data.get(), a.data_bytes) == 0;
+}
+
+// Packed from the checkpoint without any cache.
+PackedWeight uncached(const std::string& path, Precision precision, ThreadPool& pool) {
+  WeightLoader loader(sources_of(path), {{"w", Shape{kN, kK}}, {"b", Shape{kN}}}, nullptr, &pool);
+  return loader.read_packed("w", kN, kK, precision);
+}
+
+void test_hit_and_miss(const std::string& ckpt, ThreadPool& pool) {
+  for (Precision precision : {Precision::F32, Precision::BF16}) {
+    const std::string p = precision == Precision::F32 ? "fp32" : "bf16";
+    const Loaded first = load(ckpt, precision, pool);
+    check(!first.hit && first.committed, p + ": the first load packs from the checkpoint and writes the cache file");
+    const Loaded second = load(ckpt, precision, pool);
+    check(second.hit, p + ": the second load maps the cache file");
+    check(same(second.w, uncached(ckpt, precision, pool)), p + ": the mapped weight equals the packed one, bit for bit");
+    check(reinterpret_cast<uintptr_t>(second.w.data.get()) % 64 == 0, p + ": mapped panels are 64-byte aligned");
+  }
+  check(cache_files().size() == 2, "one file per precision (" + std::to_string(cache_files().size()) + ")");
+}
+
+void test_changed_checkpoint(const std::string& ckpt, ThreadPool& pool) {
+  const PackedWeight before = load(ckpt, Precision::F32, pool).w;
+  usleep(20000);  // a distinct mtime / ctime even on coarse clocks
+  write_checkpoint(ckpt, 3.0f);  // rewritten in place: same size, same inode
+  const Loaded after = load(ckpt, Precision::F32, pool);
+  check(!after.hit, "a checkpoint rewritten in place does not reuse the cache file");
+  check(same(after.w, uncached(ckpt, Precision::F32, pool)) && !same(after.w, before), "and its new values are packed");
+  check(load(ckpt, Precision::F32, pool).hit, "the file written for the new state is used next");
+  check(cache_files().size() == 2, "the new state's file replaced the old one (" + std::to_string(cache_files().size()) + " files)");
+}
+
+void test_damaged_files(const std::string& ckpt, ThreadPool& pool) {
+  const PackedWeight want = uncached(ckpt, Precision::F32, pool);
+  load(ckpt, Precision::F32, pool);
+  for (const char* damage : {"truncated", "bad magic", "bad index", "empty"}) {
+    for (const std::string& f : cache_files()) {
+      struct stat st;
+      stat(f.c_str(), &st);
+      if (!std::strcmp(damage, "truncated")) {
+        truncate(f.c_str(), st.st_size - 100);
+      } else if (!std::strcmp(damage, "empty")) {
+        truncate(f.c_str(), 0);
+      } else {
+        FILE* h = std::fopen(f.c_str(), "r+b");
+        std::fseek(h, !std::strcmp(damage, "bad magic") ? 0 : st.st_size - 12, SEEK_SET);
+        std::fputs("garbage!", h);
+        std::fclose(h);
+      }
+    }
+    const Loaded l = load(ckpt, Precision::F32, pool);
+    check(!l.hit && same(l.w, want) && l.committed, std::string(damage) + " cache files are ignored and rewritten");
+    check(load(ckpt, Precision::F32, pool).hit, std::string("after the ") + damage + " file was rewritten, it is used");
+  }
+}
+
+void test_shape_and_unwritable(const std::string& ckpt, ThreadPool& pool) {
+  const std::vector<TensorSource> sources = sources_of(ckpt);
+  std::unique_ptr<PackedCache> cache = PackedCache::open(g_dir, sources, Precision::F32);
+  PackedWeight w;
+  check(cache->hit() && cache->lookup("w", kN, kK, Precision::F32, &w), "the cache holds w [70, 300]");
+  check(!cache->lookup("w", kK, kN, Precision::F32, &w) && !cache->lookup("w", kN, kK, Precision::BF16, &w) &&
+            !cache->lookup("x", kN, kK, Precision::F32, &w),
+        "another shape, precision or name is not served from it");
+  const std::string blocked = g_dir + "/a-file";
+  write_checkpoint(blocked, 1.0f);  // a regular file where the directory would go
+  const Loaded l = load(ckpt, Precision::F32, pool, blocked + "/cache");
+  check(!l.hit && !l.committed && same(l.w, uncached(ckpt, Precision::F32, pool)),
+        "a cache directory that cannot be created: the load still succeeds, without a cache");
+}
+
+}  // namespace
+
+int main() {
+  char dir[] = "/tmp/cclip-packed-test-XXXXXX";
+  if (!mkdtemp(dir)) return 2;
+  g_dir = dir;
+  const std::string ckpt = g_dir + "/model.bin";
+  write_checkpoint(ckpt, 1.0f);
+  ThreadPool pool(2);
+  test_hit_and_miss(ckpt, pool);
+  test_changed_checkpoint(ckpt, pool);
+  test_damaged_files(ckpt, pool);
+  test_shape_and_unwritable(ckpt, pool);
+  std::system(("rm -rf '" + g_dir + "'").c_str());
+  return cclip_test::summary();
+}
