@@ -6,16 +6,17 @@
  *   /usr/bin/python3 /work/shared/reference/export_onnx.py convnext_xxlarge image /tmp/onnx   (and `text`)
  *   npm install --ignore-scripts --prefix /tmp/peer onnxruntime-node@1.30.0
  *   flock /tmp/cpu.lock node --import tsx bench/cpu.ts --model /tmp/xxl --onnx /tmp/onnx/convnext_xxlarge \
- *     --ort /tmp/peer/node_modules/onnxruntime-node [--threads 2] [--rounds 7] [--out bench/RESULTS.md]
+ *     --ort /tmp/peer/node_modules/onnxruntime-node [--threads 2] [--rounds 7] [--out bench/RESULTS.md] [--no-cache-loads]
  *
  * Steps: limits.cc; every weight file read once (so loads are timed from the page cache); each engine's load in its
- * own child process (load time, RSS after load, peak RSS); then one child with all three engines loaded side by
+ * own child process (load time, RSS after load, peak RSS), and ours again with a packed-weights cache in a temporary
+ * folder (the first load writes it, the second maps it; --no-cache-loads skips these); then one child with all three engines loaded side by
  * side: parity (ours vs ORT on the same inputs, and vs expected.safetensors), and `--rounds` interleaved rounds of
  * image 256 px, text of 75 tokens + start/end (77 positions) and text of 5 tokens + start/end; medians.
  * --out appends a dated section to that file. Set CONVNEXT_CLIP_ADDON to bench another addon build.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +41,10 @@ interface Args {
   out?: string;
   child?: 'load' | 'time';
   engine?: EngineName;
+  /** load child: load with this packedCache directory */
+  packedCache?: string;
+  /** also time our loads with a packed-weights cache (written, then mapped); default on */
+  cacheLoads: boolean;
 }
 
 const ENGINES = ['onnxruntime-node fp32', 'ours fp32', 'ours bf16'] as const;
@@ -51,7 +56,7 @@ const FP32_MAX_REL = 1e-5;
 const BF16_MIN_COS = 0.9999;
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { model: '/tmp/xxl', onnx: '/tmp/onnx/convnext_xxlarge', ort: '/tmp/peer/node_modules/onnxruntime-node', threads: 2, rounds: 7 };
+  const a: Args = { model: '/tmp/xxl', onnx: '/tmp/onnx/convnext_xxlarge', ort: '/tmp/peer/node_modules/onnxruntime-node', threads: 2, rounds: 7, cacheLoads: true };
   for (let i = 0; i < argv.length; i++) {
     const v = () => argv[++i];
     switch (argv[i]) {
@@ -63,6 +68,8 @@ function parseArgs(argv: string[]): Args {
       case '--out': a.out = v(); break;
       case '--child': a.child = v() as Args['child']; break;
       case '--engine': a.engine = v() as EngineName; break;
+      case '--packed-cache': a.packedCache = v(); break;
+      case '--no-cache-loads': a.cacheLoads = false; break;
       default: throw new Error(`unknown argument ${argv[i]}`);
     }
   }
@@ -124,7 +131,7 @@ function ortVersion(ortDir: string): string {
   return (JSON.parse(readFileSync(path.join(ortDir, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-async function loadEngine(name: EngineName, args: Args, arch: ClipArchitecture): Promise<Engine> {
+async function loadEngine(name: EngineName, args: Args, arch: ClipArchitecture, packedCache?: string): Promise<Engine> {
   const size = arch.vision.imageSize;
   const ctx = arch.text.contextLength;
   if (name === 'onnxruntime-node fp32') {
@@ -145,7 +152,7 @@ async function loadEngine(name: EngineName, args: Args, arch: ClipArchitecture):
   }
   const precision: Precision = name === 'ours bf16' ? 'bf16' : 'fp32';
   const manifest = await readSafetensorsManifest(path.join(args.model, 'open_clip_model.safetensors'));
-  const m: BackendModel = await nativeBackend.load(arch, manifest, { precision, device: 'cpu', threads: args.threads });
+  const m: BackendModel = await nativeBackend.load(arch, manifest, { precision, device: 'cpu', threads: args.threads, packedCache });
   return {
     name,
     image: async (p, n) => (await m.encodeImage(p, n)).features,
@@ -159,7 +166,7 @@ async function loadEngine(name: EngineName, args: Args, arch: ClipArchitecture):
 async function runLoadChild(args: Args): Promise<void> {
   const arch = archOf(args.model);
   const t0 = performance.now();
-  const engine = await loadEngine(args.engine!, args, arch);
+  const engine = await loadEngine(args.engine!, args, arch, args.packedCache);
   const loadS = (performance.now() - t0) / 1e3;
   const rss = process.memoryUsage().rss;
   const cpu = process.cpuUsage();
@@ -306,6 +313,20 @@ async function main(): Promise<void> {
   const files = [path.join(args.model, 'open_clip_model.safetensors'), ...onnxFiles(args.onnx)];
   console.error(`# reading ${(readIntoPageCache(files) / 2 ** 30).toFixed(1)} GiB into the page cache ... done`);
   const loads = ENGINES.map((e) => child(args, ['--child', 'load', '--engine', e], `load ${e}`) as Record<string, number | string>);
+  if (args.cacheLoads) {
+    // Our loads with a packed-weights cache: the first writes it (to this temporary folder), the second maps it.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'cclip-bench-packed-'));
+    try {
+      for (const e of ['ours fp32', 'ours bf16'] as const) {
+        for (const step of ['writes it', 'maps it']) {
+          const l = child(args, ['--child', 'load', '--engine', e, '--packed-cache', dir], `load ${e}, packed cache ${step}`) as Record<string, number | string>;
+          loads.push({ ...l, engine: `${e}, packed cache ${step}` });
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
   const timing = child(args, ['--child', 'time'], `${ENGINES.join(', ')}: parity and ${args.rounds} rounds`) as unknown as Measured['timing'];
   console.error('# limits again (the best of both is kept) ...');
   const limits = bestLimits([limitsAtStart, measureLimits()]);

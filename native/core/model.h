@@ -28,8 +28,6 @@ class ClipModel {
   const ClipConfig& config() const { return config_; }
   Precision precision() const { return precision_; }
   size_t weight_bytes() const { return vision_.bytes() + text_.bytes(); }
-  // Whether the packed weights were mapped from LoadOptions::packed_cache (else packed from the checkpoint).
-  bool packed_cache_hit() const { return packed_cache_hit_; }
 
  private:
   ClipModel(const ClipConfig& config, Precision precision, int threads);
@@ -37,7 +35,6 @@ class ClipModel {
   ClipConfig config_;
   Precision precision_;
   ThreadPool pool_;
-  bool packed_cache_hit_ = false;
   std::mutex forward_mutex_;  // one forward at a time: the pool runs one loop at a time anyway
   VisionTower vision_;
   TextTower text_;
