@@ -7,6 +7,7 @@ import { Clip } from './clip.js';
 import { ClipError } from './errors.js';
 import { registerServeCommands } from './commands/index.js';
 import { registerIndex } from './commands/index-cmd.js';
+import { type ModelFlags, PACKED_CACHE_HELP, loadOptionsOf } from './commands/options.js';
 import { registerSearch } from './commands/search.js';
 import { registerEmbedShards } from './commands/embed-shards.js';
 import { registerQueueCommands } from './commands/queue.js';
@@ -107,12 +108,13 @@ export function buildProgram(): Command {
     .option('--device <device>', 'cpu | cuda', oneOf<Device>('cpu', 'cuda'), 'cpu')
     .option('--precision <p>', 'fp32 | bf16 (default fp32; bf16 on the wasm backend)', oneOf<Precision>('fp32', 'bf16'))
     .option('--threads <n>', 'CPU threads (default: all cores)', positiveInt)
+    .option('--packed-cache <dir>', PACKED_CACHE_HELP)
     .option('--image <path>', 'an image file (repeatable)', collect, [])
     .option('--text <s>', 'a text (repeatable)', collect, [])
     .option('--json', 'print JSON (the only format)', true)
-    .action(async (opts: { model: string; backend: BackendName | 'auto'; device: Device; precision: Precision; threads?: number; image: string[]; text: string[] }) => {
+    .action(async (opts: ModelFlags & { image: string[]; text: string[] }) => {
       if (opts.image.length === 0 && opts.text.length === 0) throw new ClipError('E_INVALID_ARGUMENT', 'give at least one --text or --image');
-      const clip = await Clip.load(await resolveModelArgument(opts.model), { backend: opts.backend, device: opts.device, precision: opts.precision, threads: opts.threads ?? 0 });
+      const clip = await Clip.load(await resolveModelArgument(opts.model), loadOptionsOf(opts));
       try {
         const result: Record<string, number[][]> = {};
         if (opts.image.length > 0) result.image_embeds = (await clip.embedImages(opts.image)).toArray();

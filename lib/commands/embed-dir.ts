@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { type EmbedDirFormat, checkOutputs, defaultIndexPath, embedDir, lockOutput, outputPaths, parseShard } from '../bulk/index.js';
 import { Clip } from '../clip.js';
 import { resolveModelArgument } from '../hub/cli.js';
-import { type ModelFlags, modelOptions, oneOf, positiveInt } from './options.js';
+import { type ModelFlags, loadOptionsOf, modelOptions, oneOf, positiveInt } from './options.js';
 
 interface EmbedDirFlags extends ModelFlags {
   out: string;
@@ -59,7 +59,7 @@ export function registerEmbedDir(program: Command): void {
       let model: string;
       try {
         model = await resolveModelArgument(flags.model); // a Hub name becomes its snapshot folder
-        clip = await Clip.load(model, { backend: flags.backend, device: flags.device, precision: flags.precision, threads: flags.threads ?? 0 });
+        clip = await Clip.load(model, loadOptionsOf(flags));
       } catch (err) {
         await lock.release();
         throw err;

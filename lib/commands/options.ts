@@ -39,16 +39,25 @@ export interface ModelFlags {
   device: Device;
   precision: Precision;
   threads?: number;
+  packedCache?: string;
 }
 
-/** --model (required), --backend, --device, --precision, --threads. */
+export const PACKED_CACHE_HELP = 'native backend: keep packed weights in <dir>; the first load writes them (the size of the weights), later loads map them (seconds faster)';
+
+/** The Clip.load options of these flags. */
+export function loadOptionsOf(flags: Omit<ModelFlags, 'model'>) {
+  return { backend: flags.backend, device: flags.device, precision: flags.precision, threads: flags.threads ?? 0, packedCache: flags.packedCache };
+}
+
+/** --model (required), --backend, --device, --precision, --threads, --packed-cache. */
 export function modelOptions(cmd: Command): Command {
   return cmd
     .requiredOption('--model <dir-or-name>', 'model directory, or a Hugging Face name')
     .option('--backend <name>', 'native | wasm | torch | auto', oneOf<BackendName | 'auto'>('native', 'wasm', 'torch', 'auto'), 'auto')
     .option('--device <device>', 'cpu | cuda', oneOf<Device>('cpu', 'cuda'), 'cpu')
     .option('--precision <p>', 'fp32 | bf16 (default fp32; bf16 on the wasm backend)', oneOf<Precision>('fp32', 'bf16'))
-    .option('--threads <n>', 'CPU threads (default: all cores)', positiveInt);
+    .option('--threads <n>', 'CPU threads (default: all cores)', positiveInt)
+    .option('--packed-cache <dir>', PACKED_CACHE_HELP);
 }
 
 export async function loadModel(flags: ModelFlags): Promise<Clip> {
@@ -58,5 +67,5 @@ export async function loadModel(flags: ModelFlags): Promise<Clip> {
 /** The model and the local directory (or file) it was loaded from, after any Hub download. */
 export async function loadModelFrom(flags: ModelFlags): Promise<{ clip: Clip; source: string }> {
   const source = await resolveModelArgument(flags.model);
-  return { clip: await Clip.load(source, { backend: flags.backend, device: flags.device, precision: flags.precision, threads: flags.threads ?? 0 }), source };
+  return { clip: await Clip.load(source, loadOptionsOf(flags)), source };
 }

@@ -6,7 +6,7 @@ import { ClipError } from '../errors.js';
 import { resolveModelArgument } from '../hub/cli.js';
 import { Collection, MAX_TOP } from '../search/collection.js';
 import { Store } from '../search/store.js';
-import { oneOf, positiveInt } from './options.js';
+import { PACKED_CACHE_HELP, oneOf, positiveInt } from './options.js';
 
 interface SearchFlags {
   db: string;
@@ -19,6 +19,7 @@ interface SearchFlags {
   device: Device;
   precision?: Precision;
   threads?: number;
+  packedCache?: string;
 }
 
 export function registerSearch(program: Command): void {
@@ -36,6 +37,7 @@ export function registerSearch(program: Command): void {
     .option('--device <device>', 'cpu | cuda', oneOf<Device>('cpu', 'cuda'), 'cpu')
     .option('--precision <p>', 'fp32 | bf16 (default: the collection\'s)', oneOf<Precision>('fp32', 'bf16'))
     .option('--threads <n>', 'CPU threads (default: all cores)', positiveInt)
+    .option('--packed-cache <dir>', PACKED_CACHE_HELP)
     .action(async (text: string | undefined, flags: SearchFlags) => {
       if ((text === undefined) === (flags.image === undefined)) throw new ClipError('E_INVALID_ARGUMENT', 'give a text or --image <file>, not both');
       const stored = await Store.readIdentity(flags.db);
@@ -45,6 +47,7 @@ export function registerSearch(program: Command): void {
         device: flags.device,
         precision: flags.precision ?? (stored.precision as Precision),
         threads: flags.threads ?? 0,
+        packedCache: flags.packedCache,
       });
       let collection: Collection | undefined;
       try {
