@@ -19,6 +19,7 @@
 
 #include "gemm.h"
 #include "spec.h"
+#include "threadpool.h"
 
 namespace cclip {
 
@@ -33,8 +34,9 @@ class PackedCache {
   bool lookup(const std::string& name, int n, int k, Precision precision, PackedWeight* out) const;
   // Records a weight packed during this load (only when the file was not usable).
   void record(const std::string& name, const PackedWeight& w);
-  // After a complete load: writes the recorded weights, if any were recorded. Returns false if it could not.
-  bool commit();
+  // After a complete load: writes the recorded weights, if any were recorded, on `pool` (null: this thread).
+  // Returns false if it could not.
+  bool commit(ThreadPool* pool = nullptr);
 
   bool hit() const { return mapping_ != nullptr; }  // weights come from the file
   const std::string& path() const { return path_; }
