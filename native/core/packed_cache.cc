@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <set>
 
 #include "gemm_internal.h"
@@ -247,17 +248,23 @@ bool PackedCache::commit(ThreadPool* pool) {
 }
 
 // Files of the same checkpoint, precision and variant for other states of the checkpoint (a process that maps
-// one keeps its pages until it unmaps them).
+// one keeps its pages until it unmaps them), and temporary files of this identity that no writer has touched for
+// 10 minutes (a writer that died; a live one updates its file's mtime with every write).
 void PackedCache::remove_superseded() const {
   DIR* d = ::opendir(dir_.c_str());
   if (!d) return;
-  const std::string own = path_.substr(dir_.size() + 1);
+  const std::string own = path_.substr(dir_.size() + 1), tmp_mark = std::string(kSuffix) + ".";
   const size_t suffix = sizeof(kSuffix) - 1;
+  const time_t stale_before = ::time(nullptr) - 600;
   while (const dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name != own && name.size() == own.size() && name.compare(0, prefix_.size(), prefix_) == 0 &&
-        name.compare(name.size() - suffix, suffix, kSuffix) == 0)
-      ::unlink((dir_ + "/" + name).c_str());
+    const std::string name = e->d_name, path = dir_ + "/" + name;
+    if (name == own || name.compare(0, prefix_.size(), prefix_) != 0) continue;
+    struct stat st;
+    if (name.size() == own.size() && name.compare(name.size() - suffix, suffix, kSuffix) == 0)
+      ::unlink(path.c_str());
+    else if (name.size() == own.size() + 7 && name.find(tmp_mark) == own.size() - suffix &&
+             ::stat(path.c_str(), &st) == 0 && st.st_mtime < stale_before)
+      ::unlink(path.c_str());
   }
   ::closedir(d);
 }

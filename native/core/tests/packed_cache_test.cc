@@ -4,12 +4,14 @@
 // the old one; a directory that cannot be written only loses the cache.
 // Built and run by `native/core/tests/run.sh --test packed_cache_test`, from test/core-load.test.ts.
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -104,6 +106,19 @@ void test_changed_checkpoint(const std::string& ckpt, ThreadPool& pool) {
   check(!after.hit, "a checkpoint rewritten in place does not reuse the cache file");
   check(same(after.w, uncached(ckpt, Precision::F32, pool)) && !same(after.w, before), "and its new values are packed");
   check(load(ckpt, Precision::F32, pool).hit, "the file written for the new state is used next");
+  // Temporary files a dead writer left: removed once untouched for 10 minutes, a live writer's kept.
+  const std::string own = PackedCache::open(g_dir, sources_of(ckpt), Precision::F32)->path();
+  const std::string dead = own + ".dead01", live = own + ".live01";
+  write_checkpoint(dead, 1.0f);
+  write_checkpoint(live, 1.0f);
+  const struct timespec old_times[2] = {{time(nullptr) - 3600, 0}, {time(nullptr) - 3600, 0}};
+  utimensat(AT_FDCWD, dead.c_str(), old_times, 0);
+  usleep(20000);
+  write_checkpoint(ckpt, 4.0f);
+  load(ckpt, Precision::F32, pool);
+  check(access(dead.c_str(), F_OK) != 0 && access(live.c_str(), F_OK) == 0,
+        "a new state's write removes a dead writer's temporary file, not a live one's");
+  unlink(live.c_str());
   check(cache_files().size() == 2, "the new state's file replaced the old one (" + std::to_string(cache_files().size()) + " files)");
 }
 
