@@ -130,6 +130,8 @@ bool PackedCache::map_existing() {
       std::memcmp(at, key_.data(), key_.size()) != 0 || index_offset > size || index_bytes != size - index_offset)
     return false;
   const uint64_t data_begin = round_page(kFixedHeader + key_bytes);
+  constexpr uint64_t kMinEntryBytes = 4 + 4 + 4 + 8 + 8;  // an entry with an empty name
+  if (count > index_bytes / kMinEntryBytes) return false;
   at = base + index_offset;
   std::vector<Entry> entries(count);
   for (Entry& e : entries) {

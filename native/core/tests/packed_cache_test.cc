@@ -125,7 +125,7 @@ void test_changed_checkpoint(const std::string& ckpt, ThreadPool& pool) {
 void test_damaged_files(const std::string& ckpt, ThreadPool& pool) {
   const PackedWeight want = uncached(ckpt, Precision::F32, pool);
   load(ckpt, Precision::F32, pool);
-  for (const char* damage : {"truncated", "bad magic", "bad index", "empty"}) {
+  for (const char* damage : {"truncated", "bad magic", "bad index", "huge count", "empty"}) {
     for (const std::string& f : cache_files()) {
       struct stat st;
       stat(f.c_str(), &st);
@@ -135,8 +135,8 @@ void test_damaged_files(const std::string& ckpt, ThreadPool& pool) {
         truncate(f.c_str(), 0);
       } else {
         FILE* h = std::fopen(f.c_str(), "r+b");
-        std::fseek(h, !std::strcmp(damage, "bad magic") ? 0 : st.st_size - 12, SEEK_SET);
-        std::fputs("garbage!", h);
+        std::fseek(h, !std::strcmp(damage, "bad magic") ? 0 : !std::strcmp(damage, "huge count") ? 12 : st.st_size - 12, SEEK_SET);
+        std::fputs(!std::strcmp(damage, "huge count") ? "\xff\xff\xff\x7f" : "garbage!", h);  // count: 2^31 - 1
         std::fclose(h);
       }
     }
