@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import test from 'tape';
@@ -54,6 +56,25 @@ test('cli embed: normalized image and text rows', async (t) => {
   const broken = await cli('embed', '--model', fixture('models', 'xxlarge-tiny'), '--image', fixture('README.md'));
   t.notEqual(broken.code, 0);
   t.match(broken.stderr, /E_IMAGE_DECODE/);
+});
+
+test('cli embed --packed-cache: the first run writes the cache file, the second maps it; the same embeddings', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'cclip-cli-packed-'));
+  try {
+    const args = ['embed', '--model', fixture('models', 'xxlarge-tiny'), '--backend', 'native', '--threads', '1', '--image', fixture('images', 'chelsea.png'), '--text', 'a cat', '--json'];
+    const plain = await cli(...args);
+    const files = () => readdirSync(path.join(dir, 'cache')).map((f) => `${f}:${statSync(path.join(dir, 'cache', f)).ino}`);
+    const first = await cli(...args, '--packed-cache', path.join(dir, 'cache'));
+    t.equal(first.code, 0, first.stderr);
+    const written = files();
+    t.equal(written.length, 1, 'one cache file written');
+    const second = await cli(...args, '--packed-cache', path.join(dir, 'cache'));
+    t.deepEqual(files(), written, 'the second run used it as it was');
+    t.equal(first.stdout, plain.stdout, 'the same embeddings as without a cache');
+    t.equal(second.stdout, plain.stdout, 'and from the mapped cache');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('cli errors: non-zero exit, message on stderr, help exits 0', async (t) => {
