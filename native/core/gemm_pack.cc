@@ -21,6 +21,16 @@
 #endif
 
 namespace cclip {
+
+namespace {
+thread_local const PackedMemory* t_packed_memory = nullptr;  // the innermost ScopedPackedMemory's, or null
+}  // namespace
+
+ScopedPackedMemory::ScopedPackedMemory(PackedMemory memory) : memory_(std::move(memory)), outer_(t_packed_memory) {
+  t_packed_memory = &memory_;
+}
+ScopedPackedMemory::~ScopedPackedMemory() { t_packed_memory = outer_; }
+
 namespace gemm_detail {
 namespace {
 
@@ -121,9 +131,13 @@ PackedWeight pack_weight_rows_with(const KernelSet* ks, int n, int k, Precision 
   const int k_stored = ceil_div(std::max(k, 0), ks->k_align) * ks->k_align;  // K padded as linear() reads it
   const size_t panel_bytes = static_cast<size_t>(nr) * k_stored * (precision == Precision::F32 ? 4 : 2);
   p.data_bytes = panels * panel_bytes;
-  void* data = nullptr;
-  if (posix_memalign(&data, 64, std::max<size_t>(p.data_bytes, 64)) != 0) throw std::bad_alloc();
-  p.data.reset(data, std::free);
+  if (t_packed_memory && *t_packed_memory) p.data = (*t_packed_memory)(p.data_bytes);
+  if (!p.data) {
+    void* heap = nullptr;
+    if (posix_memalign(&heap, 64, std::max<size_t>(p.data_bytes, 64)) != 0) throw std::bad_alloc();
+    p.data.reset(heap, std::free);
+  }
+  void* data = p.data.get();
   auto pack_panels = [&](int64_t begin, int64_t end) {
     float* scratch = row_scratch(static_cast<size_t>(nr) * std::max(k, 0));
     prefault(static_cast<char*>(data) + begin * panel_bytes, static_cast<char*>(data) + end * panel_bytes);

@@ -2,6 +2,7 @@
 // checkpoint mapping converted and checked as it is packed) and in parallel over panels.
 #pragma once
 #include <functional>
+#include <memory>
 
 #include "gemm.h"
 #include "threadpool.h"
@@ -11,6 +12,21 @@ namespace cclip {
 // Rows [first, first + count) of W [N, K] in fp32, row-major: either a pointer to them where they already are,
 // or `scratch` ([count, K], this thread's) filled and returned. May throw (the pack then throws it).
 using WeightRows = std::function<const float*(int first, int count, float* scratch)>;
+
+// Where this thread's packs put their bytes while a ScopedPackedMemory lives: a source of 64-byte-aligned memory of
+// `bytes` that owns it (e.g. pages of a packed-cache file), or null to take the heap for this weight.
+using PackedMemory = std::function<std::shared_ptr<void>(size_t bytes)>;
+class ScopedPackedMemory {
+ public:
+  explicit ScopedPackedMemory(PackedMemory memory);
+  ~ScopedPackedMemory();
+  ScopedPackedMemory(const ScopedPackedMemory&) = delete;
+  ScopedPackedMemory& operator=(const ScopedPackedMemory&) = delete;
+
+ private:
+  PackedMemory memory_;
+  const PackedMemory* outer_;
+};
 
 // The packed W (bit-identical to pack_weight of the same values), panels spread over `pool` (null: this thread).
 PackedWeight pack_weight_rows(int n, int k, Precision precision, const WeightRows& rows, ThreadPool* pool);

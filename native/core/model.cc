@@ -25,7 +25,7 @@ std::unique_ptr<ClipModel> ClipModel::load(const ClipConfig& config, const std::
   loader.use_cache(cache.get());
   model->vision_.load(config.vision, config.embed_dim, loader, options.precision);
   model->text_.load(config.text, config.embed_dim, loader, options.precision);
-  if (cache) cache->commit(&model->pool_);  // best effort: a directory that cannot be written only loses the cache
+  if (cache) cache->commit();  // best effort: a directory that cannot be written only loses the cache
   return model;
 }
 

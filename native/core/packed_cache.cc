@@ -6,7 +6,6 @@
 #include "packed_cache.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -102,7 +101,10 @@ std::unique_ptr<PackedCache> PackedCache::open(const std::string& dir, const std
   cache->prefix_ = name;
   std::snprintf(name, sizeof(name), "%016llx", static_cast<unsigned long long>(fnv1a64(cache->key_)));
   cache->path_ = dir + "/" + cache->prefix_ + name + kSuffix;
-  if (!cache->map_existing()) cache->entries_.clear();
+  if (!cache->map_existing()) {
+    cache->entries_.clear();
+    cache->start_file();
+  }
   return cache;
 }
 
@@ -149,7 +151,10 @@ bool PackedCache::map_existing() {
   return true;
 }
 
-PackedCache::~PackedCache() = default;
+PackedCache::~PackedCache() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!tmp_path_.empty()) ::unlink(tmp_path_.c_str());
+}
 
 bool PackedCache::lookup(const std::string& name, int n, int k, Precision precision, PackedWeight* out) const {
   if (!mapping_ || precision != precision_) return false;
@@ -173,27 +178,62 @@ bool PackedCache::lookup(const std::string& name, int n, int k, Precision precis
   return false;
 }
 
+// Write mode: a temporary file beside the final one, its first data page after the header.
+void PackedCache::start_file() {
+  make_dirs(dir_);
+  tmp_path_ = path_ + ".XXXXXX";
+  fd_ = ::mkstemp(&tmp_path_[0]);
+  if (fd_ < 0) tmp_path_.clear();
+  next_offset_ = round_page(kFixedHeader + key_.size());
+}
+
+PackedMemory PackedCache::file_memory() {
+  if (mapping_ || fd_ < 0) return nullptr;
+  return [this](size_t bytes) { return allocate(bytes); };
+}
+
+// `bytes` at the file's next page: reserved on disk, then mapped shared and writable (null, and the file given up,
+// if either fails: the weight then goes to the heap).
+std::shared_ptr<void> PackedCache::allocate(size_t bytes) {
+  if (fd_ < 0 || broken_) return nullptr;
+  const uint64_t length = round_page(std::max<uint64_t>(bytes, 1));
+  void* p = MAP_FAILED;
+  if (::posix_fallocate(fd_, static_cast<off_t>(next_offset_), static_cast<off_t>(length)) == 0)
+    p = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, static_cast<off_t>(next_offset_));
+  if (p == MAP_FAILED) {
+    broken_ = true;
+    return nullptr;
+  }
+  last_pages_ = p;
+  last_offset_ = next_offset_;
+  next_offset_ += length;
+  return std::shared_ptr<void>(p, [length](void* q) { ::munmap(q, length); });
+}
+
 void PackedCache::record(const std::string& name, const PackedWeight& w) {
-  if (mapping_) return;
+  if (mapping_ || fd_ < 0) return;
+  if (w.data.get() != last_pages_) {  // packed on the heap: the file would miss it
+    broken_ = true;
+    return;
+  }
   Entry e;
   e.name = name;
   e.n = w.n;
   e.k = w.k;
+  e.offset = last_offset_;
   e.bytes = w.data_bytes;
-  e.weight = w;
+  e.pages = w.data;
   entries_.push_back(std::move(e));
+  last_pages_ = nullptr;
 }
 
-bool PackedCache::commit(ThreadPool* pool) {
-  if (mapping_ || entries_.empty()) return true;
-  std::string header(kMagic, sizeof(kMagic));
+bool PackedCache::commit() {
+  if (mapping_) return true;
+  if (fd_ < 0) return false;
+  std::string header(kMagic, sizeof(kMagic)), index;
   put<uint32_t>(header, kLayoutVersion);
   put<uint32_t>(header, static_cast<uint32_t>(entries_.size()));
-  uint64_t offset = round_page(kFixedHeader + key_.size());
-  std::string index;
-  for (Entry& e : entries_) {
-    e.offset = offset;
-    offset = round_page(offset + e.bytes);
+  for (const Entry& e : entries_) {
     put<uint32_t>(index, static_cast<uint32_t>(e.name.size()));
     index += e.name;
     put<int32_t>(index, e.n);
@@ -201,50 +241,25 @@ bool PackedCache::commit(ThreadPool* pool) {
     put<uint64_t>(index, e.offset);
     put<uint64_t>(index, e.bytes);
   }
-  put<uint64_t>(header, offset);  // the index follows the last entry's page
+  put<uint64_t>(header, next_offset_);  // the index follows the last entry's pages
   put<uint64_t>(header, index.size());
   put<uint64_t>(header, key_.size());
   header += key_;
-  make_dirs(dir_);
-  std::string tmp = path_ + ".XXXXXX";
-  const int fd = ::mkstemp(&tmp[0]);
-  if (fd < 0) return false;
-  auto write_at = [fd](const void* data, size_t bytes, uint64_t at) {
-    const char* p = static_cast<const char*>(data);
-    while (bytes > 0) {
-      const ssize_t w = ::pwrite(fd, p, std::min<size_t>(bytes, size_t{1} << 30), static_cast<off_t>(at));
-      if (w <= 0) return false;
-      p += w, at += static_cast<uint64_t>(w), bytes -= static_cast<size_t>(w);
-    }
-    return true;
+  auto write_at = [this](const std::string& data, uint64_t at) {
+    return ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(at)) == static_cast<ssize_t>(data.size());
   };
-  // The entries in 32 MB pieces, written on the pool: on some hosts filling fresh page-cache pages is CPU-bound in
-  // the kernel (about 1 GB/s per thread on a 2-core VM).
-  struct Piece {
-    const char* data;
-    size_t bytes;
-    uint64_t at;
-  };
-  std::vector<Piece> pieces;
-  constexpr size_t kPiece = size_t{32} << 20;
-  for (const Entry& e : entries_)
-    for (uint64_t done = 0; done < e.bytes; done += kPiece)
-      pieces.push_back({static_cast<const char*>(e.weight.data.get()) + done,
-                        static_cast<size_t>(std::min<uint64_t>(kPiece, e.bytes - done)), e.offset + done});
-  std::atomic<bool> ok{write_at(header.data(), header.size(), 0)};
-  auto write_pieces = [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end && ok.load(std::memory_order_relaxed); ++i)
-      if (!write_at(pieces[i].data, pieces[i].bytes, pieces[i].at)) ok = false;
-  };
-  if (pool)
-    pool->parallel_for(static_cast<int64_t>(pieces.size()), 1, write_pieces);
-  else
-    write_pieces(0, static_cast<int64_t>(pieces.size()));
-  bool good = ok.load() && write_at(index.data(), index.size(), offset) && ::fchmod(fd, 0644) == 0;
-  good = ::close(fd) == 0 && good;
-  good = good && ::rename(tmp.c_str(), path_.c_str()) == 0;
-  if (!good) ::unlink(tmp.c_str());
-  for (Entry& e : entries_) e.weight = PackedWeight();
+  bool good = !broken_ && !entries_.empty() && write_at(index, next_offset_) && write_at(header, 0) &&
+              ::fchmod(fd_, 0644) == 0;
+  good = ::close(fd_) == 0 && good;
+  fd_ = -1;
+  good = good && ::rename(tmp_path_.c_str(), path_.c_str()) == 0;
+  if (!good) ::unlink(tmp_path_.c_str());
+  tmp_path_.clear();
+  // The model keeps these pages; nothing may write them from here on.
+  for (Entry& e : entries_) {
+    ::mprotect(e.pages.get(), round_page(std::max<uint64_t>(e.bytes, 1)), PROT_READ);
+    e.pages.reset();
+  }
   if (good) remove_superseded();
   return good;
 }
@@ -279,11 +294,14 @@ std::unique_ptr<PackedCache> PackedCache::open(const std::string&, const std::ve
 PackedCache::~PackedCache() = default;
 bool PackedCache::map_existing() { return false; }
 bool PackedCache::lookup(const std::string&, int, int, Precision, PackedWeight*) const {
-  (void)precision_;
+  (void)precision_, (void)fd_, (void)next_offset_, (void)last_offset_, (void)last_pages_, (void)broken_;
   return false;
 }
+PackedMemory PackedCache::file_memory() { return nullptr; }
 void PackedCache::record(const std::string&, const PackedWeight&) {}
-bool PackedCache::commit(ThreadPool*) { return true; }
+bool PackedCache::commit() { return true; }
+void PackedCache::start_file() {}
+std::shared_ptr<void> PackedCache::allocate(size_t) { return nullptr; }
 void PackedCache::remove_superseded() const {}
 
 #endif

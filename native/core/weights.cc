@@ -224,8 +224,12 @@ PackedWeight WeightLoader::packed(const std::string& key, int n, int k, Precisio
     advance(source_bytes, true);
     return w;
   }
-  w = make();
-  if (cache_) cache_->record(key, w);
+  if (!cache_) return make();
+  {
+    const ScopedPackedMemory into_file(cache_->file_memory());  // packed straight into the new cache file's pages
+    w = make();
+  }
+  cache_->record(key, w);
   return w;
 }
 

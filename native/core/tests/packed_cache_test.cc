@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -85,11 +86,26 @@ PackedWeight uncached(const std::string& path, Precision precision, ThreadPool& 
   return loader.read_packed("w", kN, kK, precision);
 }
 
+// The /proc/self/maps line of the mapping that holds `p` ("" if none).
+std::string mapping_of(const void* p) {
+  std::ifstream maps("/proc/self/maps");
+  const uintptr_t at = reinterpret_cast<uintptr_t>(p);
+  for (std::string line; std::getline(maps, line);) {
+    unsigned long long begin = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%llx-%llx", &begin, &end) == 2 && at >= begin && at < end) return line;
+  }
+  return "";
+}
+
 void test_hit_and_miss(const std::string& ckpt, ThreadPool& pool) {
   for (Precision precision : {Precision::F32, Precision::BF16}) {
     const std::string p = precision == Precision::F32 ? "fp32" : "bf16";
     const Loaded first = load(ckpt, precision, pool);
     check(!first.hit && first.committed, p + ": the first load packs from the checkpoint and writes the cache file");
+    const std::string map = mapping_of(first.w.data.get());
+    check(map.find(".cclip-packed") != std::string::npos && map.find(" r--s ") != std::string::npos,
+          p + ": the first load packed straight into the file's pages, read-only once committed (" + map + ")");
+    check(same(first.w, uncached(ckpt, precision, pool)), p + ": and they equal the weight packed on the heap");
     const Loaded second = load(ckpt, precision, pool);
     check(second.hit, p + ": the second load maps the cache file");
     check(same(second.w, uncached(ckpt, precision, pool)), p + ": the mapped weight equals the packed one, bit for bit");
