@@ -20,8 +20,10 @@ std::unique_ptr<ClipModel> ClipModel::load(const ClipConfig& config, const std::
   config.validate();
   if (options.threads < 0 || options.threads > 1024) throw std::runtime_error("threads must be in [0, 1024]");
   std::unique_ptr<ClipModel> model(new ClipModel(config, options.precision, options.threads));
-  WeightLoader loader(tensors, expected_tensors(config), progress, &model->pool_);  // converts and packs on the model's threads
+  // The cache's key takes the checkpoint's state before the loader opens it, and its commit checks that state again,
+  // so a file replaced or rewritten during the load never gets a cache file under a key it does not match.
   const std::unique_ptr<PackedCache> cache = PackedCache::open(options.packed_cache, tensors, options.precision);
+  WeightLoader loader(tensors, expected_tensors(config), progress, &model->pool_);  // converts and packs on the model's threads
   loader.use_cache(cache.get());
   model->vision_.load(config.vision, config.embed_dim, loader, options.precision);
   model->text_.load(config.text, config.embed_dim, loader, options.precision);

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 #include <set>
+#include <unordered_map>
 
 #include "gemm_internal.h"
 
@@ -71,6 +72,21 @@ const gemm_detail::KernelSet* kernels_for(Precision precision) {
 
 }  // namespace
 
+// Which version of the checkpoint files this is (false if one cannot be stat'ed).
+bool PackedCache::files_state(std::string* out) const {
+  std::string state;
+  for (const std::string& file : files_) {
+    struct stat st;
+    if (::stat(file.c_str(), &st) != 0) return false;
+    state += ";file=" + file + ";dev=" + std::to_string(st.st_dev) + ";ino=" + std::to_string(st.st_ino) +
+             ";size=" + std::to_string(st.st_size) + ";mtime=" + std::to_string(st.st_mtim.tv_sec) + "." +
+             std::to_string(st.st_mtim.tv_nsec) + ";ctime=" + std::to_string(st.st_ctim.tv_sec) + "." +
+             std::to_string(st.st_ctim.tv_nsec);
+  }
+  *out = std::move(state);
+  return true;
+}
+
 std::unique_ptr<PackedCache> PackedCache::open(const std::string& dir, const std::vector<TensorSource>& tensors,
                                                Precision precision) {
   if (dir.empty()) return nullptr;
@@ -81,17 +97,22 @@ std::unique_ptr<PackedCache> PackedCache::open(const std::string& dir, const std
                     ";bf16_dot=" + (ks->bf16_dot ? "1" : "0");
   std::set<std::string> files;
   for (const TensorSource& t : tensors) files.insert(t.file);
-  std::string identity = key, state;  // what is cached / which version of the checkpoint files
-  for (const std::string& file : files) {
-    struct stat st;
-    if (::stat(file.c_str(), &st) != 0) return nullptr;  // the load itself reports the missing file
-    identity += ";file=" + file;
-    state += ";file=" + file + ";dev=" + std::to_string(st.st_dev) + ";ino=" + std::to_string(st.st_ino) +
-             ";size=" + std::to_string(st.st_size) + ";mtime=" + std::to_string(st.st_mtim.tv_sec) + "." +
-             std::to_string(st.st_mtim.tv_nsec) + ";ctime=" + std::to_string(st.st_ctim.tv_sec) + "." +
-             std::to_string(st.st_ctim.tv_nsec);
+  // What is cached: the variant, the files, and where each tensor lies in them (as the manifest read it).
+  std::string identity = key, sources;
+  for (const std::string& file : files) identity += ";file=" + file;
+  for (const TensorSource& t : tensors) {
+    sources += t.name + "@" + t.file + ":" + std::to_string(t.offset) + "+" + std::to_string(t.byte_length) + ":" +
+               std::to_string(static_cast<int>(t.dtype));
+    for (int64_t d : t.shape) sources += "," + std::to_string(d);
+    for (int64_t d : t.strides) sources += "/" + std::to_string(d);
+    sources += ";";
   }
+  identity += ";sources=" + std::to_string(fnv1a64(sources));
   std::unique_ptr<PackedCache> cache(new PackedCache());
+  cache->files_.assign(files.begin(), files.end());
+  std::string state;
+  if (!cache->files_state(&state)) return nullptr;  // the load itself reports the missing file
+  cache->state_ = state;
   cache->dir_ = dir;
   cache->key_ = identity + state;
   cache->precision_ = precision;
@@ -109,10 +130,26 @@ std::unique_ptr<PackedCache> PackedCache::open(const std::string& dir, const std
 }
 
 bool PackedCache::map_existing() {
-  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  try {
+    return map_existing_checked();
+  } catch (const std::exception&) {  // e.g. bad_alloc for a hostile index: not a usable file
+    entries_.clear();
+    by_name_.clear();
+    return false;
+  }
+}
+
+bool PackedCache::map_existing_checked() {
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return false;
   struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < static_cast<off_t>(kPage)) {
+  // Only a regular file of this user that nobody else may write (another user's could hold any bytes), and its key
+  // checked before the whole file is mapped and read.
+  std::string head(kFixedHeader + key_.size(), '\0');
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 022) != 0 ||
+      st.st_size < static_cast<off_t>(kPage) ||
+      ::pread(fd, &head[0], head.size(), 0) != static_cast<ssize_t>(head.size()) ||
+      head.compare(kFixedHeader, key_.size(), key_) != 0) {
     ::close(fd);
     return false;
   }
@@ -133,20 +170,23 @@ bool PackedCache::map_existing() {
     return false;
   const uint64_t data_begin = round_page(kFixedHeader + key_bytes);
   constexpr uint64_t kMinEntryBytes = 4 + 4 + 4 + 8 + 8;  // an entry with an empty name
-  if (count > index_bytes / kMinEntryBytes) return false;
+  if (count == 0 || count > index_bytes / kMinEntryBytes) return false;
   at = base + index_offset;
   std::vector<Entry> entries(count);
+  std::unordered_map<std::string, size_t> by_name;
   for (Entry& e : entries) {
     uint32_t name_bytes = 0;
     if (!take(at, end, &name_bytes) || name_bytes > static_cast<size_t>(end - at)) return false;
     e.name.assign(reinterpret_cast<const char*>(at), name_bytes);
     at += name_bytes;
     if (!take(at, end, &e.n) || !take(at, end, &e.k) || !take(at, end, &e.offset) || !take(at, end, &e.bytes) ||
-        e.offset % kPage != 0 || e.offset < data_begin || e.offset > index_offset || e.bytes > index_offset - e.offset)
+        e.offset % kPage != 0 || e.offset < data_begin || e.offset > index_offset ||
+        e.bytes > index_offset - e.offset || !by_name.emplace(e.name, by_name.size()).second)
       return false;
   }
   if (at != end) return false;
   entries_ = std::move(entries);
+  by_name_ = std::move(by_name);
   mapping_ = std::move(mapping);
   return true;
 }
@@ -158,13 +198,18 @@ PackedCache::~PackedCache() {
 
 bool PackedCache::lookup(const std::string& name, int n, int k, Precision precision, PackedWeight* out) const {
   if (!mapping_ || precision != precision_) return false;
-  for (const Entry& e : entries_) {
-    if (e.name != name) continue;
+  const auto found = by_name_.find(name);
+  missed_ = missed_ || found == by_name_.end();
+  if (found != by_name_.end()) {
+    const Entry& e = entries_[found->second];
     const gemm_detail::KernelSet* ks = kernels_for(precision);
     const uint64_t panels = (static_cast<uint64_t>(n) + ks->nr - 1) / ks->nr;
     const uint64_t k_padded = (static_cast<uint64_t>(k) + ks->k_align - 1) / ks->k_align * ks->k_align;
     const uint64_t want = panels * ks->nr * k_padded * (precision == Precision::BF16 ? 2 : 4);
-    if (e.n != n || e.k != k || e.bytes != want) return false;
+    if (e.n != n || e.k != k || e.bytes != want) {
+      missed_ = true;
+      return false;
+    }
     out->n = n;
     out->k = k;
     out->precision = precision;
@@ -181,8 +226,9 @@ bool PackedCache::lookup(const std::string& name, int n, int k, Precision precis
 // Write mode: a temporary file beside the final one, its first data page after the header.
 void PackedCache::start_file() {
   make_dirs(dir_);
+  remove_superseded(false);  // temporary files of dead writers
   tmp_path_ = path_ + ".XXXXXX";
-  fd_ = ::mkstemp(&tmp_path_[0]);
+  fd_ = ::mkostemp(&tmp_path_[0], O_CLOEXEC);  // mode 0600: the cache is this user's
   if (fd_ < 0) tmp_path_.clear();
   next_offset_ = round_page(kFixedHeader + key_.size());
 }
@@ -223,12 +269,20 @@ void PackedCache::record(const std::string& name, const PackedWeight& w) {
   e.offset = last_offset_;
   e.bytes = w.data_bytes;
   e.pages = w.data;
+#if defined(__linux__)
+  // Start writing this weight to disk now, so commit's fdatasync waits for less.
+  ::sync_file_range(fd_, static_cast<off_t>(e.offset), static_cast<off_t>(round_page(std::max<uint64_t>(e.bytes, 1))),
+                    SYNC_FILE_RANGE_WRITE);
+#endif
   entries_.push_back(std::move(e));
   last_pages_ = nullptr;
 }
 
 bool PackedCache::commit() {
-  if (mapping_) return true;
+  if (mapping_) {
+    if (missed_) ::unlink(path_.c_str());  // it lacks what this model asks for: the next load writes a new one
+    return true;
+  }
   if (fd_ < 0) return false;
   std::string header(kMagic, sizeof(kMagic)), index;
   put<uint32_t>(header, kLayoutVersion);
@@ -248,8 +302,11 @@ bool PackedCache::commit() {
   auto write_at = [this](const std::string& data, uint64_t at) {
     return ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(at)) == static_cast<ssize_t>(data.size());
   };
-  bool good = !broken_ && !entries_.empty() && write_at(index, next_offset_) && write_at(header, 0) &&
-              ::fchmod(fd_, 0644) == 0;
+  // The checkpoint must not have changed while it was read (the key would name other bytes), and the data must be
+  // on disk before the file is renamed into place (a crash must not leave a valid header over lost pages).
+  std::string state;
+  bool good = !broken_ && !entries_.empty() && files_state(&state) && state == state_ &&
+              write_at(index, next_offset_) && write_at(header, 0) && ::fdatasync(fd_) == 0;
   good = ::close(fd_) == 0 && good;
   fd_ = -1;
   good = good && ::rename(tmp_path_.c_str(), path_.c_str()) == 0;
@@ -260,14 +317,14 @@ bool PackedCache::commit() {
     ::mprotect(e.pages.get(), round_page(std::max<uint64_t>(e.bytes, 1)), PROT_READ);
     e.pages.reset();
   }
-  if (good) remove_superseded();
+  if (good) remove_superseded(true);
   return good;
 }
 
 // Files of the same checkpoint, precision and variant for other states of the checkpoint (a process that maps
 // one keeps its pages until it unmaps them), and temporary files of this identity that no writer has touched for
 // 10 minutes (a writer that died; a live one updates its file's mtime with every write).
-void PackedCache::remove_superseded() const {
+void PackedCache::remove_superseded(bool states) const {
   DIR* d = ::opendir(dir_.c_str());
   if (!d) return;
   const std::string own = path_.substr(dir_.size() + 1), tmp_mark = std::string(kSuffix) + ".";
@@ -277,8 +334,9 @@ void PackedCache::remove_superseded() const {
     const std::string name = e->d_name, path = dir_ + "/" + name;
     if (name == own || name.compare(0, prefix_.size(), prefix_) != 0) continue;
     struct stat st;
-    if (name.size() == own.size() && name.compare(name.size() - suffix, suffix, kSuffix) == 0)
-      ::unlink(path.c_str());
+    if (name.size() == own.size() && name.compare(name.size() - suffix, suffix, kSuffix) == 0) {
+      if (states) ::unlink(path.c_str());
+    }
     else if (name.size() == own.size() + 7 && name.find(tmp_mark) == own.size() - suffix &&
              ::stat(path.c_str(), &st) == 0 && st.st_mtime < stale_before)
       ::unlink(path.c_str());
@@ -294,7 +352,7 @@ std::unique_ptr<PackedCache> PackedCache::open(const std::string&, const std::ve
 PackedCache::~PackedCache() = default;
 bool PackedCache::map_existing() { return false; }
 bool PackedCache::lookup(const std::string&, int, int, Precision, PackedWeight*) const {
-  (void)precision_, (void)fd_, (void)next_offset_, (void)last_offset_, (void)last_pages_, (void)broken_;
+  (void)precision_, (void)fd_, (void)next_offset_, (void)last_offset_, (void)last_pages_, (void)broken_, (void)missed_;
   return false;
 }
 PackedMemory PackedCache::file_memory() { return nullptr; }
@@ -302,7 +360,9 @@ void PackedCache::record(const std::string&, const PackedWeight&) {}
 bool PackedCache::commit() { return true; }
 void PackedCache::start_file() {}
 std::shared_ptr<void> PackedCache::allocate(size_t) { return nullptr; }
-void PackedCache::remove_superseded() const {}
+void PackedCache::remove_superseded(bool) const {}
+bool PackedCache::files_state(std::string*) const { return false; }
+bool PackedCache::map_existing_checked() { return false; }
 
 #endif
 

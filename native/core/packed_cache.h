@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "gemm.h"
@@ -55,14 +56,19 @@ class PackedCache {
   };
   PackedCache() = default;
   bool map_existing();
+  bool map_existing_checked();
+  bool files_state(std::string* out) const;
   void start_file();
   std::shared_ptr<void> allocate(size_t bytes);
-  void remove_superseded() const;
+  void remove_superseded(bool states) const;
 
-  std::string dir_, path_, key_, prefix_;
+  std::string dir_, path_, key_, prefix_, state_;
+  std::vector<std::string> files_;  // the checkpoint files
   Precision precision_ = Precision::F32;
   std::vector<Entry> entries_;
-  std::shared_ptr<const unsigned char> mapping_;  // read mode: the mapped file
+  std::shared_ptr<const unsigned char> mapping_;    // read mode: the mapped file
+  std::unordered_map<std::string, size_t> by_name_;  // read mode: entry index by name
+  mutable bool missed_ = false;                       // read mode: a weight asked for was not in the file
   // write mode: the new file (tmp_path_, fd_), its next free page, the last allocation; broken_: a weight is not in it
   std::string tmp_path_;
   int fd_ = -1;

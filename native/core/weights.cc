@@ -10,7 +10,6 @@
 #include "file_reader.h"
 #include "gemm.h"
 #include "gemm_pack.h"
-#include "packed_cache.h"
 #include "mapped_file.h"
 #include "packed_cache.h"
 

@@ -177,6 +177,36 @@ void test_shape_and_unwritable(const std::string& ckpt, ThreadPool& pool) {
         "a cache directory that cannot be created: the load still succeeds, without a cache");
 }
 
+void test_replaced_during_load_and_trust(const std::string& ckpt, ThreadPool& pool) {
+  // Replaced by rename while the load runs: the file read is not the one the key names, so nothing is committed.
+  for (const std::string& f : cache_files()) unlink(f.c_str());
+  const std::vector<TensorSource> sources = sources_of(ckpt);
+  std::unique_ptr<PackedCache> cache = PackedCache::open(g_dir, sources, Precision::F32);
+  WeightLoader loader(sources, {{"w", Shape{kN, kK}}, {"b", Shape{kN}}}, nullptr, &pool);
+  loader.use_cache(cache.get());
+  loader.read_packed("w", kN, kK, Precision::F32);
+  const std::string replacement = ckpt + ".new";
+  write_checkpoint(replacement, 5.0f);
+  rename(replacement.c_str(), ckpt.c_str());
+  check(!cache->commit() && cache_files().empty(), "a checkpoint replaced during the load: no cache file is committed");
+  // Written files are this user's alone; one that others may write is not trusted.
+  load(ckpt, Precision::F32, pool);
+  struct stat st;
+  stat(cache_files()[0].c_str(), &st);
+  check((st.st_mode & 077) == 0 && st.st_uid == geteuid(), "the cache file is private to its user (mode 0600)");
+  chmod(cache_files()[0].c_str(), 0666);
+  check(!load(ckpt, Precision::F32, pool).hit, "a cache file that others may write is not used");
+  // A file that lacks a weight the model asks for is dropped at commit, so the next load writes a complete one.
+  check(load(ckpt, Precision::F32, pool).hit, "the rewritten file is used");
+  {
+    std::unique_ptr<PackedCache> partial = PackedCache::open(g_dir, sources_of(ckpt), Precision::F32);
+    PackedWeight w;
+    check(!partial->lookup("not-there", kN, kK, Precision::F32, &w), "a weight the file lacks is a miss");
+    partial->commit();
+  }
+  check(cache_files().empty(), "and the file that lacked it is removed");
+}
+
 }  // namespace
 
 int main() {
@@ -190,6 +220,7 @@ int main() {
   test_changed_checkpoint(ckpt, pool);
   test_damaged_files(ckpt, pool);
   test_shape_and_unwritable(ckpt, pool);
+  test_replaced_during_load_and_trust(ckpt, pool);
   std::system(("rm -rf '" + g_dir + "'").c_str());
   return cclip_test::summary();
 }
