@@ -70,6 +70,17 @@ const gemm_detail::KernelSet* kernels_for(Precision precision) {
   return precision == Precision::BF16 ? gemm_detail::best_bf16_kernels() : gemm_detail::best_kernels();
 }
 
+// The packed bytes of a small fixed W [37, 21] (a partial panel, odd K, bf16 rounding ties) in this precision: a
+// change to any variant's layout or rounding changes the key without anyone bumping kLayoutVersion.
+uint64_t layout_fingerprint(Precision precision) {
+  constexpr int n = 37, k = 21;
+  std::vector<float> w(static_cast<size_t>(n) * k);
+  for (size_t i = 0; i < w.size(); ++i)
+    w[i] = static_cast<float>(static_cast<int>((i * 2654435761u) % 20001u) - 10000) / 256.0f;
+  const PackedWeight p = pack_weight(w.data(), n, k, precision);
+  return fnv1a64(std::string(static_cast<const char*>(p.data.get()), p.data_bytes));
+}
+
 }  // namespace
 
 // Which version of the checkpoint files this is (false if one cannot be stat'ed).
@@ -94,7 +105,7 @@ std::unique_ptr<PackedCache> PackedCache::open(const std::string& dir, const std
   std::string key = "layout=" + std::to_string(kLayoutVersion) + ";precision=" +
                     (precision == Precision::BF16 ? "bf16" : "fp32") + ";kernels=" + ks->name +
                     ";nr=" + std::to_string(ks->nr) + ";k_align=" + std::to_string(ks->k_align) +
-                    ";bf16_dot=" + (ks->bf16_dot ? "1" : "0");
+                    ";bf16_dot=" + (ks->bf16_dot ? "1" : "0") + ";packed=" + std::to_string(layout_fingerprint(precision));
   std::set<std::string> files;
   for (const TensorSource& t : tensors) files.insert(t.file);
   // What is cached: the variant, the files, and where each tensor lies in them (as the manifest read it).
