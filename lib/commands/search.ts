@@ -6,7 +6,7 @@ import { ClipError } from '../errors.js';
 import { resolveModelArgument } from '../hub/cli.js';
 import { Collection, MAX_TOP } from '../search/collection.js';
 import { Store } from '../search/store.js';
-import { PACKED_CACHE_HELP, oneOf, positiveInt } from './options.js';
+import { PACKED_CACHE_HELP, loadOptionsOf, oneOf, positiveInt } from './options.js';
 
 interface SearchFlags {
   db: string;
@@ -42,13 +42,7 @@ export function registerSearch(program: Command): void {
       if ((text === undefined) === (flags.image === undefined)) throw new ClipError('E_INVALID_ARGUMENT', 'give a text or --image <file>, not both');
       const stored = await Store.readIdentity(flags.db);
       const source = await resolveModelArgument(flags.model ?? stored.model);
-      const clip = await Clip.load(source, {
-        backend: flags.backend,
-        device: flags.device,
-        precision: flags.precision ?? (stored.precision as Precision),
-        threads: flags.threads ?? 0,
-        packedCache: flags.packedCache,
-      });
+      const clip = await Clip.load(source, loadOptionsOf({ ...flags, precision: flags.precision ?? (stored.precision as Precision) }));
       let collection: Collection | undefined;
       try {
         collection = await Collection.open(flags.db, clip, { mustExist: true, weights: source });

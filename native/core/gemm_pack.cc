@@ -116,21 +116,32 @@ float* row_scratch(size_t floats) {
 
 }  // namespace
 
-PackedWeight pack_weight_rows_with(const KernelSet* ks, int n, int k, Precision precision, const WeightRows& rows,
-                                   ThreadPool* pool) {
+const KernelSet* kernels_for(Precision precision) {
+  return precision == Precision::BF16 ? best_bf16_kernels() : best_kernels();
+}
+
+PackedWeight packed_layout(const KernelSet* ks, int n, int k, Precision precision) {
   if (ks->bf16_dot && precision == Precision::F32) ks = ks->for_f32;  // a bf16-only variant: fp32 weights go here
-  const bool k_pairs = ks->bf16_dot;
   PackedWeight p;
   p.n = n;
   p.k = k;
   p.precision = precision;
   p.kernels = ks;
   p.nr = ks->nr;
+  const int panels = ceil_div(std::max(n, 0), ks->nr);
+  const int k_stored = ceil_div(std::max(k, 0), ks->k_align) * ks->k_align;  // K padded as linear() reads it
+  p.data_bytes = static_cast<size_t>(panels) * ks->nr * k_stored * (precision == Precision::F32 ? 4 : 2);
+  return p;
+}
+
+PackedWeight pack_weight_rows_with(const KernelSet* ks, int n, int k, Precision precision, const WeightRows& rows,
+                                   ThreadPool* pool) {
+  PackedWeight p = packed_layout(ks, n, k, precision);
+  ks = p.kernels;
+  const bool k_pairs = ks->bf16_dot;
   const int nr = ks->nr;
   const int panels = ceil_div(std::max(n, 0), nr);
-  const int k_stored = ceil_div(std::max(k, 0), ks->k_align) * ks->k_align;  // K padded as linear() reads it
-  const size_t panel_bytes = static_cast<size_t>(nr) * k_stored * (precision == Precision::F32 ? 4 : 2);
-  p.data_bytes = panels * panel_bytes;
+  const size_t panel_bytes = panels > 0 ? p.data_bytes / panels : 0;
   if (t_packed_memory && *t_packed_memory) p.data = (*t_packed_memory)(p.data_bytes);
   if (!p.data) {
     void* heap = nullptr;
@@ -172,11 +183,7 @@ PackedWeight pack_weight_parallel_with(const KernelSet* ks, const float* w, int 
 
 }  // namespace gemm_detail
 
-namespace {
-const gemm_detail::KernelSet* kernels_for(Precision precision) {
-  return precision == Precision::BF16 ? gemm_detail::best_bf16_kernels() : gemm_detail::best_kernels();
-}
-}  // namespace
+using gemm_detail::kernels_for;
 
 PackedWeight pack_weight_rows(int n, int k, Precision precision, const WeightRows& rows, ThreadPool* pool) {
   return gemm_detail::pack_weight_rows_with(kernels_for(precision), n, k, precision, rows, pool);

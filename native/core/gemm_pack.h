@@ -35,6 +35,11 @@ PackedWeight pack_weight_parallel(const float* w /* [N, K] */, int n, int k, Pre
 
 namespace gemm_detail {
 struct KernelSet;
+// The variant weights of `precision` are packed for (the best this CPU runs, as CCLIP_GEMM_ISA allows).
+const KernelSet* kernels_for(Precision precision);
+// W [n, k] as `ks` packs it, without the data: the variant that holds it (fp32 weights of a bf16-only variant go to
+// its for_f32), panel width and byte size.
+PackedWeight packed_layout(const KernelSet* ks, int n, int k, Precision precision);
 // For one kernel variant (the tests pack for each).
 PackedWeight pack_weight_rows_with(const KernelSet* ks, int n, int k, Precision precision, const WeightRows& rows,
                                    ThreadPool* pool);

@@ -66,10 +66,6 @@ void make_dirs(const std::string& dir) {
   }
 }
 
-const gemm_detail::KernelSet* kernels_for(Precision precision) {
-  return precision == Precision::BF16 ? gemm_detail::best_bf16_kernels() : gemm_detail::best_kernels();
-}
-
 // The packed bytes of a small fixed W [37, 21] (a partial panel, odd K, bf16 rounding ties) in this precision: a
 // change to any variant's layout or rounding changes the key without anyone bumping kLayoutVersion.
 uint64_t layout_fingerprint(Precision precision) {
@@ -101,7 +97,7 @@ bool PackedCache::files_state(std::string* out) const {
 std::unique_ptr<PackedCache> PackedCache::open(const std::string& dir, const std::vector<TensorSource>& tensors,
                                                Precision precision) {
   if (dir.empty()) return nullptr;
-  const gemm_detail::KernelSet* ks = kernels_for(precision);
+  const gemm_detail::KernelSet* ks = gemm_detail::kernels_for(precision);
   std::string key = "layout=" + std::to_string(kLayoutVersion) + ";precision=" +
                     (precision == Precision::BF16 ? "bf16" : "fp32") + ";kernels=" + ks->name +
                     ";nr=" + std::to_string(ks->nr) + ";k_align=" + std::to_string(ks->k_align) +
@@ -213,22 +209,14 @@ bool PackedCache::lookup(const std::string& name, int n, int k, Precision precis
   missed_ = missed_ || found == by_name_.end();
   if (found != by_name_.end()) {
     const Entry& e = entries_[found->second];
-    const gemm_detail::KernelSet* ks = kernels_for(precision);
-    const uint64_t panels = (static_cast<uint64_t>(n) + ks->nr - 1) / ks->nr;
-    const uint64_t k_padded = (static_cast<uint64_t>(k) + ks->k_align - 1) / ks->k_align * ks->k_align;
-    const uint64_t want = panels * ks->nr * k_padded * (precision == Precision::BF16 ? 2 : 4);
-    if (e.n != n || e.k != k || e.bytes != want) {
+    PackedWeight w = gemm_detail::packed_layout(gemm_detail::kernels_for(precision), n, k, precision);
+    if (e.n != n || e.k != k || e.bytes != w.data_bytes) {
       missed_ = true;
       return false;
     }
-    out->n = n;
-    out->k = k;
-    out->precision = precision;
-    out->nr = ks->nr;
-    out->kernels = ks;
     // Aliases the mapping: the file stays mapped while any weight from it lives.
-    out->data = std::shared_ptr<void>(mapping_, const_cast<unsigned char*>(mapping_.get() + e.offset));
-    out->data_bytes = e.bytes;
+    w.data = std::shared_ptr<void>(mapping_, const_cast<unsigned char*>(mapping_.get() + e.offset));
+    *out = std::move(w);
     return true;
   }
   return false;
