@@ -147,15 +147,18 @@ constexpr int kStreamTiles = 2;
 // One MR x NR (R <= MR rows) register tile over kc: c[R, NR] (+)= a[kc][MR] . b[kc][NR].
 // Stream: B is read once from memory (a few rows of x: linear_impl runs a panel's K passes back to back, and the
 // panels lie back to back), so each step prefetches the B bytes kStreamAhead ahead, on into the next pass.
-template <int R, bool BF16, bool Stream = false>
+// NextPass: every second step prefetches (into L2) one more of the next_lines lines at `next`, the tile's share of
+// the pass that follows this one (see macro_t).
+template <int R, bool BF16, bool Stream = false, bool NextPass = false>
 KINL void tile(int kc, const float* __restrict a, const void* __restrict bv, float* __restrict c, int ldc,
-               bool accumulate) {
+               bool accumulate, const char* next = nullptr, int next_lines = 0) {
   vf c0[R], c1[R];
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = vf{};
   const float* bf = static_cast<const float*>(bv);
   const uint16_t* bh = static_cast<const uint16_t*>(bv);
   constexpr int row_bytes = NR * (BF16 ? 2 : 4);
   for (int k = 0; k < kc; ++k) {
+    if (NextPass && (k & 1) == 0 && (k >> 1) < next_lines) __builtin_prefetch(next + (k >> 1) * 64, 0, 2);
     if (Stream) {
       const char* ahead = static_cast<const char*>(bv) + static_cast<size_t>(k) * row_bytes + kStreamAhead;
       for (int o = 0; o < row_bytes; o += 64) __builtin_prefetch(ahead + o, 0, kStreamLocality);
@@ -187,11 +190,12 @@ KINL void tile(int kc, const float* __restrict a, const void* __restrict bv, flo
   }
 }
 
-template <int R, bool BF16, bool Stream = false>
-KINL void tile_rows(int rows, int kc, const float* a, const void* b, float* c, int ldc, bool accumulate) {
+template <int R, bool BF16, bool Stream = false, bool NextPass = false>
+KINL void tile_rows(int rows, int kc, const float* a, const void* b, float* c, int ldc, bool accumulate,
+                    const char* next = nullptr, int next_lines = 0) {
   if constexpr (R > 0) {
-    if (rows == R) return tile<R, BF16, Stream>(kc, a, b, c, ldc, accumulate);
-    tile_rows<R - 1, BF16, Stream>(rows, kc, a, b, c, ldc, accumulate);
+    if (rows == R) return tile<R, BF16, Stream, NextPass>(kc, a, b, c, ldc, accumulate, next, next_lines);
+    tile_rows<R - 1, BF16, Stream, NextPass>(rows, kc, a, b, c, ldc, accumulate, next, next_lines);
   }
 }
 
@@ -207,9 +211,28 @@ CCLIP_K_TARGET void macro_t(int rows, int panels, int kc, const float* a, const 
   const bool widen = BF16 && ntiles > 1 && kc <= CCLIP_K_KC;
   alignas(64) float wide[BF16 ? CCLIP_K_KC * NR : 1];
   // The weights stream: a few rows, or one panel at a time (linear_impl then runs each panel's passes back to back,
-  // so the data after this pass is the next pass of the same panel). The first tile prefetches ahead as it reads
-  // the pass; the others read it from cache.
+  // so the data after this pass is the next pass of the same panel). With a few rows the first tile prefetches ahead
+  // as it reads the pass; the others read it from cache.
   if (ntiles <= kStreamTiles || (panels == 1 && !widen)) {
+#if !defined(__wasm__)  // (no prefetch instruction there)
+    if (ntiles > kStreamTiles) {
+      // One panel's pass, many tiles: the tiles fetch the pass after this one into L2 as they run, a line every second
+      // step of the first few, so the next pass's first tile does not wait on memory and the fetches do not queue up
+      // at once. Against the first tile streaming its own pass: text fp32 M = 77, fc1 +17%, fc2 +15%; s2 fc1 +5%,
+      // s3 fc1 +16% (Emerald Rapids, 2 threads, interleaved).
+      const char* next = static_cast<const char*>(b) + pf_bytes;
+      const int lines = pf_bytes / 64, per_tile = (kc + 1) / 2;
+      int i = 0, t = 0;
+      for (; i + MR <= rows; i += MR, ++t)
+        tile<MR, BF16, false, true>(kc, a + static_cast<size_t>(i) * kc, b, c + static_cast<size_t>(i) * ldc, ldc,
+                                    accumulate, next + t * per_tile * 64, lines - t * per_tile);
+      if (i < rows)
+        tile_rows<MR - 1, BF16, false, true>(rows - i, kc, a + static_cast<size_t>(i) * kc, b,
+                                             c + static_cast<size_t>(i) * ldc, ldc, accumulate,
+                                             next + t * per_tile * 64, lines - t * per_tile);
+      return;
+    }
+#endif
     for (int jp = 0; jp < panels; ++jp) {
       const char* bp = static_cast<const char*>(b) + jp * b_stride * esize;
       const int first = rows < MR ? rows : MR;
