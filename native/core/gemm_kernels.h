@@ -265,6 +265,16 @@ CCLIP_K_TARGET void macro_t(int rows, int panels, int kc, const float* a, const 
       }
     }
     int i = 0;
+#if !defined(__wasm__)
+    // A lone bf16 panel (panel major): its widened tiles fetch the next pass as the fp32 ones do above (text M = 77,
+    // bf16: fc1 +6%, fc2 +4%; s3 fc1 +6%; Emerald Rapids, 2 threads, interleaved).
+    const int lines = pf_bytes / 64, per_tile = (kc + 1) / 2;
+    if (panels == 1 && widen && (rows / MR) * per_tile >= lines) {
+      for (int t = 0; i + MR <= rows; i += MR, ++t)
+        tile<MR, false, false, true>(kc, a + static_cast<size_t>(i) * kc, wide, cp + static_cast<size_t>(i) * ldc, ldc,
+                                     accumulate, next + t * per_tile * 64, lines - t * per_tile);
+    }
+#endif
     for (int t = 0; i + MR <= rows; i += MR, ++t) {
       if (next)
         for (int o = t * pf_step; o < (t + 1) * pf_step && o < pf_bytes; o += 64) CCLIP_K_PREFETCH(next + o);
