@@ -25,14 +25,14 @@ constexpr int kQueryRows = 4;  // query rows whose scores are computed together 
 
 #if defined(__GNUC__) || defined(__clang__)
 typedef int32_t Int8v __attribute__((vector_size(32)));
-CCLIP_ALWAYS_INLINE Vec8 select8(Int8v mask, Vec8 a, Vec8 b) { return (Vec8)((mask & (Int8v)a) | (~mask & (Int8v)b)); }
+CCLIP_ALWAYS_INLINE Vec8 select8(const Int8v& mask, const Vec8& a, const Vec8& b) { return (Vec8)((mask & (Int8v)a) | (~mask & (Int8v)b)); }
 CCLIP_ALWAYS_INLINE float max_lane(const Vec8& v) {
   float m = v[0];
   for (int l = 1; l < 8; ++l) m = v[l] > m ? v[l] : m;
   return m;
 }
 // exp(x) for x <= 0 (~2 ulp; 0 below -87.3, where exp is subnormal): 2^n * p(r), |r| <= ln2/2, p minimax degree 6.
-CCLIP_ALWAYS_INLINE Vec8 exp_nonpositive8(Vec8 x) {
+CCLIP_ALWAYS_INLINE Vec8 exp_nonpositive8(const Vec8& x) {
   const Int8v tiny = x < splat8(-87.3f);
   const Vec8 magic = splat8(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
   const Vec8 fn = (select8(tiny, splat8(-87.0f), x) * splat8(1.44269504088896341f) + magic) - magic;

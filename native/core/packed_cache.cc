@@ -6,6 +6,7 @@
 #include "packed_cache.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -17,6 +18,7 @@
 #if !defined(__EMSCRIPTEN__) && !defined(_WIN32)
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,6 +37,9 @@ constexpr uint32_t kLayoutVersion = 1;
 constexpr uint64_t kPage = 4096;
 constexpr size_t kFixedHeader = 8 + 4 + 4 + 8 + 8 + 8;
 constexpr char kSuffix[] = ".cclip-packed";
+constexpr char kLockSuffix[] = ".cclip-lock";  // <prefix><key hash>.cclip-lock: held by the one writer of that file
+// How long a load waits for another process writing the same file before it loads without the cache.
+constexpr int kWriterWaitSeconds = 120;
 
 uint64_t round_page(uint64_t v) { return (v + kPage - 1) / kPage * kPage; }
 
@@ -129,11 +134,41 @@ std::unique_ptr<PackedCache> PackedCache::open(const std::string& dir, const std
   cache->prefix_ = name;
   std::snprintf(name, sizeof(name), "%016llx", static_cast<unsigned long long>(fnv1a64(cache->key_)));
   cache->path_ = dir + "/" + cache->prefix_ + name + kSuffix;
-  if (!cache->map_existing()) {
-    cache->entries_.clear();
-    cache->start_file();
+  if (cache->map_existing()) return cache;
+  cache->entries_.clear();
+  // One writer per file: a concurrent first load of the same checkpoint is waited for, and its file mapped.
+  if (!cache->lock_writer()) return cache;  // still being written elsewhere: this load goes without the cache
+  if (cache->map_existing()) {
+    cache->unlock_writer();
+    return cache;
   }
+  cache->entries_.clear();
+  cache->start_file();
   return cache;
+}
+
+// Takes the file's writer lock (flock: released by the kernel if the holder dies), waiting up to
+// kWriterWaitSeconds for another holder. True when held, or when no lock can be made here (then start_file finds
+// out whether the directory is writable); false after the wait.
+bool PackedCache::lock_writer() {
+  make_dirs(dir_);
+  const std::string lock_path = path_.substr(0, path_.size() - (sizeof(kSuffix) - 1)) + kLockSuffix;
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lock_fd_ < 0) return true;
+  for (int waited_ms = 0; ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0; waited_ms += 50) {
+    if (errno != EWOULDBLOCK || waited_ms >= kWriterWaitSeconds * 1000) {
+      const bool busy = errno == EWOULDBLOCK;
+      unlock_writer();
+      return !busy;
+    }
+    ::usleep(50 * 1000);
+  }
+  return true;
+}
+
+void PackedCache::unlock_writer() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // closing the only descriptor releases the flock
+  lock_fd_ = -1;
 }
 
 bool PackedCache::map_existing() {
@@ -201,6 +236,7 @@ bool PackedCache::map_existing_checked() {
 PackedCache::~PackedCache() {
   if (fd_ >= 0) ::close(fd_);
   if (!tmp_path_.empty()) ::unlink(tmp_path_.c_str());
+  unlock_writer();
 }
 
 bool PackedCache::lookup(const std::string& name, int n, int k, Precision precision, PackedWeight* out) const {
@@ -311,6 +347,7 @@ bool PackedCache::commit() {
   good = good && ::rename(tmp_path_.c_str(), path_.c_str()) == 0;
   if (!good) ::unlink(tmp_path_.c_str());
   tmp_path_.clear();
+  unlock_writer();  // after the rename: a load waiting for this file maps it
   // The model keeps these pages; nothing may write them from here on.
   for (Entry& e : entries_) {
     ::mprotect(e.pages.get(), round_page(std::max<uint64_t>(e.bytes, 1)), PROT_READ);
@@ -333,8 +370,13 @@ void PackedCache::remove_superseded(bool states) const {
     const std::string name = e->d_name, path = dir_ + "/" + name;
     if (name == own || name.compare(0, prefix_.size(), prefix_) != 0) continue;
     struct stat st;
+    const size_t lock_suffix = sizeof(kLockSuffix) - 1;
     if (name.size() == own.size() && name.compare(name.size() - suffix, suffix, kSuffix) == 0) {
       if (states) ::unlink(path.c_str());
+    } else if (name.size() == own.size() - suffix + lock_suffix &&
+               name.compare(name.size() - lock_suffix, lock_suffix, kLockSuffix) == 0 &&
+               name.compare(0, name.size() - lock_suffix, own, 0, own.size() - suffix) != 0) {
+      if (states) ::unlink(path.c_str());  // the writer lock of another state's file
     }
     else if (name.size() == own.size() + 7 && name.find(tmp_mark) == own.size() - suffix &&
              ::stat(path.c_str(), &st) == 0 && st.st_mtime < stale_before)
@@ -355,6 +397,8 @@ bool PackedCache::lookup(const std::string&, int, int, Precision, PackedWeight*)
   return false;
 }
 PackedMemory PackedCache::file_memory() { return nullptr; }
+bool PackedCache::lock_writer() { return false; }
+void PackedCache::unlock_writer() { (void)lock_fd_; }
 void PackedCache::record(const std::string&, const PackedWeight&) {}
 bool PackedCache::commit() { return true; }
 void PackedCache::start_file() {}

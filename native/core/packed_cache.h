@@ -11,8 +11,10 @@
 // and replaced. A new file's pages are reserved with posix_fallocate before they are mapped (a full disk is an
 // error, not SIGBUS); the header and index are written last and the file renamed into place, so readers never see
 // a partial file. A file written for a checkpoint's new state removes those of its earlier states (same identity:
-// files, precision, variant), so updates do not pile up copies of the weights. Writing is best effort: a directory
-// that cannot be written only loses the cache.
+// files, precision, variant), so updates do not pile up copies of the weights. One process writes a given file at a
+// time (a flock on <prefix><key hash>.cclip-lock): a concurrent first load of the same checkpoint waits for it, up to
+// two minutes, and maps the result, instead of packing and writing the weights a second time. Writing is best
+// effort: a directory that cannot be written only loses the cache.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -59,6 +61,8 @@ class PackedCache {
   bool map_existing_checked();
   bool files_state(std::string* out) const;
   void start_file();
+  bool lock_writer();
+  void unlock_writer();
   std::shared_ptr<void> allocate(size_t bytes);
   void remove_superseded(bool states) const;
 
@@ -73,6 +77,7 @@ class PackedCache {
   std::string tmp_path_;
   int fd_ = -1;
   uint64_t next_offset_ = 0, last_offset_ = 0;
+  int lock_fd_ = -1;  // the writer lock (<prefix><key hash>.cclip-lock), held from start_file to commit
   const void* last_pages_ = nullptr;
   bool broken_ = false;
 };

@@ -1,19 +1,23 @@
 // Tests of the packed-weights cache (packed_cache.cc) through WeightLoader: the first load writes the file, the
 // next maps it and gets bit-identical weights without reading the checkpoint; a checkpoint rewritten in place, a
 // damaged or foreign file, another precision or shape never reuse stale bytes; a new state replaces the file of
-// the old one; a directory that cannot be written only loses the cache.
+// the old one; a concurrent first load waits for the writer and maps its file; a directory that cannot be written
+// only loses the cache.
 // Built and run by `native/core/tests/run.sh --test packed_cache_test`, from test/core-load.test.ts.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "check.h"
@@ -207,6 +211,47 @@ void test_replaced_during_load_and_trust(const std::string& ckpt, ThreadPool& po
   check(cache_files().empty(), "and the file that lacked it is removed");
 }
 
+void test_concurrent_first_loads(const std::string& ckpt, ThreadPool& pool) {
+  for (const std::string& f : cache_files()) unlink(f.c_str());
+  // A writer that takes 300 ms between opening the cache and committing it, and a second load started meanwhile
+  // (its own descriptors: flock treats it as another process would be treated).
+  std::atomic<bool> writer_open{false};
+  double second_ms = 0;
+  Loaded second;
+  std::thread other([&] {
+    while (!writer_open.load()) usleep(1000);
+    const auto t0 = std::chrono::steady_clock::now();
+    ThreadPool own_pool(1);
+    second = load(ckpt, Precision::F32, own_pool);
+    second_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  });
+  {
+    const std::vector<TensorSource> sources = sources_of(ckpt);
+    std::unique_ptr<PackedCache> cache = PackedCache::open(g_dir, sources, Precision::F32);
+    WeightLoader loader(sources, {{"w", Shape{kN, kK}}, {"b", Shape{kN}}}, nullptr, &pool);
+    loader.use_cache(cache.get());
+    loader.read_packed("w", kN, kK, Precision::F32);
+    writer_open.store(true);
+    usleep(300 * 1000);
+    check(!cache->hit() && cache->commit(), "the first of two concurrent loads writes the file");
+  }
+  other.join();
+  check(second.hit && second_ms >= 200, "the second waits for it and maps it (" + std::to_string(second_ms) + " ms)");
+  check(same(second.w, uncached(ckpt, Precision::F32, pool)), "and gets the packed weight");
+  check(cache_files().size() == 1, "one file was written (" + std::to_string(cache_files().size()) + ")");
+  // The lock outlives no writer: a later first load of a new state is not held up, and replaces the old lock too.
+  const std::string old_file = PackedCache::open(g_dir, sources_of(ckpt), Precision::F32)->path();
+  const std::string old_lock = old_file.substr(0, old_file.size() - std::strlen(".cclip-packed")) + ".cclip-lock";
+  check(access(old_lock.c_str(), F_OK) == 0, "the writer's lock file sits beside its file");
+  usleep(20000);
+  write_checkpoint(ckpt, 6.0f);
+  const auto t0 = std::chrono::steady_clock::now();
+  const Loaded fresh = load(ckpt, Precision::F32, pool);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  check(!fresh.hit && fresh.committed && ms < 2000, "a first load with no writer around does not wait (" + std::to_string(ms) + " ms)");
+  check(access(old_lock.c_str(), F_OK) != 0, "the superseded state's lock file is removed with its file");
+}
+
 }  // namespace
 
 int main() {
@@ -221,6 +266,7 @@ int main() {
   test_damaged_files(ckpt, pool);
   test_shape_and_unwritable(ckpt, pool);
   test_replaced_during_load_and_trust(ckpt, pool);
+  test_concurrent_first_loads(ckpt, pool);
   std::system(("rm -rf '" + g_dir + "'").c_str());
   return cclip_test::summary();
 }
