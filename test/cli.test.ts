@@ -63,11 +63,12 @@ test('cli embed --packed-cache: the first run writes the cache file, the second 
   try {
     const args = ['embed', '--model', fixture('models', 'xxlarge-tiny'), '--backend', 'native', '--threads', '1', '--image', fixture('images', 'chelsea.png'), '--text', 'a cat', '--json'];
     const plain = await cli(...args);
-    const files = () => readdirSync(path.join(dir, 'cache')).map((f) => `${f}:${statSync(path.join(dir, 'cache', f)).ino}`);
+    const files = () => readdirSync(path.join(dir, 'cache')).filter((f) => f.endsWith('.cclip-packed')).map((f) => `${f}:${statSync(path.join(dir, 'cache', f)).ino}`);
     const first = await cli(...args, '--packed-cache', path.join(dir, 'cache'));
     t.equal(first.code, 0, first.stderr);
     const written = files();
     t.equal(written.length, 1, 'one cache file written');
+    t.ok(readdirSync(path.join(dir, 'cache')).some((f) => f.endsWith('.cclip-lock')), 'beside its writer lock');
     const second = await cli(...args, '--packed-cache', path.join(dir, 'cache'));
     t.deepEqual(files(), written, 'the second run used it as it was');
     t.equal(first.stdout, plain.stdout, 'the same embeddings as without a cache');

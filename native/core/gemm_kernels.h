@@ -215,21 +215,22 @@ CCLIP_K_TARGET void macro_t(int rows, int panels, int kc, const float* a, const 
   // as it reads the pass; the others read it from cache.
   if (ntiles <= kStreamTiles || (panels == 1 && !widen)) {
 #if !defined(__wasm__)  // (no prefetch instruction there)
-    if (ntiles > kStreamTiles) {
+    const int lines = pf_bytes / 64, per_tile = (kc + 1) / 2;
+    if (ntiles > kStreamTiles && (rows / MR) * per_tile >= lines) {  // (enough full tiles to cover the next pass)
       // One panel's pass, many tiles: the tiles fetch the pass after this one into L2 as they run, a line every second
       // step of the first few, so the next pass's first tile does not wait on memory and the fetches do not queue up
       // at once. Against the first tile streaming its own pass: text fp32 M = 77, fc1 +17%, fc2 +15%; s2 fc1 +5%,
       // s3 fc1 +16% (Emerald Rapids, 2 threads, interleaved).
       const char* next = static_cast<const char*>(b) + pf_bytes;
-      const int lines = pf_bytes / 64, per_tile = (kc + 1) / 2;
       int i = 0, t = 0;
-      for (; i + MR <= rows; i += MR, ++t)
+      for (; i + MR <= rows; i += MR, ++t) {
+        const int left = lines - t * per_tile, share = left < 0 ? 0 : left < per_tile ? left : per_tile;  // its lines of it
         tile<MR, BF16, false, true>(kc, a + static_cast<size_t>(i) * kc, b, c + static_cast<size_t>(i) * ldc, ldc,
-                                    accumulate, next + t * per_tile * 64, lines - t * per_tile);
+                                    accumulate, share ? next + t * per_tile * 64 : next, share);
+      }
       if (i < rows)
-        tile_rows<MR - 1, BF16, false, true>(rows - i, kc, a + static_cast<size_t>(i) * kc, b,
-                                             c + static_cast<size_t>(i) * ldc, ldc, accumulate,
-                                             next + t * per_tile * 64, lines - t * per_tile);
+        tile_rows<MR - 1, BF16>(rows - i, kc, a + static_cast<size_t>(i) * kc, b, c + static_cast<size_t>(i) * ldc, ldc,
+                                accumulate);
       return;
     }
 #endif
@@ -270,9 +271,11 @@ CCLIP_K_TARGET void macro_t(int rows, int panels, int kc, const float* a, const 
     // bf16: fc1 +6%, fc2 +4%; s3 fc1 +6%; Emerald Rapids, 2 threads, interleaved).
     const int lines = pf_bytes / 64, per_tile = (kc + 1) / 2;
     if (panels == 1 && widen && (rows / MR) * per_tile >= lines) {
-      for (int t = 0; i + MR <= rows; i += MR, ++t)
+      for (int t = 0; i + MR <= rows; i += MR, ++t) {
+        const int left = lines - t * per_tile, share = left < 0 ? 0 : left < per_tile ? left : per_tile;
         tile<MR, false, false, true>(kc, a + static_cast<size_t>(i) * kc, wide, cp + static_cast<size_t>(i) * ldc, ldc,
-                                     accumulate, next + t * per_tile * 64, lines - t * per_tile);
+                                     accumulate, share ? next + t * per_tile * 64 : next, share);
+      }
     }
 #endif
     for (int t = 0; i + MR <= rows; i += MR, ++t) {

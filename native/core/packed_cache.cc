@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -144,6 +145,7 @@ std::unique_ptr<PackedCache> PackedCache::open(const std::string& dir, const std
   }
   cache->entries_.clear();
   cache->start_file();
+  if (cache->fd_ < 0) cache->unlock_writer();  // no file will come from this load: let the next one try
   return cache;
 }
 
@@ -153,11 +155,17 @@ std::unique_ptr<PackedCache> PackedCache::open(const std::string& dir, const std
 bool PackedCache::lock_writer() {
   make_dirs(dir_);
   const std::string lock_path = path_.substr(0, path_.size() - (sizeof(kSuffix) - 1)) + kLockSuffix;
-  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+  struct stat st;
+  // Only a regular file of this user (another's, or a FIFO, could be held to stall every load).
+  if (lock_fd_ >= 0 && (::fstat(lock_fd_, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()))
+    unlock_writer();
   if (lock_fd_ < 0) return true;
-  for (int waited_ms = 0; ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0; waited_ms += 50) {
-    if (errno != EWOULDBLOCK || waited_ms >= kWriterWaitSeconds * 1000) {
-      const bool busy = errno == EWOULDBLOCK;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kWriterWaitSeconds);
+  while (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    const bool busy = errno == EWOULDBLOCK;
+    if (!busy || std::chrono::steady_clock::now() >= deadline) {  // no locks here (e.g. ENOLCK): go on unlocked
       unlock_writer();
       return !busy;
     }
@@ -283,6 +291,7 @@ std::shared_ptr<void> PackedCache::allocate(size_t bytes) {
     p = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, static_cast<off_t>(next_offset_));
   if (p == MAP_FAILED) {
     broken_ = true;
+    unlock_writer();  // this file will not be committed
     return nullptr;
   }
   last_pages_ = p;
@@ -295,6 +304,7 @@ void PackedCache::record(const std::string& name, const PackedWeight& w) {
   if (mapping_ || fd_ < 0) return;
   if (w.data.get() != last_pages_) {  // packed on the heap: the file would miss it
     broken_ = true;
+    unlock_writer();
     return;
   }
   Entry e;
@@ -318,7 +328,10 @@ bool PackedCache::commit() {
     if (missed_) ::unlink(path_.c_str());  // it lacks what this model asks for: the next load writes a new one
     return true;
   }
-  if (fd_ < 0) return false;
+  if (fd_ < 0) {
+    unlock_writer();
+    return false;
+  }
   std::string header(kMagic, sizeof(kMagic)), index;
   put<uint32_t>(header, kLayoutVersion);
   put<uint32_t>(header, static_cast<uint32_t>(entries_.size()));

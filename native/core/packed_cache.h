@@ -77,7 +77,7 @@ class PackedCache {
   std::string tmp_path_;
   int fd_ = -1;
   uint64_t next_offset_ = 0, last_offset_ = 0;
-  int lock_fd_ = -1;  // the writer lock (<prefix><key hash>.cclip-lock), held from start_file to commit
+  int lock_fd_ = -1;  // the writer lock (<prefix><key hash>.cclip-lock): held from a miss in open() while this load can write the file, released after the rename
   const void* last_pages_ = nullptr;
   bool broken_ = false;
 };
