@@ -199,6 +199,24 @@ KINL void tile_rows(int rows, int kc, const float* a, const void* b, float* c, i
   }
 }
 
+// Whether the full tiles of `rows` can fetch the whole next pass (pass_bytes) at a line every second step.
+KINL bool covers_next_pass(int rows, int kc, int pass_bytes) { return (rows / MR) * ((kc + 1) / 2) >= pass_bytes / 64; }
+
+// The full MR-row tiles of `rows` over one pass of b (BF16: bf16 lanes, else fp32), tile t fetching its kc / 2 of the
+// `lines` lines at `next` as it runs (see covers_next_pass). Returns the rows done.
+template <bool BF16>
+KINL int full_tiles_fetching_next(int rows, int kc, const float* a, const void* b, float* c, int ldc, bool accumulate,
+                                  const char* next, int lines) {
+  const int per_tile = (kc + 1) / 2;
+  int i = 0;
+  for (int t = 0; i + MR <= rows; i += MR, ++t) {
+    const int left = lines - t * per_tile, share = left < 0 ? 0 : left < per_tile ? left : per_tile;
+    tile<MR, BF16, false, true>(kc, a + static_cast<size_t>(i) * kc, b, c + static_cast<size_t>(i) * ldc, ldc,
+                                accumulate, share ? next + t * per_tile * 64 : next, share);
+  }
+  return i;
+}
+
 template <bool BF16>
 CCLIP_K_TARGET void macro_t(int rows, int panels, int kc, const float* a, const void* b, size_t b_stride, float* c,
                             int ldc, bool accumulate) {
@@ -215,19 +233,13 @@ CCLIP_K_TARGET void macro_t(int rows, int panels, int kc, const float* a, const 
   // as it reads the pass; the others read it from cache.
   if (ntiles <= kStreamTiles || (panels == 1 && !widen)) {
 #if !defined(__wasm__)  // (no prefetch instruction there)
-    const int lines = pf_bytes / 64, per_tile = (kc + 1) / 2;
-    if (ntiles > kStreamTiles && (rows / MR) * per_tile >= lines) {  // (enough full tiles to cover the next pass)
+    if (ntiles > kStreamTiles && covers_next_pass(rows, kc, pf_bytes)) {
       // One panel's pass, many tiles: the tiles fetch the pass after this one into L2 as they run, a line every second
       // step of the first few, so the next pass's first tile does not wait on memory and the fetches do not queue up
       // at once. Against the first tile streaming its own pass: text fp32 M = 77, fc1 +17%, fc2 +15%; s2 fc1 +5%,
       // s3 fc1 +16% (Emerald Rapids, 2 threads, interleaved).
-      const char* next = static_cast<const char*>(b) + pf_bytes;
-      int i = 0, t = 0;
-      for (; i + MR <= rows; i += MR, ++t) {
-        const int left = lines - t * per_tile, share = left < 0 ? 0 : left < per_tile ? left : per_tile;  // its lines of it
-        tile<MR, BF16, false, true>(kc, a + static_cast<size_t>(i) * kc, b, c + static_cast<size_t>(i) * ldc, ldc,
-                                    accumulate, share ? next + t * per_tile * 64 : next, share);
-      }
+      const int i = full_tiles_fetching_next<BF16>(rows, kc, a, b, c, ldc, accumulate,
+                                                   static_cast<const char*>(b) + pf_bytes, pf_bytes / 64);
       if (i < rows)
         tile_rows<MR - 1, BF16>(rows - i, kc, a + static_cast<size_t>(i) * kc, b, c + static_cast<size_t>(i) * ldc, ldc,
                                 accumulate);
@@ -269,14 +281,8 @@ CCLIP_K_TARGET void macro_t(int rows, int panels, int kc, const float* a, const 
 #if !defined(__wasm__)
     // A lone bf16 panel (panel major): its widened tiles fetch the next pass as the fp32 ones do above (text M = 77,
     // bf16: fc1 +6%, fc2 +4%; s3 fc1 +6%; Emerald Rapids, 2 threads, interleaved).
-    const int lines = pf_bytes / 64, per_tile = (kc + 1) / 2;
-    if (panels == 1 && widen && (rows / MR) * per_tile >= lines) {
-      for (int t = 0; i + MR <= rows; i += MR, ++t) {
-        const int left = lines - t * per_tile, share = left < 0 ? 0 : left < per_tile ? left : per_tile;
-        tile<MR, false, false, true>(kc, a + static_cast<size_t>(i) * kc, wide, cp + static_cast<size_t>(i) * ldc, ldc,
-                                     accumulate, share ? next + t * per_tile * 64 : next, share);
-      }
-    }
+    if (panels == 1 && widen && covers_next_pass(rows, kc, pf_bytes))
+      i = full_tiles_fetching_next<false>(rows, kc, a, wide, cp, ldc, accumulate, next, pf_bytes / 64);
 #endif
     for (int t = 0; i + MR <= rows; i += MR, ++t) {
       if (next)

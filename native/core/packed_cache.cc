@@ -136,14 +136,12 @@ std::unique_ptr<PackedCache> PackedCache::open(const std::string& dir, const std
   std::snprintf(name, sizeof(name), "%016llx", static_cast<unsigned long long>(fnv1a64(cache->key_)));
   cache->path_ = dir + "/" + cache->prefix_ + name + kSuffix;
   if (cache->map_existing()) return cache;
-  cache->entries_.clear();
   // One writer per file: a concurrent first load of the same checkpoint is waited for, and its file mapped.
   if (!cache->lock_writer()) return cache;  // still being written elsewhere: this load goes without the cache
   if (cache->map_existing()) {
     cache->unlock_writer();
     return cache;
   }
-  cache->entries_.clear();
   cache->start_file();
   if (cache->fd_ < 0) cache->unlock_writer();  // no file will come from this load: let the next one try
   return cache;
@@ -266,9 +264,9 @@ bool PackedCache::lookup(const std::string& name, int n, int k, Precision precis
   return false;
 }
 
-// Write mode: a temporary file beside the final one, its first data page after the header.
+// Write mode: a temporary file beside the final one, its first data page after the header (lock_writer made the
+// directory).
 void PackedCache::start_file() {
-  make_dirs(dir_);
   remove_superseded(false);  // temporary files of dead writers
   tmp_path_ = path_ + ".XXXXXX";
   fd_ = ::mkostemp(&tmp_path_[0], O_CLOEXEC);  // mode 0600: the cache is this user's

@@ -211,6 +211,11 @@ void test_replaced_during_load_and_trust(const std::string& ckpt, ThreadPool& po
   check(cache_files().empty(), "and the file that lacked it is removed");
 }
 
+// The writer lock beside a cache file.
+std::string lock_of(const std::string& file) {
+  return file.substr(0, file.size() - std::strlen(".cclip-packed")) + ".cclip-lock";
+}
+
 void test_concurrent_first_loads(const std::string& ckpt, ThreadPool& pool) {
   for (const std::string& f : cache_files()) unlink(f.c_str());
   // A writer that takes 300 ms between opening the cache and committing it, and a second load started meanwhile
@@ -244,7 +249,7 @@ void test_concurrent_first_loads(const std::string& ckpt, ThreadPool& pool) {
   check(same(second.w, uncached(ckpt, Precision::F32, pool)), "and gets the packed weight");
   // A lock file left behind holds nobody up; nor does a writer that went away without committing.
   const std::string file = cache_files()[0];
-  const std::string lock = file.substr(0, file.size() - std::strlen(".cclip-packed")) + ".cclip-lock";
+  const std::string lock = lock_of(file);
   check(access(lock.c_str(), F_OK) == 0, "the writer's lock file sits beside its file");
   unlink(file.c_str());
   {
@@ -280,7 +285,7 @@ void test_concurrent_first_loads(const std::string& ckpt, ThreadPool& pool) {
   // A new state's file removes the old state's lock with it.
   load(ckpt, Precision::F32, pool);
   const std::string old_file = cache_files()[0];
-  const std::string old_lock = old_file.substr(0, old_file.size() - std::strlen(".cclip-packed")) + ".cclip-lock";
+  const std::string old_lock = lock_of(old_file);
   usleep(20000);
   write_checkpoint(ckpt, 6.0f);
   check(load(ckpt, Precision::F32, pool).committed && access(old_lock.c_str(), F_OK) != 0,
