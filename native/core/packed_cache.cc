@@ -288,8 +288,7 @@ std::shared_ptr<void> PackedCache::allocate(size_t bytes) {
   if (::posix_fallocate(fd_, static_cast<off_t>(next_offset_), static_cast<off_t>(length)) == 0)
     p = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, static_cast<off_t>(next_offset_));
   if (p == MAP_FAILED) {
-    broken_ = true;
-    unlock_writer();  // this file will not be committed
+    give_up_file();
     return nullptr;
   }
   last_pages_ = p;
@@ -301,8 +300,7 @@ std::shared_ptr<void> PackedCache::allocate(size_t bytes) {
 void PackedCache::record(const std::string& name, const PackedWeight& w) {
   if (mapping_ || fd_ < 0) return;
   if (w.data.get() != last_pages_) {  // packed on the heap: the file would miss it
-    broken_ = true;
-    unlock_writer();
+    give_up_file();
     return;
   }
   Entry e;

@@ -63,6 +63,11 @@ class PackedCache {
   void start_file();
   bool lock_writer();
   void unlock_writer();
+  // This load's file will not be committed: it stops writing, and the next load may write the file.
+  void give_up_file() {
+    broken_ = true;
+    unlock_writer();
+  }
   std::shared_ptr<void> allocate(size_t bytes);
   void remove_superseded(bool states) const;
 

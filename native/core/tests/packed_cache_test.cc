@@ -211,6 +211,10 @@ void test_replaced_during_load_and_trust(const std::string& ckpt, ThreadPool& po
   check(cache_files().empty(), "and the file that lacked it is removed");
 }
 
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
 // The writer lock beside a cache file.
 std::string lock_of(const std::string& file) {
   return file.substr(0, file.size() - std::strlen(".cclip-packed")) + ".cclip-lock";
@@ -256,14 +260,9 @@ void test_concurrent_first_loads(const std::string& ckpt, ThreadPool& pool) {
     std::unique_ptr<PackedCache> abandoned = PackedCache::open(g_dir, sources_of(ckpt), Precision::F32);
     check(!abandoned->hit(), "with the file gone, a load becomes its writer");
   }  // destroyed without commit
-  auto timed_load = [&](double* ms) {
-    const auto t0 = std::chrono::steady_clock::now();
-    Loaded l = load(ckpt, Precision::F32, pool);
-    *ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    return l;
-  };
-  double ms = 0;
-  const Loaded after = timed_load(&ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  const Loaded after = load(ckpt, Precision::F32, pool);
+  const double ms = ms_since(t0);
   check(!after.hit && after.committed && ms < 5000,
         "after an abandoned write, the next load writes the file without waiting (" + std::to_string(ms) + " ms)");
   // A writer that cannot write lets go of the lock at once: here the directory is read-only (for this user; root
@@ -276,7 +275,7 @@ void test_concurrent_first_loads(const std::string& ckpt, ThreadPool& pool) {
     std::thread t([&] {
       const auto t0 = std::chrono::steady_clock::now();
       std::unique_ptr<PackedCache> next = PackedCache::open(g_dir, sources_of(ckpt), Precision::F32);
-      waited = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      waited = ms_since(t0);
     });
     t.join();
     check(waited < 5000, "a load that cannot write the file does not hold others up (" + std::to_string(waited) + " ms)");
