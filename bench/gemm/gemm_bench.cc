@@ -60,6 +60,11 @@ const Shape kShapes[] = {
     {"text fc1 M=7", 7, 4096, 1024, 0, 1},
     {"text fc2 M=7", 7, 1024, 4096, 0, 2},
     {"s2 fc1 batch8", 2048, 6144, 1536, 0, 1},
+    // The row chunks the model runs stages 0 and 1 in (convnext.cc, mlp_chunk_rows: hidden activations of ~4 MB).
+    {"s0 fc1 chunk", 624, 1536, 384, 0, 1},
+    {"s0 fc2 chunk", 624, 384, 1536, 0, 2},
+    {"s1 fc1 chunk", 512, 3072, 768, 0, 1},
+    {"s1 fc2 chunk", 512, 768, 3072, 0, 2},
 };
 
 bool g_cold = false;      // --cold: weights streamed from memory (see the header)

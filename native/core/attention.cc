@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 #include "ops.h"
@@ -18,7 +19,8 @@ namespace {
 struct AttentionArgs {
   const float* qkv;  // [n, len, 3 * width]
   int n, len, width, heads;
-  float* out;  // [n, len, width]
+  float* out;             // [n, len, width], or [n, width] with query_pos
+  const int* query_pos;   // null: every position's output; else only that of position query_pos[s] per sequence
 };
 
 constexpr int kQueryRows = 4;  // query rows whose scores are computed together (sharing each K^T load)
@@ -92,13 +94,16 @@ CCLIP_ALWAYS_INLINE void attend_head(const AttentionArgs& a, int seq, int head, 
   const int64_t row = 3 * static_cast<int64_t>(a.width);
   const float* base = a.qkv + static_cast<int64_t>(seq) * len * row + static_cast<int64_t>(head) * head_dim;
   const Vec8 scale = splat8(1.0f / std::sqrt(static_cast<float>(head_dim)));
-  for (int d = 0; d < head_dim; ++d) {  // K^T, zero-padded to len8 columns
+  // Query rows [q_begin, q_end): every position, or the one asked for (whose keys are 0..q_end - 1).
+  const int q_begin = a.query_pos ? a.query_pos[seq] : 0, q_end = a.query_pos ? q_begin + 1 : len;
+  const int keys8 = (q_end + 7) / 8 * 8;
+  for (int d = 0; d < head_dim; ++d) {  // K^T [hd, len8] over the keys needed, zero-padded to a whole block
     float* dst = key_t + static_cast<int64_t>(d) * len8;
-    for (int j = 0; j < len; ++j) dst[j] = base[j * row + a.width + d];
-    for (int j = len; j < len8; ++j) dst[j] = 0.f;
+    for (int j = 0; j < q_end; ++j) dst[j] = base[j * row + a.width + d];
+    for (int j = q_end; j < keys8; ++j) dst[j] = 0.f;
   }
-  for (int i0 = 0; i0 < len; i0 += kQueryRows) {
-    const int rows = std::min(kQueryRows, len - i0);
+  for (int i0 = q_begin; i0 < q_end; i0 += kQueryRows) {
+    const int rows = std::min(kQueryRows, q_end - i0);
     // scores[r] = q(i0 + r) . K^T * scale over the key blocks the last row needs (rows past len repeat the last).
     const float* q[kQueryRows];
     for (int r = 0; r < kQueryRows; ++r) q[r] = base + (i0 + std::min(r, rows - 1)) * row;
@@ -117,7 +122,8 @@ CCLIP_ALWAYS_INLINE void attend_head(const AttentionArgs& a, int seq, int head, 
       const int i = i0 + r;
       float* p = scores + r * len8;
       const float inv_total = 1.0f / exp_scores(p, i);
-      float* o = a.out + (static_cast<int64_t>(seq) * len + i) * a.width + static_cast<int64_t>(head) * head_dim;
+      const int64_t out_row = a.query_pos ? seq : static_cast<int64_t>(seq) * len + i;
+      float* o = a.out + out_row * a.width + static_cast<int64_t>(head) * head_dim;
       if constexpr (HD8 > 0) {
         Vec8 acc[HD8];
         for (int v = 0; v < HD8; ++v) acc[v] = splat8(0.f);
@@ -163,10 +169,8 @@ CCLIP_TARGET_AVX2 void attend_tasks_avx2(const AttentionArgs& a, int64_t begin, 
 }
 #endif
 
-}  // namespace
-
-void causal_attention(const float* qkv, int n, int len, int width, int heads, float* out, ThreadPool& pool) {
-  const AttentionArgs args{qkv, n, len, width, heads, out};
+void run_attention(const AttentionArgs& args, ThreadPool& pool) {
+  const int n = args.n, len = args.len, width = args.width, heads = args.heads;
   auto* tasks_fn = &attend_tasks_portable;
 #if CCLIP_X86_CLONES
   if (cpu_has_avx2_fma()) tasks_fn = &attend_tasks_avx2;
@@ -176,6 +180,19 @@ void causal_attention(const float* qkv, int n, int len, int width, int heads, fl
     std::vector<float> key_t(static_cast<size_t>(head_dim) * len8), scores(static_cast<size_t>(kQueryRows) * len8);
     tasks_fn(args, begin, end, key_t.data(), scores.data());
   });
+}
+
+}  // namespace
+
+void causal_attention(const float* qkv, int n, int len, int width, int heads, float* out, ThreadPool& pool) {
+  run_attention(AttentionArgs{qkv, n, len, width, heads, out, nullptr}, pool);
+}
+
+void causal_attention_at(const float* qkv, int n, int len, int width, int heads, const int* query_pos, float* out,
+                         ThreadPool& pool) {
+  for (int s = 0; s < n; ++s)
+    if (query_pos[s] < 0 || query_pos[s] >= len) throw std::invalid_argument("causal_attention_at: query position outside [0, len)");
+  run_attention(AttentionArgs{qkv, n, len, width, heads, out, query_pos}, pool);
 }
 
 }  // namespace cclip

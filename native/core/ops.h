@@ -56,6 +56,10 @@ void global_average_pool(const float* x, int n, int hw, int c, float* y);
 // Causal multi-head self-attention. qkv: [n, len, 3 * width] (q | k | v, heads contiguous within each);
 // out: [n, len, width]. Softmax in fp32, scores scaled by 1 / sqrt(head_dim).
 void causal_attention(const float* qkv, int n, int len, int width, int heads, float* out, ThreadPool& pool);
+// The same for one query per sequence, at query_pos[s] < len: out [n, width] (row s = the output at that position,
+// equal to causal_attention's). All a last layer needs when only the end-token rows are read.
+void causal_attention_at(const float* qkv, int n, int len, int width, int heads, const int* query_pos, float* out,
+                         ThreadPool& pool);
 
 // [hw, c] channels-last -> [c, hw] (for captures in PyTorch's [C, H, W] layout).
 std::vector<float> channels_last_to_first(const float* x, int hw, int c);

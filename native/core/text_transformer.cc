@@ -68,6 +68,41 @@ size_t TextTower::bytes() const {
   return total;
 }
 
+// The last block past its in_proj for the end-token rows alone: end_x [n, W] = x[s, end[s]] + attention out_proj,
+// then + c_proj(GELU(c_fc(ln_2))). normed / hidden: scratch of at least [n, W] / [n, 4W].
+void TextTower::last_block_end_rows(const TransformerBlock& b, const float* qkv, const float* x, int n, int len,
+                                    const int* end_position, std::vector<float>& end_x, float* normed, float* hidden,
+                                    OpProfile* prof, ThreadPool& pool) const {
+  const int width = config_.width;
+  end_x.resize(static_cast<size_t>(n) * width);
+  for (int s = 0; s < n; ++s) {
+    const float* row = x + (static_cast<int64_t>(s) * len + end_position[s]) * width;
+    std::copy(row, row + width, end_x.begin() + static_cast<int64_t>(s) * width);
+  }
+  Epilogue residual;
+  residual.residual = end_x.data();
+  Epilogue gelu;
+  gelu.gelu = true;
+  {
+    ScopedOpTimer timer(prof, "attention");
+    causal_attention_at(qkv, n, len, width, config_.heads, end_position, normed, pool);  // [n, W]
+  }
+  {
+    ScopedOpTimer timer(prof, "out_proj+res gemm");
+    apply_linear(b.out_proj, normed, n, end_x.data(), residual, pool);
+  }
+  {
+    ScopedOpTimer timer(prof, "ln_2");
+    layer_norm_rows(end_x.data(), n, width, b.ln2_weight.data(), b.ln2_bias.data(), config_.norm_eps, normed, pool);
+  }
+  {
+    ScopedOpTimer timer(prof, "c_fc+gelu gemm");
+    apply_linear(b.c_fc, normed, n, hidden, gelu, pool);
+  }
+  ScopedOpTimer timer(prof, "c_proj+res gemm");
+  apply_linear(b.c_proj, hidden, n, end_x.data(), residual, pool);
+}
+
 void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* captures, ThreadPool& pool) const {
   OpProfile profile;
   OpProfile* prof = OpProfile::enabled() ? &profile : nullptr;
@@ -104,8 +139,13 @@ void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* 
 
   std::vector<float> normed(static_cast<size_t>(rows) * width), qkv(static_cast<size_t>(rows) * 3 * width),
       attended(static_cast<size_t>(rows) * width), hidden(static_cast<size_t>(rows) * 4 * width);
+  // Only the end-token rows are read after the last block, so past its in_proj (every row's keys and values) that
+  // block runs on those n rows alone: end_x [n, W]. Each row's arithmetic is the one of the full block (the GEMMs'
+  // results do not depend on the other rows), so the features are the same. Captures want every row: full block.
+  std::vector<float> end_x;
   for (size_t l = 0; l < blocks_.size(); ++l) {
     const TransformerBlock& b = blocks_[l];
+    const bool end_rows_only = l + 1 == blocks_.size() && !captures;
     // x += out_proj(attention(in_proj(ln_1(x))))
     Epilogue residual;
     residual.residual = x.data();
@@ -118,6 +158,11 @@ void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* 
     {
       ScopedOpTimer timer(prof, "in_proj gemm");
       apply_linear(b.in_proj, normed.data(), static_cast<int>(rows), qkv.data(), {}, pool);
+    }
+    if (end_rows_only) {
+      last_block_end_rows(b, qkv.data(), x.data(), n, len, end_position.data(), end_x, normed.data(), hidden.data(),
+                          prof, pool);
+      break;
     }
     {
       ScopedOpTimer timer(prof, "attention");
@@ -149,8 +194,10 @@ void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* 
   // ln_final on each sequence's end-token row, then features = row @ text_projection.
   std::vector<float> pooled(static_cast<size_t>(n) * width);
   for (int s = 0; s < n; ++s) {
-    layer_norm_row(x.data() + (static_cast<int64_t>(s) * len + end_position[s]) * width, width, ln_final_weight_.data(),
-                   ln_final_bias_.data(), config_.norm_eps, pooled.data() + static_cast<int64_t>(s) * width);
+    const float* end_row = end_x.empty() ? x.data() + (static_cast<int64_t>(s) * len + end_position[s]) * width
+                                         : end_x.data() + static_cast<int64_t>(s) * width;
+    layer_norm_row(end_row, width, ln_final_weight_.data(), ln_final_bias_.data(), config_.norm_eps,
+                   pooled.data() + static_cast<int64_t>(s) * width);
   }
   apply_linear(projection_, pooled.data(), n, features, {}, pool);
   if (prof) prof->print(("text tower, batch " + std::to_string(n) + ", " + std::to_string(len) + " positions").c_str());

@@ -10,6 +10,8 @@
 
 namespace cclip {
 
+class OpProfile;
+
 // An embedding table [rows, cols] stored in fp32 or bf16.
 struct EmbeddingTable {
   int rows = 0, cols = 0;
@@ -38,6 +40,10 @@ class TextTower {
   size_t bytes() const;
 
  private:
+  void last_block_end_rows(const TransformerBlock& b, const float* qkv, const float* x, int n, int len,
+                           const int* end_position, std::vector<float>& end_x, float* normed, float* hidden,
+                           OpProfile* prof, ThreadPool& pool) const;
+
   TextConfig config_;
   int embed_dim_ = 0;
   EmbeddingTable token_embedding_, positional_embedding_;

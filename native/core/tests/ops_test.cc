@@ -233,7 +233,26 @@ void test_attention(ThreadPool& pool) {
           }
         }
     expect_close(got, want, 2e-5, "causal_attention " + shape_name({k.n, k.len, k.width, k.heads}));
+    // One query per sequence (the last position, then an early one): that row of the full output, bit for bit.
+    std::vector<int> pos(k.n);
+    for (int s = 0; s < k.n; ++s) pos[s] = s == 0 ? k.len - 1 : (7 * s) % k.len;
+    std::vector<float> at(static_cast<size_t>(k.n) * k.width), rows(at.size());
+    causal_attention_at(qkv.data(), k.n, k.len, k.width, k.heads, pos.data(), at.data(), pool);
+    for (int s = 0; s < k.n; ++s)
+      std::copy_n(got.begin() + (static_cast<size_t>(s) * k.len + pos[s]) * k.width, k.width, rows.begin() + s * k.width);
+    expect_close(at, std::vector<double>(rows.begin(), rows.end()), 0,
+                 "causal_attention_at " + shape_name({k.n, k.len, k.width, k.heads}));
   }
+  bool refused = false;
+  try {
+    const std::vector<float> qkv(3 * 8, 0.f);
+    std::vector<float> out(8);
+    const int beyond = 1;
+    causal_attention_at(qkv.data(), 1, 1, 8, 1, &beyond, out.data(), pool);
+  } catch (const std::invalid_argument&) {
+    refused = true;
+  }
+  check(refused, "causal_attention_at refuses a query position past len");
 }
 
 double gelu_ref(double v) { return 0.5 * v * std::erfc(-v / std::sqrt(2.0)); }
