@@ -1,6 +1,7 @@
 /**
  * Runs a hostile input in a child process so that a hang or a runaway allocation cannot take the test runner
- * with it: the child is killed past `timeoutMs` or `maxRssMB`, and its peak RSS (Linux) is reported.
+ * with it: the child is killed past `timeoutMs` or `maxRssMB`, and its peak RSS is reported (the child's own
+ * getrusage maximum when it answered, else the highest /proc sample).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
@@ -16,7 +17,7 @@ export interface AttackResult {
   peakRssMB: number;
 }
 
-/** Peak RSS is sampled from /proc every 20 ms; undefined elsewhere (then the bound is not checked). */
+/** RSS sampled from /proc every 20 ms (to kill a runaway child); undefined elsewhere. */
 function rssMB(pid: number): number | undefined {
   try {
     const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -35,9 +36,9 @@ export function attack(body: string, limits: { timeoutMs: number; maxRssMB?: num
     const lib = (p) => import(${JSON.stringify(`${path.join(projectRoot, 'lib')}/`)} + p.replace(/\\.js$/, '.ts'));
     try {
       await (async () => { ${body} })();
-      console.log(JSON.stringify({ code: 'ok' }));
+      console.log(JSON.stringify({ code: 'ok', maxRssKB: process.resourceUsage().maxRSS }));
     } catch (e) {
-      console.log(JSON.stringify({ code: e?.code ?? 'E_UNEXPECTED', message: String(e?.message ?? e).slice(0, 400) }));
+      console.log(JSON.stringify({ code: e?.code ?? 'E_UNEXPECTED', message: String(e?.message ?? e).slice(0, 400), maxRssKB: process.resourceUsage().maxRSS }));
     }
     process.exit(0);`;
   return new Promise((resolve) => {
@@ -64,13 +65,16 @@ export function attack(body: string, limits: { timeoutMs: number; maxRssMB?: num
     child.once('exit', () => {
       clearTimeout(timer);
       clearInterval(sampler);
-      let parsed: { code?: string; message?: string } = {};
+      let parsed: { code?: string; message?: string; maxRssKB?: number } = {};
       try {
         parsed = JSON.parse(out.trim().split('\n').at(-1) ?? '');
       } catch {
         /* killed or crashed: no line */
       }
-      resolve({ ...parsed, killed, ms: Date.now() - started, peakRssMB: Math.round(peak) });
+      const { maxRssKB, ...result } = parsed;
+      // The child's own peak (getrusage) when it answered; the samples catch a runaway that was killed.
+      peak = Math.max(peak, (maxRssKB ?? 0) / 1024);
+      resolve({ ...result, killed, ms: Date.now() - started, peakRssMB: Math.round(peak) });
     });
   });
 }
