@@ -80,11 +80,13 @@ for (const target of targets) {
           if (key.startsWith('image0.')) check(key, image.intermediates?.[key]);
           if (key.startsWith('text0.')) check(key, text.intermediates?.[key]);
         }
-        // Without captures the last block runs on the end-token rows alone: the same features, row for row.
+        // Without captures the last block runs on the end-token rows alone: the same features, row for row (bit for
+        // bit in the core, whose GEMM rows do not depend on the other rows; libtorch's matmuls make no such promise).
         const plain = await engine.encodeText(tokens.data, tokens.n);
         check('text_features', plain.features);
         const rel = maxRelativeDiff(plain.features, text.features);
-        t.ok(rel <= 1e-6, `text_features without captures vs with: max rel diff ${rel.toExponential(2)} <= 1e-6`);
+        const bound = target.backend.name === 'torch' ? 1e-5 : 0;
+        t.ok(rel <= bound, `text_features without captures vs with: max rel diff ${rel.toExponential(2)} <= ${bound}`);
         const blocks = Object.keys(text.intermediates ?? {}).filter((k) => k.startsWith('text0.block'));
         t.equal(blocks.length, model.arch.text.layers, 'one capture per text block');
         t.equal((text.intermediates?.['text0.embed']?.length ?? 0) % model.arch.text.width, 0, 'text captures are [L, width]');

@@ -1,7 +1,7 @@
 /**
  * Runs a hostile input in a child process so that a hang or a runaway allocation cannot take the test runner
  * with it: the child is killed past `timeoutMs` or `maxRssMB`, and its peak RSS is reported (the child's own
- * getrusage maximum when it answered, else the highest /proc sample).
+ * high-water mark when it answered, else the highest /proc sample).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
@@ -34,11 +34,19 @@ function rssMB(pid: number): number | undefined {
 export function attack(body: string, limits: { timeoutMs: number; maxRssMB?: number }): Promise<AttackResult> {
   const script = `
     const lib = (p) => import(${JSON.stringify(`${path.join(projectRoot, 'lib')}/`)} + p.replace(/\\.js$/, '.ts'));
+    // This process's own peak (VmHWM): getrusage's maxRSS also counts the parent's resident size at the fork.
+    const peakKB = async () => {
+      try {
+        return Number(/VmHWM:\\s+(\\d+)/.exec((await import('node:fs')).readFileSync('/proc/self/status', 'utf8'))[1]);
+      } catch {
+        return process.resourceUsage().maxRSS;
+      }
+    };
     try {
       await (async () => { ${body} })();
-      console.log(JSON.stringify({ code: 'ok', maxRssKB: process.resourceUsage().maxRSS }));
+      console.log(JSON.stringify({ code: 'ok', maxRssKB: await peakKB() }));
     } catch (e) {
-      console.log(JSON.stringify({ code: e?.code ?? 'E_UNEXPECTED', message: String(e?.message ?? e).slice(0, 400), maxRssKB: process.resourceUsage().maxRSS }));
+      console.log(JSON.stringify({ code: e?.code ?? 'E_UNEXPECTED', message: String(e?.message ?? e).slice(0, 400), maxRssKB: await peakKB() }));
     }
     process.exit(0);`;
   return new Promise((resolve) => {
@@ -72,7 +80,7 @@ export function attack(body: string, limits: { timeoutMs: number; maxRssMB?: num
         /* killed or crashed: no line */
       }
       const { maxRssKB, ...result } = parsed;
-      // The child's own peak (getrusage) when it answered; the samples catch a runaway that was killed.
+      // The child's own peak (VmHWM) when it answered; the samples catch a runaway that was killed.
       peak = Math.max(peak, (maxRssKB ?? 0) / 1024);
       resolve({ ...result, killed, ms: Date.now() - started, peakRssMB: Math.round(peak) });
     });

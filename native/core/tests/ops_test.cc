@@ -45,6 +45,7 @@ std::vector<float> randn(size_t n, float scale = 1.f) {
 double scaled_error(const std::vector<float>& got, const std::vector<double>& want) {
   double diff = 0, ref = 1;
   for (size_t i = 0; i < want.size(); ++i) {
+    if (std::isnan(got[i]) != std::isnan(want[i])) return INFINITY;  // std::max would drop a NaN difference
     diff = std::max(diff, std::fabs(static_cast<double>(got[i]) - want[i]));
     ref = std::max(ref, std::fabs(want[i]));
   }
