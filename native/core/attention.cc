@@ -17,10 +17,11 @@ namespace cclip {
 namespace {
 
 struct AttentionArgs {
-  const float* qkv;  // [n, len, 3 * width]
-  int n, len, width, heads;
-  float* out;             // [n, len, width], or [n, width] with query_pos
-  const int* query_pos;   // null: every position's output; else only that of position query_pos[s] per sequence
+  const float* qkv;       // [rows, 3 * width]: the sequences' rows back to back
+  const int* first_row;   // [n + 1]: sequence s is rows [first_row[s], first_row[s + 1])
+  int n, width, heads;
+  float* out;             // [rows, width], or [n, width] when last_only
+  bool last_only;         // only the output of each sequence's last row
 };
 
 constexpr int kQueryRows = 4;  // query rows whose scores are computed together (sharing each K^T load)
@@ -90,20 +91,18 @@ CCLIP_ALWAYS_INLINE float exp_scores(float* s, int i) {
 template <int HD8>
 CCLIP_ALWAYS_INLINE void attend_head(const AttentionArgs& a, int seq, int head, float* key_t /* [hd, len8] */,
                                      float* scores /* [kQueryRows, len8] */) {
-  const int head_dim = a.width / a.heads, len = a.len, len8 = (len + 7) / 8 * 8;
+  const int head_dim = a.width / a.heads, first = a.first_row[seq], len = a.first_row[seq + 1] - first;
+  const int len8 = (len + 7) / 8 * 8;
   const int64_t row = 3 * static_cast<int64_t>(a.width);
-  const float* base = a.qkv + static_cast<int64_t>(seq) * len * row + static_cast<int64_t>(head) * head_dim;
+  const float* base = a.qkv + static_cast<int64_t>(first) * row + static_cast<int64_t>(head) * head_dim;
   const Vec8 scale = splat8(1.0f / std::sqrt(static_cast<float>(head_dim)));
-  // Query rows [q_begin, q_end): every position, or the one asked for (whose keys are 0..q_end - 1).
-  const int q_begin = a.query_pos ? a.query_pos[seq] : 0, q_end = a.query_pos ? q_begin + 1 : len;
-  const int keys8 = (q_end + 7) / 8 * 8;
-  for (int d = 0; d < head_dim; ++d) {  // K^T [hd, len8] over the keys needed, zero-padded to a whole block
+  for (int d = 0; d < head_dim; ++d) {  // K^T [hd, len8], zero-padded to a whole block
     float* dst = key_t + static_cast<int64_t>(d) * len8;
-    for (int j = 0; j < q_end; ++j) dst[j] = base[j * row + a.width + d];
-    for (int j = q_end; j < keys8; ++j) dst[j] = 0.f;
+    for (int j = 0; j < len; ++j) dst[j] = base[j * row + a.width + d];
+    for (int j = len; j < len8; ++j) dst[j] = 0.f;
   }
-  for (int i0 = q_begin; i0 < q_end; i0 += kQueryRows) {
-    const int rows = std::min(kQueryRows, q_end - i0);
+  for (int i0 = a.last_only ? len - 1 : 0; i0 < len; i0 += kQueryRows) {
+    const int rows = std::min(kQueryRows, len - i0);
     // scores[r] = q(i0 + r) . K^T * scale over the key blocks the last row needs (rows past len repeat the last).
     const float* q[kQueryRows];
     for (int r = 0; r < kQueryRows; ++r) q[r] = base + (i0 + std::min(r, rows - 1)) * row;
@@ -122,7 +121,7 @@ CCLIP_ALWAYS_INLINE void attend_head(const AttentionArgs& a, int seq, int head, 
       const int i = i0 + r;
       float* p = scores + r * len8;
       const float inv_total = 1.0f / exp_scores(p, i);
-      const int64_t out_row = a.query_pos ? seq : static_cast<int64_t>(seq) * len + i;
+      const int64_t out_row = a.last_only ? seq : static_cast<int64_t>(first) + i;
       float* o = a.out + out_row * a.width + static_cast<int64_t>(head) * head_dim;
       if constexpr (HD8 > 0) {
         Vec8 acc[HD8];
@@ -170,7 +169,12 @@ CCLIP_TARGET_AVX2 void attend_tasks_avx2(const AttentionArgs& a, int64_t begin, 
 #endif
 
 void run_attention(const AttentionArgs& args, ThreadPool& pool) {
-  const int n = args.n, len = args.len, width = args.width, heads = args.heads;
+  const int n = args.n, width = args.width, heads = args.heads;
+  int len = 0;  // the longest sequence (sizes the scratch)
+  for (int s = 0; s < n; ++s) {
+    if (args.first_row[s + 1] <= args.first_row[s]) throw std::invalid_argument("causal attention: an empty sequence");
+    len = std::max(len, args.first_row[s + 1] - args.first_row[s]);
+  }
   auto* tasks_fn = &attend_tasks_portable;
 #if CCLIP_X86_CLONES
   if (cpu_has_avx2_fma()) tasks_fn = &attend_tasks_avx2;
@@ -185,14 +189,19 @@ void run_attention(const AttentionArgs& args, ThreadPool& pool) {
 }  // namespace
 
 void causal_attention(const float* qkv, int n, int len, int width, int heads, float* out, ThreadPool& pool) {
-  run_attention(AttentionArgs{qkv, n, len, width, heads, out, nullptr}, pool);
+  std::vector<int> first_row(static_cast<size_t>(n) + 1);
+  for (int s = 0; s <= n; ++s) first_row[s] = s * len;
+  causal_attention_packed(qkv, n, first_row.data(), width, heads, out, pool);
 }
 
-void causal_attention_at(const float* qkv, int n, int len, int width, int heads, const int* query_pos, float* out,
-                         ThreadPool& pool) {
-  for (int s = 0; s < n; ++s)
-    if (query_pos[s] < 0 || query_pos[s] >= len) throw std::invalid_argument("causal_attention_at: query position outside [0, len)");
-  run_attention(AttentionArgs{qkv, n, len, width, heads, out, query_pos}, pool);
+void causal_attention_packed(const float* qkv, int n, const int* first_row, int width, int heads, float* out,
+                             ThreadPool& pool) {
+  run_attention(AttentionArgs{qkv, first_row, n, width, heads, out, false}, pool);
+}
+
+void causal_attention_last(const float* qkv, int n, const int* first_row, int width, int heads, float* out,
+                           ThreadPool& pool) {
+  run_attention(AttentionArgs{qkv, first_row, n, width, heads, out, true}, pool);
 }
 
 }  // namespace cclip

@@ -56,10 +56,14 @@ void global_average_pool(const float* x, int n, int hw, int c, float* y);
 // Causal multi-head self-attention. qkv: [n, len, 3 * width] (q | k | v, heads contiguous within each);
 // out: [n, len, width]. Softmax in fp32, scores scaled by 1 / sqrt(head_dim).
 void causal_attention(const float* qkv, int n, int len, int width, int heads, float* out, ThreadPool& pool);
-// The same for one query per sequence, at query_pos[s] < len: out [n, width] (row s = the output at that position,
-// equal to causal_attention's). All a last layer needs when only the end-token rows are read.
-void causal_attention_at(const float* qkv, int n, int len, int width, int heads, const int* query_pos, float* out,
-                         ThreadPool& pool);
+// The same for sequences of their own lengths, rows back to back: sequence s is rows [first_row[s], first_row[s + 1])
+// of qkv [rows, 3 * width] and out [rows, width] (first_row: [n + 1], rising; an empty sequence is refused).
+void causal_attention_packed(const float* qkv, int n, const int* first_row, int width, int heads, float* out,
+                             ThreadPool& pool);
+// Only each sequence's last row: out [n, width], row s equal to that row of causal_attention_packed's output. All a
+// last layer needs when only the end-token rows are read.
+void causal_attention_last(const float* qkv, int n, const int* first_row, int width, int heads, float* out,
+                           ThreadPool& pool);
 
 // [hw, c] channels-last -> [c, hw] (for captures in PyTorch's [C, H, W] layout).
 std::vector<float> channels_last_to_first(const float* x, int hw, int c);

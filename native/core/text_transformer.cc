@@ -68,15 +68,15 @@ size_t TextTower::bytes() const {
   return total;
 }
 
-// The last block past its in_proj for the end-token rows alone: end_x [n, W] = x[s, end[s]] + attention out_proj,
-// then + c_proj(GELU(c_fc(ln_2))). normed / hidden: scratch of at least [n, W] / [n, 4W].
-void TextTower::last_block_end_rows(const TransformerBlock& b, const float* qkv, const float* x, int n, int len,
-                                    const int* end_position, std::vector<float>& end_x, float* normed, float* hidden,
+// The last block past its in_proj for the end-token rows alone (each sequence's last row): end_x [n, W] = that row
+// of x + attention out_proj, then + c_proj(GELU(c_fc(ln_2))). normed / hidden: scratch of at least [n, W] / [n, 4W].
+void TextTower::last_block_end_rows(const TransformerBlock& b, const float* qkv, const float* x, int n,
+                                    const int* first_row, std::vector<float>& end_x, float* normed, float* hidden,
                                     OpProfile* prof, ThreadPool& pool) const {
   const int width = config_.width;
   end_x.resize(static_cast<size_t>(n) * width);
   for (int s = 0; s < n; ++s) {
-    const float* row = x + (static_cast<int64_t>(s) * len + end_position[s]) * width;
+    const float* row = x + static_cast<int64_t>(first_row[s + 1] - 1) * width;
     std::copy(row, row + width, end_x.begin() + static_cast<int64_t>(s) * width);
   }
   Epilogue residual;
@@ -85,7 +85,7 @@ void TextTower::last_block_end_rows(const TransformerBlock& b, const float* qkv,
   gelu.gelu = true;
   {
     ScopedOpTimer timer(prof, "attention");
-    causal_attention_at(qkv, n, len, width, config_.heads, end_position, normed, pool);  // [n, W]
+    causal_attention_last(qkv, n, first_row, width, config_.heads, normed, pool);  // [n, W]
   }
   {
     ScopedOpTimer timer(prof, "out_proj+res gemm");
@@ -107,10 +107,11 @@ void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* 
   OpProfile profile;
   OpProfile* prof = OpProfile::enabled() ? &profile : nullptr;
   const int ctx = config_.context_length, width = config_.width;
-  // The end token is the row's largest id (first occurrence); attention is causal, so positions after the
-  // batch's last end token never influence the rows we read: compute only len = max(end) + 1 positions.
-  std::vector<int> end_position(n);
-  int len = 1;
+  // The end token is the row's largest id (first occurrence); attention is causal, so positions after it never
+  // influence the rows we read: each sequence keeps only its positions 0..end, and the sequences' rows lie back to
+  // back (sequence s is rows [first_row[s], first_row[s + 1]) of every activation), so a batch of different lengths
+  // computes no padding, and each row is computed as it would be alone.
+  std::vector<int> first_row(static_cast<size_t>(n) + 1, 0);
   for (int s = 0; s < n; ++s) {
     const int32_t* row = tokens + static_cast<int64_t>(s) * ctx;
     int best = 0;
@@ -122,20 +123,20 @@ void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* 
       }
       if (row[i] > row[best]) best = i;
     }
-    end_position[s] = best;
-    len = std::max(len, best + 1);
+    first_row[s + 1] = first_row[s] + best + 1;
   }
-  const int64_t rows = static_cast<int64_t>(n) * len;
+  const int64_t rows = first_row[n];
+  const size_t seq0_floats = static_cast<size_t>(first_row[n > 0 ? 1 : 0]) * width;  // sequence 0's rows (captures)
 
-  // x [n, len, W] = token_embedding[ids] + positional_embedding[:len]
+  // x [rows, W]: row first_row[s] + i = token_embedding[ids[s][i]] + positional_embedding[i]
   std::vector<float> x(static_cast<size_t>(rows) * width, 0.f);
   for (int s = 0; s < n; ++s)
-    for (int i = 0; i < len; ++i) {
-      float* out = x.data() + (static_cast<int64_t>(s) * len + i) * width;
+    for (int i = 0; i < first_row[s + 1] - first_row[s]; ++i) {
+      float* out = x.data() + static_cast<int64_t>(first_row[s] + i) * width;
       token_embedding_.add_row_to(tokens[static_cast<int64_t>(s) * ctx + i], out);
       positional_embedding_.add_row_to(i, out);
     }
-  if (captures) captures->emplace_back("text0.embed", std::vector<float>(x.begin(), x.begin() + static_cast<size_t>(len) * width));
+  if (captures) captures->emplace_back("text0.embed", std::vector<float>(x.begin(), x.begin() + seq0_floats));
 
   std::vector<float> normed(static_cast<size_t>(rows) * width), qkv(static_cast<size_t>(rows) * 3 * width),
       attended(static_cast<size_t>(rows) * width), hidden(static_cast<size_t>(rows) * 4 * width);
@@ -160,13 +161,13 @@ void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* 
       apply_linear(b.in_proj, normed.data(), static_cast<int>(rows), qkv.data(), {}, pool);
     }
     if (end_rows_only) {
-      last_block_end_rows(b, qkv.data(), x.data(), n, len, end_position.data(), end_x, normed.data(), hidden.data(),
-                          prof, pool);
+      last_block_end_rows(b, qkv.data(), x.data(), n, first_row.data(), end_x, normed.data(), hidden.data(), prof,
+                          pool);
       break;
     }
     {
       ScopedOpTimer timer(prof, "attention");
-      causal_attention(qkv.data(), n, len, width, config_.heads, attended.data(), pool);
+      causal_attention_packed(qkv.data(), n, first_row.data(), width, config_.heads, attended.data(), pool);
     }
     {
       ScopedOpTimer timer(prof, "out_proj+res gemm");
@@ -186,21 +187,20 @@ void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* 
       apply_linear(b.c_proj, hidden.data(), static_cast<int>(rows), x.data(), residual, pool);
     }
     if (captures) {
-      captures->emplace_back("text0.block" + std::to_string(l),
-                             std::vector<float>(x.begin(), x.begin() + static_cast<size_t>(len) * width));
+      captures->emplace_back("text0.block" + std::to_string(l), std::vector<float>(x.begin(), x.begin() + seq0_floats));
     }
   }
 
   // ln_final on each sequence's end-token row, then features = row @ text_projection.
   std::vector<float> pooled(static_cast<size_t>(n) * width);
   for (int s = 0; s < n; ++s) {
-    const float* end_row = end_x.empty() ? x.data() + (static_cast<int64_t>(s) * len + end_position[s]) * width
+    const float* end_row = end_x.empty() ? x.data() + static_cast<int64_t>(first_row[s + 1] - 1) * width
                                          : end_x.data() + static_cast<int64_t>(s) * width;
     layer_norm_row(end_row, width, ln_final_weight_.data(), ln_final_bias_.data(), config_.norm_eps,
                    pooled.data() + static_cast<int64_t>(s) * width);
   }
   apply_linear(projection_, pooled.data(), n, features, {}, pool);
-  if (prof) prof->print(("text tower, batch " + std::to_string(n) + ", " + std::to_string(len) + " positions").c_str());
+  if (prof) prof->print(("text tower, batch " + std::to_string(n) + ", " + std::to_string(rows) + " positions").c_str());
 }
 
 }  // namespace cclip

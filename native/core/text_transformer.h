@@ -40,9 +40,9 @@ class TextTower {
   size_t bytes() const;
 
  private:
-  void last_block_end_rows(const TransformerBlock& b, const float* qkv, const float* x, int n, int len,
-                           const int* end_position, std::vector<float>& end_x, float* normed, float* hidden,
-                           OpProfile* prof, ThreadPool& pool) const;
+  void last_block_end_rows(const TransformerBlock& b, const float* qkv, const float* x, int n, const int* first_row,
+                           std::vector<float>& end_x, float* normed, float* hidden, OpProfile* prof,
+                           ThreadPool& pool) const;
 
   TextConfig config_;
   int embed_dim_ = 0;

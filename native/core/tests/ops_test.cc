@@ -207,7 +207,8 @@ void test_attention(ThreadPool& pool) {
   struct Case { int n, len, width, heads; float spread; };
   // spread scales the inputs: at 12, scores span hundreds, so most softmax terms underflow (the exp's cutoff).
   for (const Case& k : {Case{1, 1, 8, 1, 1}, Case{2, 5, 16, 2, 1}, Case{1, 17, 64, 4, 1}, Case{2, 77, 32, 2, 1},
-                        Case{1, 33, 96, 12, 1}, Case{1, 77, 128, 2, 1}, Case{1, 42, 128, 2, 12}, Case{1, 9, 20, 2, 1}}) {
+                        Case{1, 33, 96, 12, 1}, Case{1, 77, 128, 2, 1}, Case{1, 42, 128, 2, 12}, Case{1, 9, 20, 2, 1},
+                        Case{3, 23, 32, 2, 1}}) {
     auto qkv = randn(static_cast<size_t>(k.n) * k.len * 3 * k.width);
     for (float& v : qkv) v *= k.spread;
     std::vector<float> got(static_cast<size_t>(k.n) * k.len * k.width);
@@ -234,26 +235,36 @@ void test_attention(ThreadPool& pool) {
           }
         }
     expect_close(got, want, 2e-5, "causal_attention " + shape_name({k.n, k.len, k.width, k.heads}));
-    // One query per sequence (the last position, then an early one): that row of the full output, bit for bit.
-    std::vector<int> pos(k.n);
-    for (int s = 0; s < k.n; ++s) pos[s] = s == 0 ? k.len - 1 : (7 * s) % k.len;
-    std::vector<float> at(static_cast<size_t>(k.n) * k.width), rows(at.size());
-    causal_attention_at(qkv.data(), k.n, k.len, k.width, k.heads, pos.data(), at.data(), pool);
-    for (int s = 0; s < k.n; ++s)
-      std::copy_n(got.begin() + (static_cast<size_t>(s) * k.len + pos[s]) * k.width, k.width, rows.begin() + s * k.width);
-    expect_close(at, std::vector<double>(rows.begin(), rows.end()), 0,
-                 "causal_attention_at " + shape_name({k.n, k.len, k.width, k.heads}));
+    // The same rows as sequences of their own lengths (sequence s cut to its first len_s positions, back to back):
+    // each row as the full-length run computes it (causal: later positions never count), bit for bit; and the
+    // last row of each alone.
+    std::vector<int> first_row(k.n + 1, 0);
+    for (int s = 0; s < k.n; ++s) first_row[s + 1] = first_row[s] + (s + 1 == k.n ? k.len : 1 + (7 * s + 3) % k.len);
+    std::vector<float> packed_qkv, want_rows, want_last;
+    for (int s = 0; s < k.n; ++s) {
+      const size_t seq = static_cast<size_t>(s) * k.len;
+      const int len_s = first_row[s + 1] - first_row[s];
+      packed_qkv.insert(packed_qkv.end(), qkv.begin() + seq * 3 * k.width, qkv.begin() + (seq + len_s) * 3 * k.width);
+      want_rows.insert(want_rows.end(), got.begin() + seq * k.width, got.begin() + (seq + len_s) * k.width);
+      want_last.insert(want_last.end(), got.begin() + (seq + len_s - 1) * k.width, got.begin() + (seq + len_s) * k.width);
+    }
+    std::vector<float> packed(want_rows.size()), last(want_last.size());
+    causal_attention_packed(packed_qkv.data(), k.n, first_row.data(), k.width, k.heads, packed.data(), pool);
+    causal_attention_last(packed_qkv.data(), k.n, first_row.data(), k.width, k.heads, last.data(), pool);
+    const std::string name = shape_name({k.n, k.len, k.width, k.heads});
+    expect_close(packed, std::vector<double>(want_rows.begin(), want_rows.end()), 0, "causal_attention_packed " + name);
+    expect_close(last, std::vector<double>(want_last.begin(), want_last.end()), 0, "causal_attention_last " + name);
   }
   bool refused = false;
   try {
     const std::vector<float> qkv(3 * 8, 0.f);
     std::vector<float> out(8);
-    const int beyond = 1;
-    causal_attention_at(qkv.data(), 1, 1, 8, 1, &beyond, out.data(), pool);
+    const int first_row[3] = {0, 1, 1};  // the second sequence is empty
+    causal_attention_packed(qkv.data(), 2, first_row, 8, 1, out.data(), pool);
   } catch (const std::invalid_argument&) {
     refused = true;
   }
-  check(refused, "causal_attention_at refuses a query position past len");
+  check(refused, "causal attention refuses an empty sequence");
 }
 
 double gelu_ref(double v) { return 0.5 * v * std::erfc(-v / std::sqrt(2.0)); }
