@@ -31,7 +31,8 @@ export interface TowerOutput {
   features: Float32Array;
   /**
    * With `capture`: image0.stem, image0.stage0..3 ([C, H, W]), image0.pooled ([C]);
-   * text0.embed, text0.block<i> ([L, width], L = tokens actually computed).
+   * text0.embed, text0.block<i> ([L, width]: L = text 0's end position + 1 on native and wasm, the batch's longest
+   * such L on torch).
    */
   intermediates?: Record<string, Float32Array>;
 }

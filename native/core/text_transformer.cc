@@ -1,6 +1,7 @@
 #include "text_transformer.h"
 
 #include <algorithm>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -123,7 +124,9 @@ void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* 
       }
       if (row[i] > row[best]) best = i;
     }
-    first_row[s + 1] = first_row[s] + best + 1;
+    const int64_t end_row = static_cast<int64_t>(first_row[s]) + best + 1;
+    if (end_row > std::numeric_limits<int>::max()) throw std::runtime_error("text batch too large: over 2^31 token rows");
+    first_row[s + 1] = static_cast<int>(end_row);
   }
   const int64_t rows = first_row[n];
   const size_t seq0_floats = static_cast<size_t>(first_row[n > 0 ? 1 : 0]) * width;  // sequence 0's rows (captures)
@@ -200,7 +203,10 @@ void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* 
                    pooled.data() + static_cast<int64_t>(s) * width);
   }
   apply_linear(projection_, pooled.data(), n, features, {}, pool);
-  if (prof) prof->print(("text tower, batch " + std::to_string(n) + ", " + std::to_string(rows) + " positions").c_str());
+  if (prof) {
+    prof->print(("text tower, batch " + std::to_string(n) + ", " + std::to_string(rows) + (n == 1 ? " positions" : " rows"))
+                    .c_str());
+  }
 }
 
 }  // namespace cclip

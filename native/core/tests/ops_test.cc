@@ -239,7 +239,9 @@ void test_attention(ThreadPool& pool) {
     // each row as the full-length run computes it (causal: later positions never count), bit for bit; and the
     // last row of each alone.
     std::vector<int> first_row(k.n + 1, 0);
-    for (int s = 0; s < k.n; ++s) first_row[s + 1] = first_row[s] + (s + 1 == k.n ? k.len : 1 + (7 * s + 3) % k.len);
+    // Lengths: the middle sequence full (it sizes the scratch), the first of one row, the others in between.
+    for (int s = 0; s < k.n; ++s)
+      first_row[s + 1] = first_row[s] + (s == k.n / 2 ? k.len : s == 0 ? 1 : 1 + (7 * s + 3) % k.len);
     std::vector<float> packed_qkv, want_rows, want_last;
     for (int s = 0; s < k.n; ++s) {
       const size_t seq = static_cast<size_t>(s) * k.len;
