@@ -95,6 +95,14 @@ function tokensWithEndAt(batch: number, end: number, context: number): Int32Arra
   return out;
 }
 
+/** `batch` texts of different lengths, the end token of row r at 6 + 4 * (r % 8) (7-35 tokens): what a batch of
+ * search queries or captions looks like. */
+function mixedLengthTokens(batch: number, context: number): Int32Array {
+  const out = new Int32Array(batch * context);
+  for (let r = 0; r < batch; r++) out.set(tokensWithEndAt(1, 6 + 4 * (r % 8), context), r * context);
+  return out;
+}
+
 async function runNativeChild(args: Args): Promise<void> {
   const config = JSON.parse(readFileSync(path.join(args.model, 'open_clip_config.json'), 'utf8')) as { model_cfg: unknown };
   const arch = parseModelConfig(config.model_cfg);
@@ -129,6 +137,9 @@ async function runNativeChild(args: Args): Promise<void> {
   Object.assign(out, { image_b8_per_s: args.batch / s, image_b8_iters: n });
   [s, n] = await measure(() => model.encodeText(tok77b, args.batch), args.budget);
   Object.assign(out, { text_b8_l77_per_s: args.batch / s, text_b8_l77_iters: n });
+  const mixed = mixedLengthTokens(args.batch, ctx);
+  [s, n] = await measure(() => model.encodeText(mixed, args.batch), args.budget);
+  Object.assign(out, { text_b8_mixed_per_s: args.batch / s, text_b8_mixed_iters: n });
   out.weight_bytes = (model as unknown as { weightBytes: number }).weightBytes;
   // Full-size parity against the float32 PyTorch outputs `clip_reference.py make` saved beside the weights.
   const expectedFile = path.join(args.model, 'expected.safetensors');
@@ -217,6 +228,7 @@ async function main(): Promise<void> {
     ['text latency, batch 1, 12 tokens', 'ms', false, (r) => orSkipped(r, 'text_b1_l12', fmt(r.text_b1_l12_ms))],
     [`image throughput, batch ${args.batch}`, 'img/s', true, (r) => orSkipped(r, 'image_b8', fmt(r.image_b8_per_s, 3))],
     [`text throughput, batch ${args.batch}, 77 tokens`, 'text/s', true, (r) => orSkipped(r, 'text_b8_l77', fmt(r.text_b8_l77_per_s, 2))],
+    [`text throughput, batch ${args.batch}, 7-35 tokens`, 'text/s', true, (r) => orSkipped(r, 'text_b8_mixed', fmt(r.text_b8_mixed_per_s, 2))],
     ['load time', 's', false, (r) => fmt(r.load_s)],
     ['peak RSS', 'GiB', false, (r) => gib(r.peak_rss_bytes)],
   ];

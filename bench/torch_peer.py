@@ -113,6 +113,9 @@ def main():
         timed("text_b1_l12", lambda: model.encode_text(tok12, truncate=True), est(text_flops(m, 12)))
         timed("image_b8", lambda: model.encode_image(img8), est(a.batch * image_flops(m)), a.batch, 3)
         timed("text_b8_l77", lambda: model.encode_text(tok77b, truncate=True), est(a.batch * text_flops(m, 77)), a.batch)
+        # The same batch of 7-35-token texts as native-bench.ts's (open_clip runs every row to the context length).
+        tok_mixed = torch.cat([tokens_with_end_at(1, 6 + 4 * (r % 8)) for r in range(a.batch)])
+        timed("text_b8_mixed", lambda: model.encode_text(tok_mixed, truncate=True), est(a.batch * text_flops(m, 77)), a.batch)
     out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps(out), flush=True)
 
