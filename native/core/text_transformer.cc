@@ -69,39 +69,28 @@ size_t TextTower::bytes() const {
   return total;
 }
 
-// The last block past its in_proj for the end-token rows alone (each sequence's last row): end_x [n, W] = that row
-// of x + attention out_proj, then + c_proj(GELU(c_fc(ln_2))). normed / hidden: scratch of at least [n, W] / [n, 4W].
-void TextTower::last_block_end_rows(const TransformerBlock& b, const float* qkv, const float* x, int n,
-                                    const int* first_row, std::vector<float>& end_x, float* normed, float* hidden,
-                                    OpProfile* prof, ThreadPool& pool) const {
-  const int width = config_.width;
-  end_x.resize(static_cast<size_t>(n) * width);
-  for (int s = 0; s < n; ++s) {
-    const float* row = x + static_cast<int64_t>(first_row[s + 1] - 1) * width;
-    std::copy(row, row + width, end_x.begin() + static_cast<int64_t>(s) * width);
-  }
+// The block's second half on `rows` rows: x += out_proj(attended), then x += c_proj(GELU(c_fc(ln_2(x)))).
+// normed / hidden: scratch of [rows, W] / [rows, 4W]; attended may be normed (it is read before ln_2 writes it).
+void TextTower::finish_block(const TransformerBlock& b, const float* attended, float* x, int rows, float* normed,
+                             float* hidden, OpProfile* prof, ThreadPool& pool) const {
   Epilogue residual;
-  residual.residual = end_x.data();
+  residual.residual = x;
   Epilogue gelu;
   gelu.gelu = true;
   {
-    ScopedOpTimer timer(prof, "attention");
-    causal_attention_last(qkv, n, first_row, width, config_.heads, normed, pool);  // [n, W]
-  }
-  {
     ScopedOpTimer timer(prof, "out_proj+res gemm");
-    apply_linear(b.out_proj, normed, n, end_x.data(), residual, pool);
+    apply_linear(b.out_proj, attended, rows, x, residual, pool);
   }
   {
     ScopedOpTimer timer(prof, "ln_2");
-    layer_norm_rows(end_x.data(), n, width, b.ln2_weight.data(), b.ln2_bias.data(), config_.norm_eps, normed, pool);
+    layer_norm_rows(x, rows, config_.width, b.ln2_weight.data(), b.ln2_bias.data(), config_.norm_eps, normed, pool);
   }
   {
     ScopedOpTimer timer(prof, "c_fc+gelu gemm");
-    apply_linear(b.c_fc, normed, n, hidden, gelu, pool);
+    apply_linear(b.c_fc, normed, rows, hidden, gelu, pool);
   }
   ScopedOpTimer timer(prof, "c_proj+res gemm");
-  apply_linear(b.c_proj, hidden, n, end_x.data(), residual, pool);
+  apply_linear(b.c_proj, hidden, rows, x, residual, pool);
 }
 
 void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* captures, ThreadPool& pool) const {
@@ -143,18 +132,19 @@ void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* 
 
   std::vector<float> normed(static_cast<size_t>(rows) * width), qkv(static_cast<size_t>(rows) * 3 * width),
       attended(static_cast<size_t>(rows) * width), hidden(static_cast<size_t>(rows) * 4 * width);
-  // Only the end-token rows are read after the last block, so past its in_proj (every row's keys and values) that
-  // block runs on those n rows alone: end_x [n, W]. Each row's arithmetic is the one of the full block (the GEMMs'
-  // results do not depend on the other rows), so the features are the same. Captures want every row: full block.
-  std::vector<float> end_x;
+  // Only the end-token rows (each sequence's last) are read after the last block, so past its in_proj (every row's
+  // keys and values) that block runs on those n rows alone: end_x [n, W]. Each row's arithmetic is the one of the
+  // full block (the GEMMs' results do not depend on the other rows), so the features are the same. Captures want
+  // every row: full block.
+  std::vector<float> end_x(static_cast<size_t>(n) * width);
+  auto gather_end_rows = [&] {
+    for (int s = 0; s < n; ++s) {
+      const float* row = x.data() + static_cast<int64_t>(first_row[s + 1] - 1) * width;
+      std::copy(row, row + width, end_x.begin() + static_cast<int64_t>(s) * width);
+    }
+  };
   for (size_t l = 0; l < blocks_.size(); ++l) {
     const TransformerBlock& b = blocks_[l];
-    const bool end_rows_only = l + 1 == blocks_.size() && !captures;
-    // x += out_proj(attention(in_proj(ln_1(x))))
-    Epilogue residual;
-    residual.residual = x.data();
-    Epilogue gelu;
-    gelu.gelu = true;
     {
       ScopedOpTimer timer(prof, "ln_1");
       layer_norm_rows(x.data(), rows, width, b.ln1_weight.data(), b.ln1_bias.data(), config_.norm_eps, normed.data(), pool);
@@ -163,44 +153,31 @@ void TextTower::encode(const int32_t* tokens, int n, float* features, Captures* 
       ScopedOpTimer timer(prof, "in_proj gemm");
       apply_linear(b.in_proj, normed.data(), static_cast<int>(rows), qkv.data(), {}, pool);
     }
-    if (end_rows_only) {
-      last_block_end_rows(b, qkv.data(), x.data(), n, first_row.data(), end_x, normed.data(), hidden.data(), prof,
-                          pool);
+    if (l + 1 == blocks_.size() && !captures) {
+      gather_end_rows();
+      {
+        ScopedOpTimer timer(prof, "attention");
+        causal_attention_last(qkv.data(), n, first_row.data(), width, config_.heads, normed.data(), pool);  // [n, W]
+      }
+      finish_block(b, normed.data(), end_x.data(), n, normed.data(), hidden.data(), prof, pool);
       break;
     }
     {
       ScopedOpTimer timer(prof, "attention");
       causal_attention_packed(qkv.data(), n, first_row.data(), width, config_.heads, attended.data(), pool);
     }
-    {
-      ScopedOpTimer timer(prof, "out_proj+res gemm");
-      apply_linear(b.out_proj, attended.data(), static_cast<int>(rows), x.data(), residual, pool);
-    }
-    // x += c_proj(GELU(c_fc(ln_2(x))))
-    {
-      ScopedOpTimer timer(prof, "ln_2");
-      layer_norm_rows(x.data(), rows, width, b.ln2_weight.data(), b.ln2_bias.data(), config_.norm_eps, normed.data(), pool);
-    }
-    {
-      ScopedOpTimer timer(prof, "c_fc+gelu gemm");
-      apply_linear(b.c_fc, normed.data(), static_cast<int>(rows), hidden.data(), gelu, pool);
-    }
-    {
-      ScopedOpTimer timer(prof, "c_proj+res gemm");
-      apply_linear(b.c_proj, hidden.data(), static_cast<int>(rows), x.data(), residual, pool);
-    }
+    finish_block(b, attended.data(), x.data(), static_cast<int>(rows), normed.data(), hidden.data(), prof, pool);
     if (captures) {
       captures->emplace_back("text0.block" + std::to_string(l), std::vector<float>(x.begin(), x.begin() + seq0_floats));
     }
   }
+  if (captures) gather_end_rows();  // (else the last block left them in end_x)
 
   // ln_final on each sequence's end-token row, then features = row @ text_projection.
   std::vector<float> pooled(static_cast<size_t>(n) * width);
   for (int s = 0; s < n; ++s) {
-    const float* end_row = end_x.empty() ? x.data() + static_cast<int64_t>(first_row[s + 1] - 1) * width
-                                         : end_x.data() + static_cast<int64_t>(s) * width;
-    layer_norm_row(end_row, width, ln_final_weight_.data(), ln_final_bias_.data(), config_.norm_eps,
-                   pooled.data() + static_cast<int64_t>(s) * width);
+    layer_norm_row(end_x.data() + static_cast<int64_t>(s) * width, width, ln_final_weight_.data(), ln_final_bias_.data(),
+                   config_.norm_eps, pooled.data() + static_cast<int64_t>(s) * width);
   }
   apply_linear(projection_, pooled.data(), n, features, {}, pool);
   if (prof) {

@@ -40,9 +40,8 @@ class TextTower {
   size_t bytes() const;
 
  private:
-  void last_block_end_rows(const TransformerBlock& b, const float* qkv, const float* x, int n, const int* first_row,
-                           std::vector<float>& end_x, float* normed, float* hidden, OpProfile* prof,
-                           ThreadPool& pool) const;
+  void finish_block(const TransformerBlock& b, const float* attended, float* x, int rows, float* normed, float* hidden,
+                    OpProfile* prof, ThreadPool& pool) const;
 
   TextConfig config_;
   int embed_dim_ = 0;
