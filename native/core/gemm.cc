@@ -127,11 +127,12 @@ int c_block_panels(int max_range, const KernelSet& ks) {
 }
 
 // One work item: rows [i0, i0 + rows) of y over W panels [p_begin, p_end), from A packed for these rows (the pass at
-// k0 at a + round_up(rows, MR) * k0), in C blocks of nc_panels. Each block runs its K passes panel major (each
-// panel's passes back to back, so its weights are read start to end and the first tile prefetches them) or pass
-// major (each A pass slice reused by the block's panels) into cbuf, then the epilogue writes y (so `residual` may
-// alias y: y is written once, last).
-void run_item(const float* a, int rows, int i0, int p_begin, int p_end, int nc_panels, bool panel_major, int kc,
+// k0 at a + round_up(rows, MR) * k0), in C blocks of nc_panels. Each block runs its K passes panel major in K blocks
+// of k_block (a multiple of kc; each panel's passes in the block back to back, so its weights are read in long runs
+// and the first tile prefetches them, while the block's A stays in L2), or, with k_block 0, pass major (each A pass
+// slice reused by the block's panels), into cbuf; then the epilogue writes y (so `residual` may alias y: y is
+// written once, last). Every order adds each output's passes in the same K order: the results are identical.
+void run_item(const float* a, int rows, int i0, int p_begin, int p_end, int nc_panels, int k_block, int kc,
               const PackedWeight& w, const float* bias, float* y, const Epilogue& ep, float* cbuf) {
   const KernelSet& ks = *w.kernels;
   const int n = w.n, k = w.k, nr = ks.nr, rows_pad = round_up(rows, ks.mr);
@@ -142,12 +143,15 @@ void run_item(const float* a, int rows, int i0, int p_begin, int p_end, int nc_p
   for (int p0 = p_begin; p0 < p_end; p0 += nc_panels) {
     const int np = std::min(nc_panels, p_end - p0), ldc = np * nr;
     if (k == 0) std::fill(cbuf, cbuf + static_cast<size_t>(rows) * ldc, 0.0f);
-    for (int jp = 0; jp < (panel_major ? np : 1); ++jp)
-      for (int k0 = 0; k0 < k; k0 += kc) {
-        const char* b = wp + ((p0 + jp) * panel_stride + static_cast<size_t>(k0) * nr) * esize;
-        ks.macro(rows, panel_major ? 1 : np, std::min(kc, k - k0), a + static_cast<size_t>(rows_pad) * k0, b,
-                 panel_stride, bf16, cbuf + jp * nr, ldc, k0 > 0);
-      }
+    const bool panel_major = k_block > 0;
+    const int kb = panel_major ? k_block : k;
+    for (int kb0 = 0; kb0 < k; kb0 += kb)
+      for (int jp = 0; jp < (panel_major ? np : 1); ++jp)
+        for (int k0 = kb0; k0 < std::min(k, kb0 + kb); k0 += kc) {
+          const char* b = wp + ((p0 + jp) * panel_stride + static_cast<size_t>(k0) * nr) * esize;
+          ks.macro(rows, panel_major ? 1 : np, std::min(kc, k - k0), a + static_cast<size_t>(rows_pad) * k0, b,
+                   panel_stride, bf16, cbuf + jp * nr, ldc, k0 > 0);
+        }
     const int j0 = p0 * nr, cols = std::min(ldc, n - j0);
     const size_t off = static_cast<size_t>(i0) * n + j0;
     ks.epilogue(cbuf, ldc, rows, cols, y + off, n, ep.residual ? ep.residual + off : nullptr,
@@ -177,8 +181,8 @@ void linear_stream(const float* x, int m, const PackedWeight& w, int kc, const f
         for (int k0 = 0; k0 < k; k0 += kc) ks.pack_a(x, k, m, k0, std::min(kc, k - k0), abuf + static_cast<size_t>(rows_pad) * k0);
         packed = true;
       }
-      run_item(abuf, m, 0, range_begin(jr, nj, panels), range_begin(jr + 1, nj, panels), nc_panels, true, kc, w, bias,
-               y, ep, cbuf);
+      run_item(abuf, m, 0, range_begin(jr, nj, panels), range_begin(jr + 1, nj, panels), nc_panels, std::max(k, 1), kc,
+               w, bias, y, ep, cbuf);
     }
   });
 }
@@ -193,11 +197,25 @@ int panel_ranges(int panels, int threads) {
   return target;
 }
 
+// How run_item orders an M block of rows_pad rows (see there): panel major over all of K where the block's A fits L2
+// (it is then read again per panel; s3 fc1, M 64 K 3072, 1 thread: 183 -> 214 GFLOP/s); else panel major over K
+// blocks whose A fills half of L2, where such a block holds at least kMinBlockPasses passes (s3 fc2, M 64 K 12288:
+// +7-13%; text c_proj, M 77 K 4096: +4-10%; down3, M 64 K 6144: +11-16%; fp32 and bf16, 2 threads, against pass
+// major in one process, Zen 4 with a 1 MB L2); else pass major (s2 fc2, M 256 K 6144: 3 passes a block here, and
+// pass major measured 1-6% faster).
+constexpr int kMinBlockPasses = 8;
+int shared_k_block(int rows_pad, int k, int kc) {
+  if (!kPanelMajor) return 0;
+  const size_t a_row_bytes = sizeof(float) * static_cast<size_t>(rows_pad);
+  if (a_row_bytes * k <= l2_cache_bytes()) return std::max(k, 1);
+  const int kb = static_cast<int>(l2_cache_bytes() / 2 / a_row_bytes) / kc * kc;
+  return kb >= kMinBlockPasses * kc ? kb : 0;
+}
+
 // More rows: A is packed once per call by all threads together (a chunk of rows at a time), then the threads share
 // out (M block, W panel range) items over it, M block major:
 //   chunk of rows -> pack A [chunk, K] (MR-row panels, per M block and K pass), in parallel
-//   items (M block of <= mc rows x range of W panels) -> run_item, panel major where the block's A fits L2 (it is
-//   then read again per panel; s3 fc1, M 64 K 3072, 1 thread: 183 -> 214 GFLOP/s), else pass major.
+//   items (M block of <= mc rows x range of W panels) -> run_item, in the order shared_k_block picks.
 void linear_shared(const float* x, int m, const PackedWeight& w, int kc, const float* bias, float* y,
                    const Epilogue& ep, ThreadPool& pool) {
   const KernelSet& ks = *w.kernels;
@@ -238,10 +256,9 @@ void linear_shared(const float* x, int m, const PackedWeight& w, int kc, const f
       for (int item; (item = next_item.fetch_add(1, std::memory_order_relaxed)) < items;) {
         const int ic = item / nj, jr = item % nj;
         const int rows = block_rows(ic);
-        const bool panel_major =
-            kPanelMajor && static_cast<size_t>(round_up(rows, mr)) * k * sizeof(float) <= l2_cache_bytes();
         run_item(block_a(ic), rows, row0 + block_tile(ic) * mr, range_begin(jr, nj, panels),
-                 range_begin(jr + 1, nj, panels), nc_panels, panel_major, kc, w, bias, y, ep, cbuf);
+                 range_begin(jr + 1, nj, panels), nc_panels, shared_k_block(round_up(rows, mr), k, kc), kc, w, bias,
+                 y, ep, cbuf);
       }
     });
   }

@@ -161,6 +161,7 @@ static void test_linear(const KernelSet* ks, ThreadPool& pool1, ThreadPool& pool
   cases.push_back({5, 7, 0});       // K = 0: y = epilogue(bias)
   cases.push_back({200, 70, 3000});  // an A block larger than any L2: pass-major order (smaller ones: panel major)
   cases.push_back({700, 20, 3000});  // packed A over 8 MB: two row chunks
+  cases.push_back({25, 70, 20000});  // a few rows, A over L2 (>= 1.8 MB): panel major in K blocks (gemm.cc, shared_k_block)
 
   ThreadPool* pools[3] = {&pool1, &pool2, &pool3};
   int idx = 0;
@@ -186,7 +187,7 @@ static void test_batch_invariance(const KernelSet* ks, ThreadPool& pool1, Thread
   std::mt19937 rng(99);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (Precision prec : {Precision::F32, Precision::BF16}) {
-    for (const Case& c : {Case{40, 100, 700}, Case{3 * ks->mr + 1, 70, 1031}, Case{300, 40, 2000}}) {
+    for (const Case& c : {Case{40, 100, 700}, Case{3 * ks->mr + 1, 70, 1031}, Case{300, 40, 2000}, Case{25, 40, 20000}}) {
       std::vector<float> x(static_cast<size_t>(c.m) * c.k), w(static_cast<size_t>(c.n) * c.k), bias(c.n);
       for (auto& v : x) v = nd(rng);
       for (auto& v : w) v = nd(rng) * 0.1f;
