@@ -238,7 +238,15 @@ async function runTimeChild(args: Args): Promise<void> {
     }
   }
   for (const e of engines) await e.dispose();
-  const times = Object.fromEntries(Object.keys(wall).map((k) => [k, { wall_ms: median(wall[k]), cpu_ms: median(cpu[k]), runs: wall[k].length }]));
+  // Per-round ratios: each of ours against the peer's run of the same work in the same round (seconds apart), so a
+  // host that speeds up or slows down between minutes moves both sides of a ratio together.
+  const paired = (k: string) => {
+    const w = k.slice(k.lastIndexOf(' ') + 1);
+    const peer = wall[`onnxruntime-node fp32 ${w}`];
+    const ratios = wall[k].map((ms, r) => peer[r] / ms);
+    return { paired_median: median(ratios), paired_min: Math.min(...ratios), paired_max: Math.max(...ratios) };
+  };
+  const times = Object.fromEntries(Object.keys(wall).map((k) => [k, { wall_ms: median(wall[k]), cpu_ms: median(cpu[k]), runs: wall[k].length, ...paired(k) }]));
   console.log(JSON.stringify({ parity, times, load_median: median(loads) }));
 }
 
@@ -253,11 +261,21 @@ function child(args: Args, extra: string[], what: string): Record<string, unknow
   return JSON.parse(r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).at(-1)!) as Record<string, unknown>;
 }
 
+interface Timing {
+  wall_ms: number;
+  cpu_ms: number;
+  runs: number;
+  /** Per-round peer time / ours: median and range over the rounds. */
+  paired_median: number;
+  paired_min: number;
+  paired_max: number;
+}
+
 interface Measured {
   limits: Limits;
   loadAtStart: number;
   loads: Array<Record<string, number | string>>;
-  timing: { parity: Parity; times: Record<string, { wall_ms: number; cpu_ms: number; runs: number }>; load_median: number };
+  timing: { parity: Parity; times: Record<string, Timing>; load_median: number };
 }
 
 function report(args: Args, m: Measured): string {
@@ -271,9 +289,9 @@ function report(args: Args, m: Measured): string {
   L.push(`- model: ${args.model} (${arch.vision.timmModelName}, ${arch.vision.imageSize} px, text ${arch.text.layers} x ${arch.text.width}; random weights); ONNX: ${args.onnx} (export_onnx.py, same seed)`);
   L.push(`- onnxruntime-node ${ortVersion(args.ort)} (intraOpNumThreads ${args.threads}, interOpNumThreads 1, graphOptimizationLevel all); ours: ${nativeBackend.describe?.() ?? 'native addon'} (${gemmKernels()}), ${args.threads} threads; ${sourceSummary(addonFile())}`);
   L.push(`- all three engines loaded in one process, ${args.rounds} interleaved rounds after a warm-up (the parity runs), medians; cpu = process CPU time of the call, all threads`);
-  L.push(`- ratio = peer time / ours (> 1: ours faster). GFLOP = 2 x multiply-adds of every conv and linear (incl. the depthwise 7x7 and both attention matmuls; no norms, activations, biases); of peak = achieved GFLOP/s / the ${lim.fmaIsa} fp32 FMA peak at ${args.threads} threads (${fmt(lim.fmaGflops)} GFLOP/s)${lim.bf16Gflops ? ` and, for bf16, / the vdpbf16ps peak (${fmt(lim.bf16Gflops)})` : ''}`);
+  L.push(`- ratio = peer time / ours (> 1: ours faster), of the medians; per round = the median (and range) of each round's ratio, ours against the peer's run seconds before. GFLOP = 2 x multiply-adds of every conv and linear (incl. the depthwise 7x7 and both attention matmuls; no norms, activations, biases); of peak = achieved GFLOP/s / the ${lim.fmaIsa} fp32 FMA peak at ${args.threads} threads (${fmt(lim.fmaGflops)} GFLOP/s)${lim.bf16Gflops ? ` and, for bf16, / the vdpbf16ps peak (${fmt(lim.bf16Gflops)})` : ''}`);
   L.push(`- ours stops the text tower at the last end token (causal attention: same output), so 5 tokens are 7 positions; ONNX computes all ${arch.text.contextLength}. of bandwidth = text linear weights read once (${fmt(textLinearWeights(arch) / 1e6, 0)} M elements x 4 B fp32 / 2 B bf16) / time / the read bandwidth at ${args.threads} threads (${fmt(lim.readGbps)} GB/s)`);
-  L.push('', '| work | engine | ms | cpu ms | ratio | GFLOP | GFLOP/s | of FMA peak | of bf16 peak | weights GB | of bandwidth |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  L.push('', '| work | engine | ms | cpu ms | ratio | per round | GFLOP | GFLOP/s | of FMA peak | of bf16 peak | weights GB | of bandwidth |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   const label: Record<Work, string> = { image: `image ${arch.vision.imageSize} px`, text77: 'text, 75 tokens (77 positions)', text5: 'text, 5 tokens' };
   for (const w of WORKS) {
     const peer = m.timing.times[`onnxruntime-node fp32 ${w}`];
@@ -284,7 +302,7 @@ function report(args: Args, m: Measured): string {
       const flops = w === 'image' ? imageFlops(arch) : textFlops(arch, positions);
       const gflops = flops / 1e9 / (t.wall_ms / 1e3);
       const bytes = w === 'image' ? undefined : textLinearWeights(arch) * (e === 'ours bf16' ? 2 : 4);
-      L.push(`| ${label[w]} | ${e} | ${fmt(t.wall_ms)} | ${fmt(t.cpu_ms)} | ${ours ? `${(peer.wall_ms / t.wall_ms).toFixed(2)}x` : ''} | ${fmt(flops / 1e9)} | ${fmt(gflops)} | ` +
+      L.push(`| ${label[w]} | ${e} | ${fmt(t.wall_ms)} | ${fmt(t.cpu_ms)} | ${ours ? `${(peer.wall_ms / t.wall_ms).toFixed(2)}x` : ''} | ${ours ? `${t.paired_median.toFixed(2)}x (${t.paired_min.toFixed(2)}-${t.paired_max.toFixed(2)})` : ''} | ${fmt(flops / 1e9)} | ${fmt(gflops)} | ` +
         `${pct(gflops / lim.fmaGflops!)} | ${e === 'ours bf16' && lim.bf16Gflops ? pct(gflops / lim.bf16Gflops) : ''} | ${bytes ? fmt(bytes / 1e9, 2) : ''} | ${bytes && lim.readGbps ? pct(bytes / 1e9 / (t.wall_ms / 1e3) / lim.readGbps) : ''} |`);
     }
   }
