@@ -182,9 +182,16 @@ async function runEngines(args: Args): Promise<void> {
       }
     }
   }
+  // Per-round ORT / engine ratios (the two calls seconds apart): median and range, beside the ratio of the medians.
+  const ort = times['onnxruntime-web fp32'];
+  const perRound = (name: string, w: 'image' | 'text22' | 'text77') => {
+    if (!ort) return [];
+    const ratios = times[name][w].wall.map((ms, r) => ort[w].wall[r] / ms);
+    return [[`${w}_per_round`, [median(ratios), Math.min(...ratios), Math.max(...ratios)]]];
+  };
   const result = engines.map((e) => ({
     engine: e.name, load_s: e.loadS, ...e.extra, ...parity[e.name],
-    ...Object.fromEntries((['image', 'text22', 'text77'] as const).flatMap((w) => [[`${w}_ms`, median(times[e.name][w].wall)], [`${w}_cpu_ms`, median(times[e.name][w].cpu)]])),
+    ...Object.fromEntries((['image', 'text22', 'text77'] as const).flatMap((w) => [[`${w}_ms`, median(times[e.name][w].wall)], [`${w}_cpu_ms`, median(times[e.name][w].cpu)], ...perRound(e.name, w)])),
   }));
   for (const e of engines) await e.dispose();
   console.log(JSON.stringify({ threads, rounds: args.rounds, load: median(loads), notes, result }));
@@ -248,7 +255,7 @@ function report(args: Args, runs: Array<Record<string, unknown>>, xxl: Record<st
   L.push(`- wasm: wasm/prebuilt (Emscripten 3.1.6, -O3 -msimd128 -pthread); onnxruntime-web ${ortVersion()} (wasm backend, SIMD + threads, in Node); native: build/Release addon`);
   L.push(`- model: ${args.model} (convnext_base_w dims, random weights from clip_reference.py make; ONNX from export_onnx.py, same seed); inputs: export_onnx.py's pixels [1,3,256,256] and 22-token text row, and a 77-token row`);
   L.push(`- each thread count in its own process; all engines loaded side by side and timed in ${args.rounds} interleaved rounds after a warm-up (each forward on every engine back to back, the engine order rotating per round); medians. cpu = process CPU time (all threads) of the call: less sensitive than wall time to other processes sharing the 2 cores`);
-  L.push('- ratios: ORT/wasm > 1 means wasm is faster than onnxruntime-web; wasm/native = how much slower wasm is than the native addon (same precision)');
+  L.push('- ratios: ORT/wasm > 1 means wasm is faster than onnxruntime-web (of the medians; in brackets the median and range of the per-round ratios, each from two calls seconds apart); wasm/native = how much slower wasm is than the native addon (same precision)');
   L.push('- our text tower stops at the last end token (causal attention: identical output), so the 22-token row costs less than 77 tokens; ONNX computes all 77 positions either way');
   for (const run of runs) L.push(`- ${run.threads} thread(s): machine load (1-min average, median over rounds) ${fmt(run.load)}${(run.notes as string[]).length ? `; ${(run.notes as string[]).join('; ')}` : ''}`);
   L.push('', '| threads | engine | image b1 ms (cpu) | text b1 22 tok ms (cpu) | text b1 77 tok ms (cpu) | image ORT/wasm | text22 ORT/wasm | text77 ORT/wasm | image wasm/native | text77 wasm/native | image of peak | text77 of peak | load s | vs PyTorch fp32: image / text max rel diff |');
@@ -263,8 +270,12 @@ function report(args: Args, runs: Array<Record<string, unknown>>, xxl: Record<st
       const [kind, prec] = String(r.engine).split(' ');
       const native = kind === 'wasm' ? by(`native ${prec}`) : undefined;
       const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' ? `${(a / b).toFixed(2)}x` : '');
+      const rounds = (w: string) => {
+        const v = (r as Record<string, unknown>)[`${w}_per_round`] as number[] | undefined;
+        return v ? ` (${v[0].toFixed(2)}x, ${v[1].toFixed(2)}-${v[2].toFixed(2)})` : '';
+      };
       L.push(`| ${run.threads} | ${r.engine} | ${fmt(r.image_ms, 0)} (${fmt(r.image_cpu_ms, 0)}) | ${fmt(r.text22_ms, 0)} (${fmt(r.text22_cpu_ms, 0)}) | ${fmt(r.text77_ms, 0)} (${fmt(r.text77_cpu_ms, 0)}) | ` +
-        `${kind === 'wasm' ? ratio(ort?.image_ms, r.image_ms) : ''} | ${kind === 'wasm' ? ratio(ort?.text22_ms, r.text22_ms) : ''} | ${kind === 'wasm' ? ratio(ort?.text77_ms, r.text77_ms) : ''} | ${ratio(r.image_ms, native?.image_ms)} | ${ratio(r.text77_ms, native?.text77_ms)} | ${ofPeak(imageFlops(arch), r.image_ms)} | ${ofPeak(textFlops(arch, 77), r.text77_ms)} | ${fmt(r.load_s, 1)} | ` +
+        `${kind === 'wasm' ? ratio(ort?.image_ms, r.image_ms) + rounds('image') : ''} | ${kind === 'wasm' ? ratio(ort?.text22_ms, r.text22_ms) + rounds('text22') : ''} | ${kind === 'wasm' ? ratio(ort?.text77_ms, r.text77_ms) + rounds('text77') : ''} | ${ratio(r.image_ms, native?.image_ms)} | ${ratio(r.text77_ms, native?.text77_ms)} | ${ofPeak(imageFlops(arch), r.image_ms)} | ${ofPeak(textFlops(arch, 77), r.text77_ms)} | ${fmt(r.load_s, 1)} | ` +
         `${Number(r.image_rel).toExponential(1)} / ${Number(r.text_rel).toExponential(1)} |`);
     }
   }
