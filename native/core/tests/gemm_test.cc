@@ -18,6 +18,7 @@
 #include "../cpu_features.h"
 #include "../gemm.h"
 #include "../gemm_internal.h"
+#include "../gemm_pack.h"
 #include "../threadpool.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"  // 64-byte vectors without AVX-512: only inlined helpers
@@ -144,6 +145,49 @@ static void run_case(const KernelSet* ks, Precision prec, const Case& c, const s
                   ks->name, prec == Precision::F32 ? "f32" : "bf16", pool.size(), c.m, c.n, c.k, use_bias, use_gelu,
                   use_scale, use_res, alias ? 1 : 0, worst);
     check(worst <= 1.0, buf);
+  }
+}
+
+// pack_weight's bytes against the layouts gemm_internal.h documents, element by element (NaN, a denormal and an
+// infinity included), for odd N and K, K past one 64-deep pack block, and 1 and 3 threads.
+static void test_pack_layout(const KernelSet* ks, ThreadPool& pool3) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (const Case& c : {Case{70, 0, 131}, Case{5, 0, 1}, Case{33, 0, 64}}) {
+    const int n = c.m, k = c.k;
+    std::vector<float> w(static_cast<size_t>(n) * k);
+    for (auto& v : w) v = nd(rng);
+    if (w.size() > 7) w[3] = NAN, w[5] = 1e-40f, w[7] = -INFINITY, w[9] = 1.00390625f;  // a tie: rounds to even
+    for (Precision prec : {Precision::F32, Precision::BF16}) {
+      for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool3}) {
+        const PackedWeight pw = gemm_detail::pack_weight_parallel_with(ks, w.data(), n, k, prec, pool);
+        const KernelSet* used = pw.kernels;
+        const int nr = used->nr, panels = (n + nr - 1) / nr, k_stored = (k + used->k_align - 1) / used->k_align * used->k_align;
+        auto value = [&](int col, int kk) { return col < n && kk < k ? w[static_cast<size_t>(col) * k + kk] : 0.0f; };
+        bool same = true;
+        for (int p = 0; p < panels && same; ++p)
+          for (int kk = 0; kk < k_stored && same; ++kk)
+            for (int j = 0; j < nr && same; ++j) {
+              const size_t panel = static_cast<size_t>(p) * nr * k_stored;
+              const int col = p * nr + j;
+              if (prec == Precision::F32) {
+                const float got = static_cast<const float*>(pw.data.get())[panel + static_cast<size_t>(kk) * nr + j];
+                const float want = value(col, kk);
+                same = std::memcmp(&got, &want, 4) == 0;
+              } else {
+                const uint16_t* h = static_cast<const uint16_t*>(pw.data.get()) + panel;
+                // bf16_dot: pair row kk / 2, column j, half kk % 2; else row kk, slot 2j (j < nr/2) or 2(j - nr/2) + 1.
+                const size_t at = used->bf16_dot ? (static_cast<size_t>(kk / 2) * nr + j) * 2 + kk % 2
+                                                 : static_cast<size_t>(kk) * nr + (j < nr / 2 ? 2 * j : 2 * (j - nr / 2) + 1);
+                same = h[at] == float_to_bf16(value(col, kk));
+              }
+            }
+        char buf[120];
+        std::snprintf(buf, sizeof buf, "[%s %s t=%d] pack layout N=%d K=%d", used->name, prec == Precision::F32 ? "f32" : "bf16",
+                      pool ? pool->size() : 1, n, k);
+        check(same, buf);
+      }
+    }
   }
 }
 
@@ -323,6 +367,7 @@ int main() {
   ThreadPool pool1(1), pool2(2), pool3(3);
   for (const KernelSet* ks : sets) {
     test_gelu(ks);
+    test_pack_layout(ks, pool3);
     test_linear(ks, pool1, pool2, pool3);
     test_batch_invariance(ks, pool1, pool2);
   }
