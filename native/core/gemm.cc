@@ -128,10 +128,11 @@ int c_block_panels(int max_range, const KernelSet& ks) {
 
 // One work item: rows [i0, i0 + rows) of y over W panels [p_begin, p_end), from A packed for these rows (the pass at
 // k0 at a + round_up(rows, MR) * k0), in C blocks of nc_panels. Each block runs its K passes panel major in K blocks
-// of k_block (a multiple of kc; each panel's passes in the block back to back, so its weights are read in long runs
-// and the first tile prefetches them, while the block's A stays in L2), or, with k_block 0, pass major (each A pass
-// slice reused by the block's panels), into cbuf; then the epilogue writes y (so `residual` may alias y: y is
-// written once, last). Every order adds each output's passes in the same K order: the results are identical.
+// of k_block (a multiple of kc, or >= k for one block; each panel's passes in the block back to back, so its
+// weights are read in long runs and the first tile prefetches them, while the block's A stays in L2), or, with
+// k_block 0, pass major (each A pass slice reused by the block's panels), into cbuf; then the epilogue writes y (so
+// `residual` may alias y: y is written once, last). Every order adds each output's passes in the same K order: the
+// results are identical.
 void run_item(const float* a, int rows, int i0, int p_begin, int p_end, int nc_panels, int k_block, int kc,
               const PackedWeight& w, const float* bias, float* y, const Epilogue& ep, float* cbuf) {
   const KernelSet& ks = *w.kernels;
