@@ -163,6 +163,12 @@ export const median = (xs: number[]): number => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
+/** Per-round ratios peer[r] / ours[r] (two calls of one round, seconds apart): median, min, max. */
+export const perRoundRatios = (peer: number[], ours: number[]): { median: number; min: number; max: number } => {
+  const ratios = ours.map((ms, r) => peer[r] / ms);
+  return { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
+};
+
 /** Wall and process CPU time (all threads) of one call, in ms. */
 export async function timed(fn: () => Promise<unknown>): Promise<[number, number]> {
   const c0 = process.cpuUsage();

@@ -28,7 +28,7 @@ import type { BackendModel, Precision } from '../lib/backends/types.js';
 import { readSafetensorsManifest } from '../lib/checkpoint/safetensors.js';
 import { floats, maxRelativeDiff, minRowCosine, readExpected, tokensOf } from '../test/native-helpers.js';
 import {
-  appendSection, bestLimits, fmt, imageFlops, type Limits, limitsAt, limitsLine, machineSummary, measureLimits, median, pct,
+  appendSection, bestLimits, fmt, imageFlops, type Limits, limitsAt, limitsLine, machineSummary, measureLimits, median, pct, perRoundRatios,
   readIntoPageCache, sourceSummary, textFlops, textLinearWeights, timed,
 } from './common.js';
 
@@ -241,10 +241,8 @@ async function runTimeChild(args: Args): Promise<void> {
   // Per-round ratios: each of ours against the peer's run of the same work in the same round (seconds apart), so a
   // host that speeds up or slows down between minutes moves both sides of a ratio together.
   const paired = (k: string) => {
-    const w = k.slice(k.lastIndexOf(' ') + 1);
-    const peer = wall[`onnxruntime-node fp32 ${w}`];
-    const ratios = wall[k].map((ms, r) => peer[r] / ms);
-    return { paired_median: median(ratios), paired_min: Math.min(...ratios), paired_max: Math.max(...ratios) };
+    const r = perRoundRatios(wall[`onnxruntime-node fp32 ${k.slice(k.lastIndexOf(' ') + 1)}`], wall[k]);
+    return { paired_median: r.median, paired_min: r.min, paired_max: r.max };
   };
   const times = Object.fromEntries(Object.keys(wall).map((k) => [k, { wall_ms: median(wall[k]), cpu_ms: median(cpu[k]), runs: wall[k].length, ...paired(k) }]));
   console.log(JSON.stringify({ parity, times, load_median: median(loads) }));

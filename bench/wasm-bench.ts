@@ -27,7 +27,7 @@ import type { BackendModel, Precision } from '../lib/backends/types.js';
 import { wasmBackend, type WasmClipModel } from '../lib/backends/wasm.js';
 import { readSafetensorsManifest } from '../lib/checkpoint/safetensors.js';
 import { floats, maxRelativeDiff, minRowCosine, readExpected, tokensOf } from '../test/native-helpers.js';
-import { appendSection, bestLimits, imageFlops, type Limits, limitsAt, limitsLine, machineSummary, measureLimits, median, pct, sourceSummary, textFlops, timed } from './common.js';
+import { appendSection, bestLimits, imageFlops, type Limits, limitsAt, limitsLine, machineSummary, measureLimits, median, pct, perRoundRatios, sourceSummary, textFlops, timed } from './common.js';
 
 interface Args {
   model: string;
@@ -186,8 +186,8 @@ async function runEngines(args: Args): Promise<void> {
   const ort = times['onnxruntime-web fp32'];
   const perRound = (name: string, w: 'image' | 'text22' | 'text77') => {
     if (!ort) return [];
-    const ratios = times[name][w].wall.map((ms, r) => ort[w].wall[r] / ms);
-    return [[`${w}_per_round`, [median(ratios), Math.min(...ratios), Math.max(...ratios)]]];
+    const r = perRoundRatios(ort[w].wall, times[name][w].wall);
+    return [[`${w}_per_round`, [r.median, r.min, r.max]]];
   };
   const result = engines.map((e) => ({
     engine: e.name, load_s: e.loadS, ...e.extra, ...parity[e.name],

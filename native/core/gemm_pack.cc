@@ -125,23 +125,10 @@ void pack_panel(const float* rows /* [valid, k] */, int valid, int k, int nr, Pr
   }
 }
 
-inline uint32_t bits_of(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-
-// float_to_bf16 of the value with bits u, in the low 16 bits (branch-free, as float_to_bf16, so loops vectorise).
-inline uint32_t bf16_bits(uint32_t u) {
-  const uint32_t nan = (u >> 16) | 0x40u;
-  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-  return (u & 0x7fffffffu) > 0x7f800000u ? nan : rounded;
-}
-
 // words[q] = the bf16 pair (src[2q], src[2q + 1]) as one 32-bit word, the first in the low half; count pairs.
 void bf16_pair_words(const float* __restrict src, int count, uint32_t* __restrict words) {
   uint32_t converted[kPackBlock];  // count <= kPackBlock / 2
-  for (int i = 0; i < 2 * count; ++i) converted[i] = bf16_bits(bits_of(src[i]));  // (vectorised)
+  for (int i = 0; i < 2 * count; ++i) converted[i] = float_to_bf16(src[i]);  // (vectorised)
   for (int q = 0; q < count; ++q) words[q] = converted[2 * q] | (converted[2 * q + 1] << 16);
 }
 
@@ -158,7 +145,7 @@ void pack_panel_k_pairs(const float* rows /* [valid, k] */, int valid, int k, in
       if (j < valid) {
         const float* src = rows + static_cast<size_t>(j) * k + k0;
         bf16_pair_words(src, full, words);
-        if (pairs > full) words[full] = bf16_bits(bits_of(src[2 * full]));  // the partner past an odd K is zero
+        if (pairs > full) words[full] = float_to_bf16(src[2 * full]);  // the partner past an odd K is zero
       }
       for (int q = 0; q < pairs; ++q) block[static_cast<size_t>(q) * nr + j] = words[q];
     }
