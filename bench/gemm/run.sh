@@ -38,6 +38,7 @@ case "$mode" in
     # Objects at -O2, link at -O0: Debian's emscripten 3.1.6 lacks the JS optimizer's node modules.
     W="$OUT/wasm"
     mkdir -p "$W"
+    echo '{"type": "commonjs"}' > "$W/package.json"  # Emscripten's output is CommonJS; the repo's package.json says module
     objs=()
     for f in native/core/tests/gemm_test.cc "${CORE[@]}"; do
       o="$W/$(basename "$f" .cc).o"

@@ -154,25 +154,28 @@ KINL void tile(int kc, const float* __restrict a, const void* __restrict bv, flo
                bool accumulate, const char* next = nullptr, int next_lines = 0) {
   vf c0[R], c1[R];
   for (int r = 0; r < R; ++r) c0[r] = c1[r] = vf{};
-  const float* bf = static_cast<const float*>(bv);
-  const uint16_t* bh = static_cast<const uint16_t*>(bv);
   constexpr int row_bytes = NR * (BF16 ? 2 : 4);
-  for (int k = 0; k < kc; ++k) {
+  // The loop steps pointers to A and B and ends on B's end pointer, so that V8 adds a constant to each per step
+  // instead of recomputing base + k * stride (wasm has base + constant addressing only): in V8's code for a bare
+  // 4 x 8 tile, 29 instructions a step instead of 33. Zen 4 runs that loop at its instruction rate, not at its
+  // multiply and add pipes' rate: the wasm GEMMs ran 4-20% faster (1 and 2 threads, fp32 and bf16, the same bits).
+  // GCC's native loops run as fast as before.
+  const char* bk = static_cast<const char*>(bv);
+  const char* const b_end = bk + static_cast<size_t>(kc) * row_bytes;
+  const float* ak = a;
+  for (int k = 0; bk != b_end; ++k, bk += row_bytes, ak += MR) {
     if (NextPass && (k & 1) == 0 && (k >> 1) < next_lines) __builtin_prefetch(next + (k >> 1) * 64, 0, 2);
-    if (Stream) {
-      const char* ahead = static_cast<const char*>(bv) + static_cast<size_t>(k) * row_bytes + kStreamAhead;
-      for (int o = 0; o < row_bytes; o += 64) __builtin_prefetch(ahead + o, 0, kStreamLocality);
-    }
+    if (Stream)
+      for (int o = 0; o < row_bytes; o += 64) __builtin_prefetch(bk + kStreamAhead + o, 0, kStreamLocality);
     vf b0, b1;
     if (BF16) {  // lane j holds bf16 columns j (low half) and j + V (high half)
-      const vu w = loadu(bh + static_cast<size_t>(k) * NR);
+      const vu w = loadu(bk);
       b0 = CCLIP_K_BF16_LO(w);
       b1 = CCLIP_K_BF16_HI(w);
     } else {
-      b0 = loadf(bf + static_cast<size_t>(k) * NR);
-      b1 = loadf(bf + static_cast<size_t>(k) * NR + V);
+      b0 = loadf(reinterpret_cast<const float*>(bk));
+      b1 = loadf(reinterpret_cast<const float*>(bk) + V);
     }
-    const float* ak = a + static_cast<size_t>(k) * MR;
     for (int r = 0; r < R; ++r) {
       const vf ar = splat(ak[r]);
       c0[r] = CCLIP_K_FMA(ar, b0, c0[r]);
