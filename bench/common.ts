@@ -17,13 +17,15 @@ export interface Limits {
   threads: number;
   load_avg_1m: number;
   load_avg_1m_end: number;
-  flags: { avx2: boolean; fma: boolean; avx512f: boolean; avx512_bf16: boolean };
+  flags: { avx2: boolean; fma: boolean; avx512f: boolean; avx512_bf16: boolean; amx_bf16?: boolean };
   fma_ymm_gflops_1t?: number;
   fma_ymm_gflops_all?: number;
   fma_zmm_gflops_1t?: number;
   fma_zmm_gflops_all?: number;
   bf16_dot_zmm_gflops_1t?: number;
   bf16_dot_zmm_gflops_all?: number;
+  bf16_amx_gflops_1t?: number;
+  bf16_amx_gflops_all?: number;
   read_gbps_1t?: number;
   read_gbps_all?: number;
   /** Smallest thread CPU time / wall time in the measurements kept: below ~0.95 other processes shared the CPUs. */
@@ -61,7 +63,10 @@ export function bestLimits(all: Limits[]): Limits {
  * `threads` x the one-thread figure (up to the all-thread one). Never less than the one-thread figure: more threads
  * measuring less (other processes took the cores meanwhile) does not lower what the machine can do.
  */
-export function limitsAt(limits: Limits, threads: number): { fmaGflops?: number; fmaIsa: string; bf16Gflops?: number; readGbps?: number } {
+export function limitsAt(
+  limits: Limits,
+  threads: number,
+): { fmaGflops?: number; fmaIsa: string; bf16Gflops?: number; bf16Isa: string; readGbps?: number } {
   const at = (oneThread?: number, all?: number) =>
     oneThread === undefined || all === undefined ? undefined : Math.max(oneThread, threads >= limits.threads ? all : Math.min(all, oneThread * threads));
   const zmm = at(limits.fma_zmm_gflops_1t, limits.fma_zmm_gflops_all);
@@ -70,7 +75,10 @@ export function limitsAt(limits: Limits, threads: number): { fmaGflops?: number;
   return {
     fmaGflops: useZmm ? zmm : ymm,
     fmaIsa: useZmm ? 'AVX-512 zmm' : 'AVX2 ymm',
-    bf16Gflops: at(limits.bf16_dot_zmm_gflops_1t, limits.bf16_dot_zmm_gflops_all),
+    // bf16: the instruction the bf16 GEMMs use where the CPU has it (AMX tiles, else vdpbf16ps).
+    ...(limits.bf16_amx_gflops_1t !== undefined
+      ? { bf16Gflops: at(limits.bf16_amx_gflops_1t, limits.bf16_amx_gflops_all), bf16Isa: 'AMX tdpbf16ps' }
+      : { bf16Gflops: at(limits.bf16_dot_zmm_gflops_1t, limits.bf16_dot_zmm_gflops_all), bf16Isa: 'vdpbf16ps' }),
     readGbps: at(limits.read_gbps_1t, limits.read_gbps_all),
   };
 }
@@ -83,6 +91,7 @@ export function limitsLine(l: Limits): string {
     ...pair('fp32 FMA AVX2 ymm', l.fma_ymm_gflops_1t, l.fma_ymm_gflops_all),
     ...pair('fp32 FMA AVX-512 zmm', l.fma_zmm_gflops_1t, l.fma_zmm_gflops_all),
     ...pair('bf16 dot vdpbf16ps zmm', l.bf16_dot_zmm_gflops_1t, l.bf16_dot_zmm_gflops_all),
+    ...pair('bf16 AMX tdpbf16ps', l.bf16_amx_gflops_1t, l.bf16_amx_gflops_all),
     ...pair('read bandwidth (1 GiB, ymm loads)', l.read_gbps_1t, l.read_gbps_all, 'GB/s'),
   ].join('; ') +
     `${l.runs && l.runs > 1 ? ` (best of ${l.runs} runs)` : ''}; measuring threads got >= ${(100 * l.min_cpu_share).toFixed(0)}% of a CPU` +

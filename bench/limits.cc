@@ -1,5 +1,6 @@
 // This machine's limits, measured: fp32 FMA peak (AVX2 ymm, and AVX-512 zmm where the CPU has avx512f), the bf16
-// dot peak (vdpbf16ps zmm, where it has avx512_bf16) and read bandwidth, on 1 thread and on all threads the process
+// dot peak (vdpbf16ps zmm, where it has avx512_bf16), the AMX bf16 tile peak (tdpbf16ps, where it has amx_bf16 and
+// Linux grants the tile state) and read bandwidth, on 1 thread and on all threads the process
 // may use. Prints one JSON object on stdout. No dependencies; every ISA-specific function carries its own target
 // attribute and is chosen at run time, so `g++ -O2 -pthread limits.cc` runs on any x86-64.
 //
@@ -7,6 +8,8 @@
 #include <immintrin.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <algorithm>
@@ -64,6 +67,44 @@ CHAIN_KERNEL(dot_bf16_zmm, "avx512f,avx512bf16", __m512, _mm512_set1_ps,
              const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(-1e-3f), _mm512_set1_ps(-1e-3f)),
              _mm512_dpbf16_ps, _mm512_add_ps, _mm512_cvtss_f32)
 #undef CHAIN_KERNEL
+
+// tdpbf16ps: C[16 x 16] fp32 += A[16 x 32] bf16 . B[32 x 16] bf16 (16384 FLOPs); 4 independent C tiles, A and B
+// tiles loaded once, kChains x kUnroll tile products per trip (the caller's FLOP count). Inputs are 2^-10, so the sums
+// stay finite.
+struct alignas(64) TileConfig {
+  unsigned char palette = 1, start_row = 0, reserved[14] = {};
+  unsigned short bytes_per_row[16] = {};
+  unsigned char rows[16] = {};
+};
+__attribute__((target("amx-tile,amx-bf16"))) float dot_bf16_amx(long trips) {
+  TileConfig config;
+  for (int t = 0; t < 8; t++) config.bytes_per_row[t] = 64, config.rows[t] = 16;
+  alignas(64) unsigned short ones[16 * 32];
+  std::fill(ones, ones + 16 * 32, static_cast<unsigned short>(0x3a80));  // bf16 2^-10
+  alignas(64) float c[16 * 16];
+  _tile_loadconfig(&config);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, ones, 64);
+  _tile_loadd(5, ones, 64);
+  _tile_loadd(6, ones, 64);
+  _tile_loadd(7, ones, 64);
+  for (long t = 0; t < trips; t++)
+    for (int u = 0; u < kUnroll * kChains / 4; u++) {
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  _tile_stored(0, c, 64);
+  _tile_release();
+  return c[0];
+}
+
+// Linux keeps the AMX tile data state off until the process asks (ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA).
+bool amx_permitted() { return syscall(SYS_arch_prctl, 0x1023, 18) == 0; }
 
 // Sums floats [begin, end) with 8 independent ymm accumulators (enough loads in flight to saturate DRAM).
 __attribute__((target("avx2"))) float read_ymm(const float* begin, const float* end) {
@@ -178,16 +219,19 @@ int main(int argc, char** argv) {
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   const bool avx512 = __builtin_cpu_supports("avx512f");
   const bool bf16 = avx512 && __builtin_cpu_supports("avx512bf16");
+  const bool amx = __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("amx-tile") && amx_permitted();
   const int threads = usable_threads();
   double load[3] = {0, 0, 0};
   getloadavg(load, 3);
 
-  std::printf("{\"cpu\": %s, \"threads\": %d, \"load_avg_1m\": %.2f, \"flags\": {\"avx2\": %s, \"fma\": %s, \"avx512f\": %s, \"avx512_bf16\": %s}",
+  std::printf("{\"cpu\": %s, \"threads\": %d, \"load_avg_1m\": %.2f, \"flags\": {\"avx2\": %s, \"fma\": %s, \"avx512f\": %s, \"avx512_bf16\": %s, \"amx_bf16\": %s}",
               json_string(cpu_model()).c_str(), threads, load[0], avx2 ? "true" : "false", __builtin_cpu_supports("fma") ? "true" : "false",
-              avx512 ? "true" : "false", bf16 ? "true" : "false");
-  // FLOPs per instruction: an FMA is 2 per lane (8 ymm / 16 zmm lanes); vdpbf16ps is 4 per fp32 lane.
+              avx512 ? "true" : "false", bf16 ? "true" : "false", amx ? "true" : "false");
+  // FLOPs per instruction: an FMA is 2 per lane (8 ymm / 16 zmm lanes); vdpbf16ps is 4 per fp32 lane; tdpbf16ps
+  // 2 x 16 x 16 x 32.
   struct Peak { const char* key; bool present; float (*kernel)(long); double flops; };
-  const Peak peaks[] = {{"fma_ymm", avx2, fma_ymm, 16}, {"fma_zmm", avx512, fma_zmm, 32}, {"bf16_dot_zmm", bf16, dot_bf16_zmm, 64}};
+  const Peak peaks[] = {{"fma_ymm", avx2, fma_ymm, 16}, {"fma_zmm", avx512, fma_zmm, 32}, {"bf16_dot_zmm", bf16, dot_bf16_zmm, 64},
+                       {"bf16_amx", amx, dot_bf16_amx, 16384}};
   for (const Peak& p : peaks) {
     if (!p.present) continue;
     std::printf(", \"%s_gflops_1t\": %.1f", p.key, peak_gflops(p.kernel, p.flops, 1, target_s));

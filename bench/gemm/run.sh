@@ -11,7 +11,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 CXX="${CXX:-g++}"
 OUT="${BUILD_DIR:-$ROOT/build-gemm}"  # not build/: node-gyp owns and cleans that
 mkdir -p "$OUT"
-CORE=(native/core/gemm.cc native/core/gemm_pack.cc native/core/gemm_x86.cc native/core/gemm_avx512bf16.cc native/core/gemm_neon.cc native/core/threadpool.cc native/core/cpu_features.cc)
+CORE=(native/core/gemm.cc native/core/gemm_pack.cc native/core/gemm_x86.cc native/core/gemm_avx512bf16.cc native/core/gemm_amx.cc native/core/gemm_neon.cc native/core/threadpool.cc native/core/cpu_features.cc)
 cd "$ROOT"
 FLAGS=(-std=c++17 -Wall -Wextra -pthread)
 mode="${1:-test}"

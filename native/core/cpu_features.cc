@@ -1,5 +1,10 @@
 #include "cpu_features.h"
 
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace cclip {
 
 static CpuFeatures detect() {
@@ -12,6 +17,13 @@ static CpuFeatures detect() {
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10
   f.avx512bf16 = f.avx512f && __builtin_cpu_supports("avx512bf16");
   f.bf16_dot_fast = f.avx512bf16 && __builtin_cpu_is("amd");
+#endif
+#if defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+  // The tile data state (XFEATURE_XTILEDATA, 18) is off until the process asks for it (Linux >= 5.16); a tile
+  // instruction without it raises SIGILL.
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  f.amx_bf16 = f.avx512bf16 && __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("amx-tile") &&
+               syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 #endif
 #endif
   return f;

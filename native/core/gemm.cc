@@ -55,6 +55,9 @@ const KernelSet* kernels_neon() { return nullptr; }
 #if !(defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10)
 const KernelSet* kernels_avx512bf16() { return nullptr; }  // gemm_avx512bf16.cc builds it with GCC >= 10 only
 #endif
+#if !(defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11)
+const KernelSet* kernels_amx() { return nullptr; }  // gemm_amx.cc builds it on Linux with GCC >= 11 only
+#endif
 
 int isa_ceiling(const char* env) {
   return !env || !*env                          ? 3
@@ -62,14 +65,17 @@ int isa_ceiling(const char* env) {
          : std::strcmp(env, "avx2") == 0       ? 1
          : std::strcmp(env, "avx512") == 0     ? 2
          : std::strcmp(env, "avx512bf16") == 0 ? 4
+         : std::strcmp(env, "amx") == 0        ? 5
                                                : 3;
 }
 
 const KernelSet* choose_kernels(int ceiling, const CpuFeatures& cpu, Precision precision) {
-  // The bf16 dot kernel where it outpaces fp32 FMAs on this CPU (or is asked for); else bf16 weights are widened to
-  // fp32 in the FMA kernels below, which also read half the bytes.
+  // AMX tiles where the CPU has them; else the bf16 dot kernel where it outpaces fp32 FMAs on this CPU (or is asked
+  // for); else bf16 weights are widened to fp32 in the FMA kernels below, which also read half the bytes.
+  const bool unset = ceiling == 3 || ceiling == 5;  // CCLIP_GEMM_ISA=amx: as unset, the tiles where the CPU has them
+  if (precision == Precision::BF16 && cpu.amx_bf16 && kernels_amx() && unset) return kernels_amx();
   if (precision == Precision::BF16 && cpu.avx512bf16 && kernels_avx512bf16() &&
-      (ceiling >= 4 || (ceiling >= 3 && cpu.bf16_dot_fast)))
+      (ceiling == 4 || (unset && cpu.bf16_dot_fast)))
     return kernels_avx512bf16();
   if (ceiling >= 2 && cpu.avx512f && kernels_avx512()) return kernels_avx512();
   if (ceiling >= 1 && cpu.avx2_fma && kernels_avx2()) return kernels_avx2();
@@ -174,7 +180,7 @@ void linear_stream(const float* x, int m, const PackedWeight& w, int kc, const f
   const int nc_panels = c_block_panels(ceil_div(panels, nj), ks);
   std::atomic<int> next_item{0};
   pool.parallel_for(std::min(threads, nj), 1, [&](int64_t, int64_t) {
-    float* abuf = t_abuf.reserve(static_cast<size_t>(rows_pad) * std::max(k, 1));
+    float* abuf = t_abuf.reserve(static_cast<size_t>(rows_pad) * round_up(std::max(k, 1), ks.k_align));
     float* cbuf = t_cbuf.reserve(static_cast<size_t>(rows_pad) * nc_panels * ks.nr);
     bool packed = false;
     for (int jr; (jr = next_item.fetch_add(1, std::memory_order_relaxed)) < nj;) {
@@ -222,7 +228,8 @@ void linear_shared(const float* x, int m, const PackedWeight& w, int kc, const f
   const KernelSet& ks = *w.kernels;
   const int k = w.k, mr = ks.mr;
   const int m_tiles = ceil_div(m, mr);
-  const size_t tile_floats = static_cast<size_t>(mr) * std::max(k, 1);  // one packed MR-row panel, all of K
+  // One packed MR-row panel, all of K (padded as the last pass's pack_a writes it).
+  const size_t tile_floats = static_cast<size_t>(mr) * round_up(std::max(k, 1), ks.k_align);
   const int block_tiles = std::max(1, ks.mc / mr);
   const int chunk_tiles = std::max<int>(block_tiles, static_cast<int>(kSharedPackBytes / (tile_floats * sizeof(float))));
   const int panels = ceil_div(w.n, ks.nr);

@@ -38,15 +38,18 @@ const KernelSet* kernels_generic();  // portable (GCC/Clang vector extensions, 1
 const KernelSet* kernels_avx2();     // x86-64 AVX2 + FMA, 6 x 16; null where not built
 const KernelSet* kernels_avx512();   // x86-64 AVX-512F, 12 x 32; null where not built
 const KernelSet* kernels_avx512bf16();  // x86-64 AVX512_BF16 (vdpbf16ps), 12 x 32, bf16 weights only; null where not built
+const KernelSet* kernels_amx();         // x86-64 AMX-BF16 (tdpbf16ps), 32 x 32, bf16 weights only; null where not built
 const KernelSet* kernels_neon();     // aarch64 NEON (vfmaq_f32, 32 registers), 12 x 8; null where not built
 // The best variant this CPU runs for fp32 weights; CCLIP_GEMM_ISA=generic|avx2|avx512 in the environment narrows
 // the choice (on aarch64: NEON unless CCLIP_GEMM_ISA=generic).
 const KernelSet* best_kernels();
-// The same for bf16 weights: avx512bf16 where the CPU has it, its dot outpaces FMAs (cpu.bf16_dot_fast) and
-// CCLIP_GEMM_ISA does not narrow the choice; CCLIP_GEMM_ISA=avx512bf16 takes it wherever the CPU has it.
+// The same for bf16 weights: amx where the CPU has AMX-BF16, else avx512bf16 where the CPU has it and its dot
+// outpaces FMAs (cpu.bf16_dot_fast), when CCLIP_GEMM_ISA does not narrow the choice; CCLIP_GEMM_ISA=avx512bf16 takes
+// the vdpbf16ps kernel wherever the CPU has it, CCLIP_GEMM_ISA=amx the AMX one (as unset).
 const KernelSet* best_bf16_kernels();
 // What the two above pick: CCLIP_GEMM_ISA's value as a ceiling (0 generic, 1 avx2 / NEON, 2 avx512, 3 none,
-// 4 avx512bf16 even where its dot is slow), then the best variant built here that `cpu` runs under it.
+// 4 avx512bf16 even where its dot is slow or AMX is there, 5 amx), then the best variant built here that `cpu` runs
+// under it.
 int isa_ceiling(const char* env);
 const KernelSet* choose_kernels(int ceiling, const CpuFeatures& cpu, Precision precision);
 

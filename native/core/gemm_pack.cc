@@ -133,10 +133,11 @@ void bf16_pair_words(const float* __restrict src, int count, uint32_t* __restric
 }
 
 // The bf16_dot layout (gemm_internal.h): panel pair row q: [nr][2] = (rows[j][2q], rows[j][2q + 1]), zero past
-// the valid rows and past K. Built a K block (32 pair rows) at a time in an L1 buffer, each column converted a
-// pair per 32-bit word, and streamed out. Before, each value was converted and each pair stored alone, column by
-// column into the whole panel (up to 768 KB): 27% of a bf16 XXLarge load's CPU time.
-void pack_panel_k_pairs(const float* rows /* [valid, k] */, int valid, int k, int nr, void* panel) {
+// the valid rows and past K up to k_stored (K padded to the variant's k_align). Built a K block (32 pair rows) at a
+// time in an L1 buffer, each column converted a pair per 32-bit word, and streamed out. Before, each value was
+// converted and each pair stored alone, column by column into the whole panel (up to 768 KB): 27% of a bf16
+// XXLarge load's CPU time.
+void pack_panel_k_pairs(const float* rows /* [valid, k] */, int valid, int k, int k_stored, int nr, void* panel) {
   alignas(64) uint32_t block[kPackBlock / 2 * kMaxPackNr];
   for (int k0 = 0; k0 < k; k0 += kPackBlock) {
     const int k1 = std::min(k, k0 + kPackBlock), full = (k1 - k0) / 2, pairs = (k1 - k0 + 1) / 2;
@@ -151,6 +152,12 @@ void pack_panel_k_pairs(const float* rows /* [valid, k] */, int valid, int k, in
     }
     stream_out(static_cast<uint32_t*>(panel) + static_cast<size_t>(k0 / 2) * nr, block,
                static_cast<size_t>(pairs) * nr * sizeof(uint32_t));
+  }
+  const int pairs = (std::max(k, 0) + 1) / 2, padding = k_stored / 2 - pairs;  // < kPackBlock / 2 (k_align <= 64)
+  if (padding > 0) {
+    std::memset(block, 0, static_cast<size_t>(padding) * nr * sizeof(uint32_t));
+    stream_out(static_cast<uint32_t*>(panel) + static_cast<size_t>(pairs) * nr, block,
+               static_cast<size_t>(padding) * nr * sizeof(uint32_t));
   }
 }
 
@@ -189,6 +196,7 @@ PackedWeight pack_weight_rows_with(const KernelSet* ks, int n, int k, Precision 
   const int nr = ks->nr;
   if (nr > kMaxPackNr) throw std::logic_error("GEMM panel wider than the pack buffer");
   const int panels = ceil_div(std::max(n, 0), nr);
+  const int k_stored = ceil_div(std::max(k, 0), ks->k_align) * ks->k_align;
   const size_t panel_bytes = panels > 0 ? p.data_bytes / panels : 0;
   if (t_packed_memory && *t_packed_memory) p.data = (*t_packed_memory)(p.data_bytes);
   if (!p.data) {
@@ -205,7 +213,7 @@ PackedWeight pack_weight_rows_with(const KernelSet* ks, int n, int k, Precision 
       const float* panel_rows = rows(first, valid, scratch);
       char* panel = static_cast<char*>(data) + jp * panel_bytes;
       if (k_pairs) {
-        pack_panel_k_pairs(panel_rows, valid, k, nr, panel);
+        pack_panel_k_pairs(panel_rows, valid, k, k_stored, nr, panel);
       } else {
         pack_panel(panel_rows, valid, k, nr, precision, panel);
       }

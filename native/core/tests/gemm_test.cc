@@ -231,7 +231,8 @@ static void test_batch_invariance(const KernelSet* ks, ThreadPool& pool1, Thread
   std::mt19937 rng(99);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (Precision prec : {Precision::F32, Precision::BF16}) {
-    for (const Case& c : {Case{40, 100, 700}, Case{3 * ks->mr + 1, 70, 1031}, Case{300, 40, 2000}, Case{25, 40, 20000}}) {
+    for (const Case& c : {Case{40, 100, 700}, Case{3 * ks->mr + 1, 70, 1031}, Case{300, 40, 2000},
+                          Case{std::max(25, 2 * ks->mr + 1), 40, 20000}}) {  // just past the streaming rows
       std::vector<float> x(static_cast<size_t>(c.m) * c.k), w(static_cast<size_t>(c.n) * c.k), bias(c.n);
       for (auto& v : x) v = nd(rng);
       for (auto& v : w) v = nd(rng) * 0.1f;
@@ -351,6 +352,7 @@ int main() {
   if (cpu.avx2_fma && gemm_detail::kernels_avx2()) sets.push_back(gemm_detail::kernels_avx2());
   if (cpu.avx512f && gemm_detail::kernels_avx512()) sets.push_back(gemm_detail::kernels_avx512());
   if (cpu.avx512bf16 && gemm_detail::kernels_avx512bf16()) sets.push_back(gemm_detail::kernels_avx512bf16());
+  if (cpu.amx_bf16 && gemm_detail::kernels_amx()) sets.push_back(gemm_detail::kernels_amx());
   if (gemm_detail::kernels_neon()) sets.push_back(gemm_detail::kernels_neon());
   // GEMM_TEST_ONLY=<name> keeps one variant (the arm64 run under qemu tests the NEON one only: emulation is slow).
   if (const char* only = std::getenv("GEMM_TEST_ONLY")) {
@@ -394,7 +396,7 @@ int main() {
     using gemm_detail::choose_kernels;
     using gemm_detail::isa_ceiling;
     check(isa_ceiling(nullptr) == 3 && isa_ceiling("") == 3 && isa_ceiling("generic") == 0 && isa_ceiling("avx2") == 1 &&
-              isa_ceiling("avx512") == 2 && isa_ceiling("avx512bf16") == 4,
+              isa_ceiling("avx512") == 2 && isa_ceiling("avx512bf16") == 4 && isa_ceiling("amx") == 5,
           "CCLIP_GEMM_ISA values");
     CpuFeatures all, none, slow_dot;
     all.avx2_fma = all.avx512f = all.avx512bf16 = all.bf16_dot_fast = true;
@@ -414,6 +416,19 @@ int main() {
       check(choose_kernels(4, slow_dot, Precision::BF16) == gemm_detail::kernels_avx512bf16() &&
                 choose_kernels(4, slow_dot, Precision::F32) == gemm_detail::kernels_avx512(),
             "CCLIP_GEMM_ISA=avx512bf16 takes the dot kernel for bf16 weights only");
+    }
+    if (gemm_detail::kernels_amx()) {
+      CpuFeatures amx = slow_dot;
+      amx.amx_bf16 = true;
+      check(choose_kernels(3, amx, Precision::BF16) == gemm_detail::kernels_amx() &&
+                choose_kernels(5, amx, Precision::BF16) == gemm_detail::kernels_amx() &&
+                choose_kernels(3, amx, Precision::F32) == gemm_detail::kernels_avx512(),
+            "amx for bf16 weights where the CPU has AMX-BF16 (unset or CCLIP_GEMM_ISA=amx), avx512 for fp32");
+      check(choose_kernels(4, amx, Precision::BF16) == gemm_detail::kernels_avx512bf16() &&
+                choose_kernels(2, amx, Precision::BF16) == gemm_detail::kernels_avx512(),
+            "CCLIP_GEMM_ISA=avx512bf16 / avx512 on an AMX CPU: no tiles");
+      check(choose_kernels(5, slow_dot, Precision::BF16) == gemm_detail::kernels_avx512(),
+            "CCLIP_GEMM_ISA=amx without AMX: the best of the rest");
     }
     check(std::fabs(gelu(1.0f) - 0.841344746f) < 1e-6f, "gelu(1)");
   }

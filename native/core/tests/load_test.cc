@@ -65,9 +65,9 @@ void with_mmap(bool on) {
 // The layout gemm.h documents, written here independently of gemm_pack.cc: panel jp, row kk, lane j holds
 // W[jp * nr + j, kk] (zero past N); in bf16 (float_to_bf16) u16 slot 2j holds lane j, slot 2j + 1 lane j + nr/2.
 // The bf16_dot variants' layout (gemm_internal.h) instead: panel jp, pair row q: [nr][2] = (W[col, 2q],
-// W[col, 2q + 1]) in bf16, zero past N and K.
-std::vector<unsigned char> reference_pack_k_pairs(const std::vector<float>& w, int n, int k, int nr) {
-  const int panels = (n + nr - 1) / nr, kp = (k + 1) / 2;
+// W[col, 2q + 1]) in bf16, zero past N and K (K padded to a multiple of k_align).
+std::vector<unsigned char> reference_pack_k_pairs(const std::vector<float>& w, int n, int k, int nr, int k_align) {
+  const int panels = (n + nr - 1) / nr, kp = (k + k_align - 1) / k_align * k_align / 2;
   std::vector<unsigned char> out(static_cast<size_t>(panels) * nr * kp * 4, 0);
   for (int jp = 0; jp < panels; ++jp)
     for (int q = 0; q < kp; ++q)
@@ -103,7 +103,7 @@ std::vector<unsigned char> reference_pack(const std::vector<float>& w, int n, in
 
 // The reference layout of what `p` was packed for.
 std::vector<unsigned char> reference_for(const PackedWeight& p, const std::vector<float>& w) {
-  return p.kernels->bf16_dot ? reference_pack_k_pairs(w, p.n, p.k, p.nr) : reference_pack(w, p.n, p.k, p.nr, p.precision);
+  return p.kernels->bf16_dot ? reference_pack_k_pairs(w, p.n, p.k, p.nr, p.kernels->k_align) : reference_pack(w, p.n, p.k, p.nr, p.precision);
 }
 
 bool same_bytes(const PackedWeight& p, const std::vector<unsigned char>& want) {
@@ -232,7 +232,7 @@ void test_every_panel_width_and_special_values(ThreadPool& pool) {
   }
   using gemm_detail::KernelSet;
   for (const KernelSet* ks : {gemm_detail::kernels_generic(), gemm_detail::kernels_avx2(), gemm_detail::kernels_avx512(),
-                              gemm_detail::kernels_avx512bf16(), gemm_detail::kernels_neon()}) {
+                              gemm_detail::kernels_avx512bf16(), gemm_detail::kernels_amx(), gemm_detail::kernels_neon()}) {
     if (!ks) continue;
     for (Precision precision : {Precision::F32, Precision::BF16}) {
       const PackedWeight parallel = gemm_detail::pack_weight_parallel_with(ks, w.data(), n, k, precision, &pool);
