@@ -49,15 +49,23 @@ static_assert(sizeof(TileConfig) == 64, "ldtilecfg reads 64 bytes");
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 // C[rows, panels * 32] (+)= A . B over `steps` K steps of 32, one 32 x 32 block (16 x 32 for a last block of <= 16
-// rows) at a time; with Stream, each K step prefetches the W 4 KB ahead (a few rows: the weights are the work).
+// rows) at a time. Up to 4 blocks (Stream), the first block of each panel prefetches its W 4 KB ahead into L1 (the
+// others find it there); with more, every K step fetches a slice of the pass that follows into L2, so no block waits
+// on memory. Against prefetching 4 KB ahead in every block (2 threads, weights rotated through 96 MB, 9 interleaved
+// rounds): stage 0-2 GEMMs +2-13%, text at M = 77 +2-4%, M = 7 and M = 64 within 1%.
 template <bool Stream>
 TARGET void macro_rows(int rows, int panels, int steps, const uint16_t* a, const uint16_t* b, size_t b_stride,
                        float* c, int ldc, bool accumulate) {
   const int subpanels = ceil_div(rows, MR) * 2;  // 16-row sub-panels per K step (rows padded to 32)
   const size_t a_stride = static_cast<size_t>(subpanels) * kAStep;  // between K steps of one sub-panel
   const size_t cs = static_cast<size_t>(ldc) * 4;                   // bytes between C rows
+  const int blocks = ceil_div(rows, MR);
+  const int pf_lines = ceil_div(steps * kBStep * 2 / 64, blocks * steps);  // of the next pass, per K step
   for (int jp = 0; jp < panels; ++jp) {
     const uint16_t* bp = b + jp * b_stride;
+    // The pass that follows this one (the next panel's, or after the last panel the first panel's next pass, which
+    // is also the next in memory when panels == 1): its lines fetched into L2 while this pass runs.
+    const char* next = reinterpret_cast<const char*>(jp + 1 < panels ? bp + b_stride : b + static_cast<size_t>(steps) * kBStep);
     float* cp = c + jp * NR;
     for (int i = 0; i < rows; i += MR) {
       const int s = i / 16;
@@ -79,13 +87,17 @@ TARGET void macro_rows(int rows, int panels, int steps, const uint16_t* a, const
       const uint16_t* aq = a + static_cast<size_t>(s) * kAStep;  // sub-panel s, K step 0
       const uint16_t* bq = bp;
       for (int q = 0; q < steps; ++q, aq += a_stride, bq += kBStep) {
-        if (Stream)
+        if (Stream && i == 0)
           for (int o = 0; o < kBStep * 2; o += 64)
             _mm_prefetch(reinterpret_cast<const char*>(bq) + kStreamAhead + o, _MM_HINT_T0);
-        _tile_loadd(6, bq, kBRowBytes);
-        _tile_loadd(7, bq + 32, kBRowBytes);
+        if (!Stream) {
+          const char* p = next + static_cast<size_t>((i / MR) * steps + q) * pf_lines * 64;
+          for (int l = 0; l < pf_lines; ++l) _mm_prefetch(p + l * 64, _MM_HINT_T1);
+        }
         _tile_loadd(4, aq, 64);
+        _tile_loadd(6, bq, kBRowBytes);
         _tile_dpbf16ps(0, 4, 6);
+        _tile_loadd(7, bq + 32, kBRowBytes);
         _tile_dpbf16ps(1, 4, 7);
         if (two) {
           _tile_loadd(5, aq + kAStep, 64);
@@ -110,7 +122,7 @@ TARGET void macro(int rows, int panels, int kc, const float* a_slots, const void
   const uint16_t* a = reinterpret_cast<const uint16_t*>(a_slots);
   const uint16_t* b = static_cast<const uint16_t*>(bv);
   const int steps = ceil_div(kc, KSTEP);
-  if (rows <= 2 * MR || panels == 1)  // the weights stream (see gemm_kernels.h)
+  if (rows <= 4 * MR)
     macro_rows<true>(rows, panels, steps, a, b, b_stride, c, ldc, accumulate);
   else
     macro_rows<false>(rows, panels, steps, a, b, b_stride, c, ldc, accumulate);
@@ -142,6 +154,7 @@ TARGET void pack_a(const float* x, size_t ldx, int rows, int k0, int kc, float* 
 
 const KernelSet* kernel_set() {
   static const KernelSet ks = [] {
+    (void)cpu_features();  // asks Linux for the tile state (a tile instruction without it raises SIGILL)
     const KernelSet* f32 = kernels_avx512();
     KernelSet s = *f32;
     s.name = "amx";
