@@ -1,11 +1,23 @@
 #include "cpu_features.h"
 
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+
 #if defined(__x86_64__) && defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
 
 namespace cclip {
+
+// Whether CCLIP_GEMM_ISA leaves the AMX kernel in the choice (unset, "amx" or an unknown value: gemm.cc's
+// isa_ceiling 3 and 5); the tile state is asked for only then.
+[[maybe_unused]] static bool tiles_allowed(const char* env) {
+  for (const char* lower : {"generic", "avx2", "avx512", "avx512bf16"})
+    if (env && std::strcmp(env, lower) == 0) return false;
+  return true;
+}
 
 static CpuFeatures detect() {
   CpuFeatures f;
@@ -23,6 +35,7 @@ static CpuFeatures detect() {
   // instruction without it raises SIGILL.
   constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
   f.amx_bf16 = f.avx512bf16 && __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("amx-tile") &&
+               tiles_allowed(std::getenv("CCLIP_GEMM_ISA")) &&
                syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 #endif
 #endif

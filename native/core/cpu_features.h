@@ -10,7 +10,8 @@ struct CpuFeatures {
   // vdpbf16ps does more multiply-adds per cycle than fp32 FMAs: AMD (Zen 4/5, twice). Not Intel: on Emerald Rapids
   // it runs at half the zmm FMA rate (bench/limits.cc: 81 against 164 GFLOP/s on one core).
   bool bf16_dot_fast = false;
-  // AMX-BF16 tiles (tdpbf16ps), and Linux granted this process their state (arch_prctl ARCH_REQ_XCOMP_PERM).
+  // AMX-BF16 tiles (tdpbf16ps), and Linux granted this process their state (arch_prctl ARCH_REQ_XCOMP_PERM, asked
+  // only where CCLIP_GEMM_ISA leaves the AMX kernel in the choice).
   bool amx_bf16 = false;
 };
 

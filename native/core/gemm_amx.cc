@@ -154,7 +154,7 @@ TARGET void pack_a(const float* x, size_t ldx, int rows, int k0, int kc, float* 
 
 const KernelSet* kernel_set() {
   static const KernelSet ks = [] {
-    (void)cpu_features();  // asks Linux for the tile state (a tile instruction without it raises SIGILL)
+    (void)cpu_features();  // asks Linux for the tile state (unless CCLIP_GEMM_ISA rules the tiles out)
     const KernelSet* f32 = kernels_avx512();
     KernelSet s = *f32;
     s.name = "amx";
