@@ -66,6 +66,7 @@ export function bestLimits(all: Limits[]): Limits {
 export function limitsAt(
   limits: Limits,
   threads: number,
+  bf16Kernel?: string,
 ): { fmaGflops?: number; fmaIsa: string; bf16Gflops?: number; bf16Isa: string; readGbps?: number } {
   const at = (oneThread?: number, all?: number) =>
     oneThread === undefined || all === undefined ? undefined : Math.max(oneThread, threads >= limits.threads ? all : Math.min(all, oneThread * threads));
@@ -75,8 +76,9 @@ export function limitsAt(
   return {
     fmaGflops: useZmm ? zmm : ymm,
     fmaIsa: useZmm ? 'AVX-512 zmm' : 'AVX2 ymm',
-    // bf16: the instruction the bf16 GEMMs use where the CPU has it (AMX tiles, else vdpbf16ps).
-    ...(limits.bf16_amx_gflops_1t !== undefined
+    // bf16: the instruction the bf16 GEMMs use (bf16Kernel: the addon's gemmKernels.bf16; unknown: AMX tiles where
+    // measured, else vdpbf16ps).
+    ...(limits.bf16_amx_gflops_1t !== undefined && (bf16Kernel === undefined || bf16Kernel === 'amx')
       ? { bf16Gflops: at(limits.bf16_amx_gflops_1t, limits.bf16_amx_gflops_all), bf16Isa: 'AMX tdpbf16ps' }
       : { bf16Gflops: at(limits.bf16_dot_zmm_gflops_1t, limits.bf16_dot_zmm_gflops_all), bf16Isa: 'vdpbf16ps' }),
     readGbps: at(limits.read_gbps_1t, limits.read_gbps_all),

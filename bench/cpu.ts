@@ -121,9 +121,13 @@ function addonFile(): string | undefined {
 }
 
 /** The GEMM variants the addon picked for fp32 and bf16 weights on this CPU (older addons do not say). */
-function gemmKernels(): string {
+function addonKernels(): { fp32: string; bf16: string } | undefined {
   const load = nativeAddonLoad();
-  const k = load.ok ? (load.addon.gemmKernels as { fp32: string; bf16: string } | undefined) : undefined;
+  return load.ok ? (load.addon.gemmKernels as { fp32: string; bf16: string } | undefined) : undefined;
+}
+
+function gemmKernels(): string {
+  const k = addonKernels();
   return k ? `GEMM kernels fp32 ${k.fp32}, bf16 ${k.bf16}` : 'GEMM kernels not reported by this addon';
 }
 
@@ -278,7 +282,7 @@ interface Measured {
 
 function report(args: Args, m: Measured): string {
   const arch = archOf(args.model);
-  const lim = limitsAt(m.limits, args.threads);
+  const lim = limitsAt(m.limits, args.threads, addonKernels()?.bf16);
   const gib = (x: unknown) => (typeof x === 'number' ? (x / 2 ** 30).toFixed(2) : '-');
   const L: string[] = [`## CPU batch 1: ours vs onnxruntime-node (\`bench/cpu.ts\`), ${new Date().toISOString()}`, ''];
   L.push(`- machine: ${machineSummary()}; Node ${process.version}`);

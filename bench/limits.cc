@@ -68,6 +68,8 @@ CHAIN_KERNEL(dot_bf16_zmm, "avx512f,avx512bf16", __m512, _mm512_set1_ps,
              _mm512_dpbf16_ps, _mm512_add_ps, _mm512_cvtss_f32)
 #undef CHAIN_KERNEL
 
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11  // the AMX intrinsics (GCC >= 11)
+#define HAVE_AMX_INTRINSICS 1
 // tdpbf16ps: C[16 x 16] fp32 += A[16 x 32] bf16 . B[32 x 16] bf16 (16384 FLOPs); 4 independent C tiles, A and B
 // tiles loaded once, kChains x kUnroll tile products per trip (the caller's FLOP count). Inputs are 2^-10, so the sums
 // stay finite.
@@ -105,6 +107,10 @@ __attribute__((target("amx-tile,amx-bf16"))) float dot_bf16_amx(long trips) {
 
 // Linux keeps the AMX tile data state off until the process asks (ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA).
 bool amx_permitted() { return syscall(SYS_arch_prctl, 0x1023, 18) == 0; }
+#else
+#define HAVE_AMX_INTRINSICS 0
+float dot_bf16_amx(long) { return 0; }
+#endif
 
 // Sums floats [begin, end) with 8 independent ymm accumulators (enough loads in flight to saturate DRAM).
 __attribute__((target("avx2"))) float read_ymm(const float* begin, const float* end) {
@@ -219,7 +225,11 @@ int main(int argc, char** argv) {
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   const bool avx512 = __builtin_cpu_supports("avx512f");
   const bool bf16 = avx512 && __builtin_cpu_supports("avx512bf16");
+#if HAVE_AMX_INTRINSICS
   const bool amx = __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("amx-tile") && amx_permitted();
+#else
+  const bool amx = false;
+#endif
   const int threads = usable_threads();
   double load[3] = {0, 0, 0};
   getloadavg(load, 3);

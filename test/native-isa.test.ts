@@ -7,6 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import test from 'tape';
@@ -20,7 +21,8 @@ const x86 = process.arch === 'x64';
 // bf16 weights: the AMX kernel where the CPU has AMX-BF16 (Linux >= 5.16 grants the tile state); else the bf16 dot
 // kernel where it outpaces fp32 FMAs (AMD); elsewhere the dot kernel only under CCLIP_GEMM_ISA=avx512bf16.
 const amd = /^vendor_id\s*:\s*AuthenticAMD$/m.test(cpuinfo);
-const amx = x86 && flags.has('amx_bf16') && flags.has('amx_tile');
+const [major, minor] = os.release().split('.').map(Number);
+const amx = x86 && flags.has('amx_bf16') && flags.has('amx_tile') && (major > 5 || (major === 5 && minor >= 16));
 
 // ceiling -> the variants expected for fp32 and bf16 weights on this CPU
 const ceilings: [string, { fp32: string; bf16: string }][] = [['generic', { fp32: 'generic', bf16: 'generic' }]];

@@ -15,7 +15,9 @@ struct KernelSet {
   int mr, nr;      // register tile: rows of x x columns of W
   int mc, kc, nc;  // cache blocks (maxima): rows of x per A block, K per pass, columns per C block
   // Packs rows [0, rows) of x (row stride ldx), columns [k0, k0 + kc), into panels of MR rows:
-  // dst[ceil(rows / MR)][kc][MR] (the padding rows of the last panel are never read).
+  // dst[ceil(rows / MR)][kc][MR] (the padding rows of the last panel are never read back). The bf16_dot variants
+  // pack their own layouts into at most round_up(rows, MR) * round_up(kc, k_align) float slots (gemm_amx.cc: K
+  // steps of 32, its padding rows and columns zero).
   void (*pack_a)(const float* x, size_t ldx, int rows, int k0, int kc, float* dst);
   // C[rows, panels * NR] (=, or += when accumulate) A . B for one K pass. a: from pack_a; b: the first of
   // `panels` weight panels at this pass's k0 (float, or uint16_t when bf16), b_stride elements apart.
