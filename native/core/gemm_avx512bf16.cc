@@ -143,20 +143,9 @@ TARGET void pack_a(const float* x, size_t ldx, int rows, int k0, int kc, float* 
 }  // namespace
 
 const KernelSet* kernel_set() {
-  static const KernelSet ks = [] {
-    const KernelSet* f32 = kernels_avx512();
-    KernelSet s = *f32;
-    s.name = "avx512bf16";
-    s.mr = MR;
-    s.nr = NR;
-    s.k_align = 2;
-    s.kc = 256;  // a W panel pass of 256 x 32 bf16 = 16 KB, as the fp32 variant's 128 x 32 floats
-    s.bf16_dot = true;
-    s.for_f32 = f32;
-    s.pack_a = pack_a;
-    s.macro = macro;
-    return s;
-  }();
+  // Passes of 256 (a W panel pass of 256 x 32 bf16 = 16 KB, as the fp32 variant's 128 x 32 floats), its row blocks.
+  static const KernelSet ks =
+      bf16_dot_variant(kernels_avx512(), "avx512bf16", MR, NR, 2, kernels_avx512()->mc, 256, pack_a, macro);
   return &ks;
 }
 

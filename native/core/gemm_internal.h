@@ -36,6 +36,24 @@ struct KernelSet {
   const KernelSet* for_f32 = nullptr;
 };
 
+// A variant for bf16 weights only (bf16_dot) built on an fp32 one: `f32`'s epilogue, GELU and nc, which also takes
+// the fp32 weights (for_f32); its own tile, alignment, row and K blocks, packing of A and macro kernel.
+inline KernelSet bf16_dot_variant(const KernelSet* f32, const char* name, int mr, int nr, int k_align, int mc, int kc,
+                                  decltype(KernelSet::pack_a) pack_a, decltype(KernelSet::macro) macro) {
+  KernelSet s = *f32;
+  s.name = name;
+  s.mr = mr;
+  s.nr = nr;
+  s.k_align = k_align;
+  s.mc = mc;
+  s.kc = kc;
+  s.bf16_dot = true;
+  s.for_f32 = f32;
+  s.pack_a = pack_a;
+  s.macro = macro;
+  return s;
+}
+
 const KernelSet* kernels_generic();  // portable (GCC/Clang vector extensions, 16-byte vectors)
 const KernelSet* kernels_avx2();     // x86-64 AVX2 + FMA, 6 x 16; null where not built
 const KernelSet* kernels_avx512();   // x86-64 AVX-512F, 12 x 32; null where not built
