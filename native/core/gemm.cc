@@ -277,10 +277,13 @@ void linear_impl(const float* x, int m, const PackedWeight& w, const float* bias
   const KernelSet& ks = *w.kernels;
   if (m <= 0 || w.n <= 0) return;
   // K passes of equal length <= kc (a multiple of k_align), the same for every M, so that a row's result does not
-  // depend on the other rows of the batch (each output sums its passes in the same order, in both paths).
-  const int nk = std::max(1, ceil_div(w.k, ks.kc));
+  // depend on the other rows of the batch (each output sums its passes in the same order, in both paths); or, for a
+  // variant whose results do not depend on the pass length, <= kc_stream where the rows stream.
+  const bool stream = m <= 2 * ks.mr;  // gemm_kernels.h kStreamTiles
+  const int kc_max = stream && ks.kc_stream > 0 ? ks.kc_stream : ks.kc;
+  const int nk = std::max(1, ceil_div(w.k, kc_max));
   const int kc = round_up(ceil_div(w.k, nk), ks.k_align);
-  if (m <= 2 * ks.mr)  // gemm_kernels.h kStreamTiles
+  if (stream)
     linear_stream(x, m, w, kc, bias, y, ep, pool);
   else
     linear_shared(x, m, w, kc, bias, y, ep, pool);

@@ -34,12 +34,17 @@ struct KernelSet {
   int k_align = 1;
   bool bf16_dot = false;
   const KernelSet* for_f32 = nullptr;
+  // K per pass when the rows stream (linear_stream), if not kc. Only for a variant whose results do not depend on
+  // the pass length (amx: its accumulators pass through memory unrounded between passes), so that a row's result
+  // still does not depend on the batch; 0: kc.
+  int kc_stream = 0;
 };
 
 // A variant for bf16 weights only (bf16_dot) built on an fp32 one: `f32`'s epilogue, GELU and nc, which also takes
 // the fp32 weights (for_f32); its own tile, alignment, row and K blocks, packing of A and macro kernel.
 inline KernelSet bf16_dot_variant(const KernelSet* f32, const char* name, int mr, int nr, int k_align, int mc, int kc,
-                                  decltype(KernelSet::pack_a) pack_a, decltype(KernelSet::macro) macro) {
+                                  decltype(KernelSet::pack_a) pack_a, decltype(KernelSet::macro) macro,
+                                  int kc_stream = 0) {
   KernelSet s = *f32;
   s.name = name;
   s.mr = mr;
@@ -51,6 +56,7 @@ inline KernelSet bf16_dot_variant(const KernelSet* f32, const char* name, int mr
   s.for_f32 = f32;
   s.pack_a = pack_a;
   s.macro = macro;
+  s.kc_stream = kc_stream;
   return s;
 }
 
