@@ -2,7 +2,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <initializer_list>
 
 #if defined(__x86_64__) && defined(__linux__)
 #include <sys/syscall.h>
@@ -11,13 +10,17 @@
 
 namespace cclip {
 
-// Whether CCLIP_GEMM_ISA leaves the AMX kernel in the choice (unset, "amx" or an unknown value: gemm.cc's
-// isa_ceiling 3 and 5); the tile state is asked for only then.
-[[maybe_unused]] static bool tiles_allowed(const char* env) {
-  for (const char* lower : {"generic", "avx2", "avx512", "avx512bf16"})
-    if (env && std::strcmp(env, lower) == 0) return false;
-  return true;
+namespace gemm_detail {
+int isa_ceiling(const char* env) {
+  return !env || !*env                          ? 3
+         : std::strcmp(env, "generic") == 0    ? 0
+         : std::strcmp(env, "avx2") == 0       ? 1
+         : std::strcmp(env, "avx512") == 0     ? 2
+         : std::strcmp(env, "avx512bf16") == 0 ? 4
+         : std::strcmp(env, "amx") == 0        ? 5
+                                               : 3;
 }
+}  // namespace gemm_detail
 
 static CpuFeatures detect() {
   CpuFeatures f;
@@ -35,7 +38,7 @@ static CpuFeatures detect() {
   // instruction without it raises SIGILL.
   constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
   f.amx_bf16 = f.avx512bf16 && __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("amx-tile") &&
-               tiles_allowed(std::getenv("CCLIP_GEMM_ISA")) &&
+               gemm_detail::ceiling_allows_amx(gemm_detail::isa_ceiling(std::getenv("CCLIP_GEMM_ISA"))) &&
                syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 #endif
 #endif

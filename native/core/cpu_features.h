@@ -17,4 +17,12 @@ struct CpuFeatures {
 
 const CpuFeatures& cpu_features();
 
+namespace gemm_detail {
+// CCLIP_GEMM_ISA's value as a ceiling on the GEMM variants (0 generic, 1 avx2 / NEON, 2 avx512, 3 none (unset or
+// unknown), 4 avx512bf16 even where its dot is slow or AMX is there, 5 amx).
+int isa_ceiling(const char* env);
+// Whether a ceiling leaves the AMX kernel in the choice: none, or amx.
+inline bool ceiling_allows_amx(int ceiling) { return ceiling == 3 || ceiling == 5; }
+}  // namespace gemm_detail
+
 }  // namespace cclip

@@ -59,20 +59,10 @@ const KernelSet* kernels_avx512bf16() { return nullptr; }  // gemm_avx512bf16.cc
 const KernelSet* kernels_amx() { return nullptr; }  // gemm_amx.cc builds it on Linux with GCC >= 11 only
 #endif
 
-int isa_ceiling(const char* env) {
-  return !env || !*env                          ? 3
-         : std::strcmp(env, "generic") == 0    ? 0
-         : std::strcmp(env, "avx2") == 0       ? 1
-         : std::strcmp(env, "avx512") == 0     ? 2
-         : std::strcmp(env, "avx512bf16") == 0 ? 4
-         : std::strcmp(env, "amx") == 0        ? 5
-                                               : 3;
-}
-
 const KernelSet* choose_kernels(int ceiling, const CpuFeatures& cpu, Precision precision) {
   // AMX tiles where the CPU has them; else the bf16 dot kernel where it outpaces fp32 FMAs on this CPU (or is asked
   // for); else bf16 weights are widened to fp32 in the FMA kernels below, which also read half the bytes.
-  const bool unset = ceiling == 3 || ceiling == 5;  // CCLIP_GEMM_ISA=amx: as unset, the tiles where the CPU has them
+  const bool unset = ceiling_allows_amx(ceiling);  // CCLIP_GEMM_ISA=amx: as unset, the tiles where the CPU has them
   if (precision == Precision::BF16 && cpu.amx_bf16 && kernels_amx() && unset) return kernels_amx();
   if (precision == Precision::BF16 && cpu.avx512bf16 && kernels_avx512bf16() &&
       (ceiling == 4 || (unset && cpu.bf16_dot_fast)))

@@ -56,10 +56,9 @@ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 template <bool Stream>
 TARGET void macro_rows(int rows, int panels, int steps, const uint16_t* a, const uint16_t* b, size_t b_stride,
                        float* c, int ldc, bool accumulate) {
-  const int subpanels = ceil_div(rows, MR) * 2;  // 16-row sub-panels per K step (rows padded to 32)
-  const size_t a_stride = static_cast<size_t>(subpanels) * kAStep;  // between K steps of one sub-panel
-  const size_t cs = static_cast<size_t>(ldc) * 4;                   // bytes between C rows
-  const int blocks = ceil_div(rows, MR);
+  const int blocks = ceil_div(rows, MR);                               // of 32 rows (2 A tiles)
+  const size_t a_stride = static_cast<size_t>(2 * blocks) * kAStep;  // between K steps of one 16-row A tile
+  const size_t cs = static_cast<size_t>(ldc) * 4;                     // bytes between C rows
   const int pf_lines = ceil_div(steps * kBStep * 2 / 64, blocks * steps);  // of the next pass, per K step
   for (int jp = 0; jp < panels; ++jp) {
     const uint16_t* bp = b + jp * b_stride;
@@ -68,7 +67,6 @@ TARGET void macro_rows(int rows, int panels, int steps, const uint16_t* a, const
     const char* next = reinterpret_cast<const char*>(jp + 1 < panels ? bp + b_stride : b + static_cast<size_t>(steps) * kBStep);
     float* cp = c + jp * NR;
     for (int i = 0; i < rows; i += MR) {
-      const int s = i / 16;
       const bool two = rows - i > 16;
       float* ci = cp + static_cast<size_t>(i) * ldc;
       if (accumulate) {
@@ -84,7 +82,7 @@ TARGET void macro_rows(int rows, int panels, int steps, const uint16_t* a, const
         _tile_zero(2);
         _tile_zero(3);
       }
-      const uint16_t* aq = a + static_cast<size_t>(s) * kAStep;  // sub-panel s, K step 0
+      const uint16_t* aq = a + static_cast<size_t>(i / 16) * kAStep;  // rows i.., K step 0
       const uint16_t* bq = bp;
       for (int q = 0; q < steps; ++q, aq += a_stride, bq += kBStep) {
         if (Stream && i == 0)

@@ -73,10 +73,8 @@ const KernelSet* best_kernels();
 // outpaces FMAs (cpu.bf16_dot_fast), when CCLIP_GEMM_ISA does not narrow the choice; CCLIP_GEMM_ISA=avx512bf16 takes
 // the vdpbf16ps kernel wherever the CPU has it, CCLIP_GEMM_ISA=amx the AMX one (as unset).
 const KernelSet* best_bf16_kernels();
-// What the two above pick: CCLIP_GEMM_ISA's value as a ceiling (0 generic, 1 avx2 / NEON, 2 avx512, 3 none,
-// 4 avx512bf16 even where its dot is slow or AMX is there, 5 amx), then the best variant built here that `cpu` runs
-// under it.
-int isa_ceiling(const char* env);
+// What the two above pick (the ceiling from cpu_features.h's isa_ceiling): the best variant built here that `cpu`
+// runs under it.
 const KernelSet* choose_kernels(int ceiling, const CpuFeatures& cpu, Precision precision);
 
 PackedWeight pack_weight_with(const KernelSet* ks, const float* w, int n, int k, Precision precision);

@@ -168,6 +168,9 @@ float* row_scratch(size_t floats) {
   return scratch.data();
 }
 
+// K as a variant stores it: padded to its k_align, as linear() reads it.
+int stored_k(const KernelSet* ks, int k) { return ceil_div(std::max(k, 0), ks->k_align) * ks->k_align; }
+
 }  // namespace
 
 const KernelSet* kernels_for(Precision precision) {
@@ -183,8 +186,7 @@ PackedWeight packed_layout(const KernelSet* ks, int n, int k, Precision precisio
   p.kernels = ks;
   p.nr = ks->nr;
   const int panels = ceil_div(std::max(n, 0), ks->nr);
-  const int k_stored = ceil_div(std::max(k, 0), ks->k_align) * ks->k_align;  // K padded as linear() reads it
-  p.data_bytes = static_cast<size_t>(panels) * ks->nr * k_stored * (precision == Precision::F32 ? 4 : 2);
+  p.data_bytes = static_cast<size_t>(panels) * ks->nr * stored_k(ks, k) * (precision == Precision::F32 ? 4 : 2);
   return p;
 }
 
@@ -196,7 +198,7 @@ PackedWeight pack_weight_rows_with(const KernelSet* ks, int n, int k, Precision 
   const int nr = ks->nr;
   if (nr > kMaxPackNr) throw std::logic_error("GEMM panel wider than the pack buffer");
   const int panels = ceil_div(std::max(n, 0), nr);
-  const int k_stored = ceil_div(std::max(k, 0), ks->k_align) * ks->k_align;
+  const int k_stored = stored_k(ks, k);
   const size_t panel_bytes = panels > 0 ? p.data_bytes / panels : 0;
   if (t_packed_memory && *t_packed_memory) p.data = (*t_packed_memory)(p.data_bytes);
   if (!p.data) {
