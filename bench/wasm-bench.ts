@@ -7,14 +7,15 @@
  *   /usr/bin/python3 /work/shared/reference/export_onnx.py convnext_base_w text /tmp/onnx
  *   /usr/bin/python3 /work/shared/reference/clip_reference.py make --config convnext_xxlarge --out /tmp/xxl
  *   node --import tsx bench/wasm-bench.ts --model /tmp/base_w --onnx /tmp/onnx/convnext_base_w --xxl /tmp/xxl \
- *     [--threads 1,2] [--rounds 5] [--out bench/RESULTS.md]
+ *     [--threads 1,2] [--rounds 5] [--relaxed-simd] [--out bench/RESULTS.md]
  *
  * Each thread count runs in its own child process (ONNX Runtime Web fixes its thread count at its first session),
  * with every engine loaded side by side and measured in interleaved rounds (each forward on every engine back to
  * back, in an order that rotates per round), so a busy machine slows them alike.
  * Inputs are the ones export_onnx.py saved (its pixels and 22-token text row), and a 77-token text row.
  * The parent first measures this machine's limits (bench/limits.cc) and reports image and 77-token text as fractions
- * of its fp32 FMA peak. --out appends a dated `## wasm` section to that file (earlier sections are kept).
+ * of its fp32 FMA peak. wasm-relaxed (cclip-relaxed.wasm) runs where Node has relaxed SIMD (22+), or with
+ * --relaxed-simd, which starts the children with --experimental-wasm-relaxed-simd (Node 20). --out appends a dated `## wasm` section to that file (earlier sections are kept).
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -24,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { parseModelConfig } from '../lib/architecture.js';
 import { nativeBackend } from '../lib/backends/native.js';
 import type { BackendModel, Precision } from '../lib/backends/types.js';
-import { wasmBackend, type WasmClipModel } from '../lib/backends/wasm.js';
+import { relaxedSimdSupported, wasmBackend, type WasmClipModel } from '../lib/backends/wasm.js';
 import { readSafetensorsManifest } from '../lib/checkpoint/safetensors.js';
 import { floats, maxRelativeDiff, minRowCosine, readExpected, tokensOf } from '../test/native-helpers.js';
 import { appendSection, bestLimits, imageFlops, type Limits, limitsAt, limitsLine, machineSummary, measureLimits, median, pct, perRoundRatios, sourceSummary, textFlops, timed } from './common.js';
@@ -36,11 +37,12 @@ interface Args {
   threads: number[];
   rounds: number;
   out?: string;
+  relaxedSimd: boolean;
   child?: 'engines' | 'xxl';
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { model: '/tmp/base_w', threads: [1, 2], rounds: 5 };
+  const a: Args = { model: '/tmp/base_w', threads: [1, 2], rounds: 5, relaxedSimd: false };
   for (let i = 0; i < argv.length; i++) {
     const v = () => argv[++i];
     switch (argv[i]) {
@@ -50,6 +52,7 @@ function parseArgs(argv: string[]): Args {
       case '--threads': a.threads = v().split(',').map(Number); break;
       case '--rounds': a.rounds = Number(v()); break;
       case '--out': a.out = v(); break;
+      case '--relaxed-simd': a.relaxedSimd = true; break;
       case '--child': a.child = v() as Args['child']; break;
       default: throw new Error(`unknown argument ${argv[i]}`);
     }
@@ -82,12 +85,15 @@ interface Engine {
 
 type Timing = { wall: number[]; cpu: number[] };
 
-async function clipEngine(kind: 'wasm' | 'native', precision: Precision, threads: number, dir: string, pixels: Float32Array, t22: Int32Array): Promise<Engine> {
+/** kind 'wasm' is cclip.wasm (SIMD128), 'wasm-relaxed' cclip-relaxed.wasm (CCLIP_WASM_SIMD picks it at load). */
+async function clipEngine(kind: 'wasm' | 'wasm-relaxed' | 'native', precision: Precision, threads: number, dir: string, pixels: Float32Array, t22: Int32Array): Promise<Engine> {
   const arch = parseModelConfig((JSON.parse(readFileSync(path.join(dir, 'open_clip_config.json'), 'utf8')) as { model_cfg: unknown }).model_cfg);
   const manifest = await readSafetensorsManifest(path.join(dir, 'open_clip_model.safetensors'));
-  const backend = kind === 'wasm' ? wasmBackend : nativeBackend;
+  const backend = kind === 'native' ? nativeBackend : wasmBackend;
   const t0 = performance.now();
+  process.env.CCLIP_WASM_SIMD = kind === 'wasm-relaxed' ? 'relaxed' : 'simd128';
   const m: BackendModel = await backend.load(arch, manifest, { precision, device: 'cpu', threads });
+  delete process.env.CCLIP_WASM_SIMD;
   const loadS = (performance.now() - t0) / 1e3;
   const t77 = tokens77();
   return {
@@ -96,7 +102,7 @@ async function clipEngine(kind: 'wasm' | 'native', precision: Precision, threads
     image: async () => (await m.encodeImage(pixels, 1)).features,
     text22: async () => (await m.encodeText(t22, 1)).features,
     text77: async () => (await m.encodeText(t77, 1)).features,
-    extra: kind === 'wasm' ? { heap_gib: (m as WasmClipModel).heapBytes / 2 ** 30, weights_gib: (m as WasmClipModel).weightBytes / 2 ** 30 } : undefined,
+    extra: kind !== 'native' ? { heap_gib: (m as WasmClipModel).heapBytes / 2 ** 30, weights_gib: (m as WasmClipModel).weightBytes / 2 ** 30 } : undefined,
     dispose: () => m.dispose(),
   };
 }
@@ -148,6 +154,9 @@ async function runEngines(args: Args): Promise<void> {
   const engines: Engine[] = [];
   const notes: string[] = [];
   for (const p of ['fp32', 'bf16'] as const) engines.push(await clipEngine('wasm', p, threads, args.model, pixels, t22));
+  if (relaxedSimdSupported()) {
+    for (const p of ['fp32', 'bf16'] as const) engines.push(await clipEngine('wasm-relaxed', p, threads, args.model, pixels, t22));
+  } else notes.push('wasm-relaxed skipped: this Node has no relaxed SIMD (pass --relaxed-simd on Node 20)');
   if (nativeBackend.available().ok) {
     for (const p of ['fp32', 'bf16'] as const) engines.push(await clipEngine('native', p, threads, args.model, pixels, t22));
   } else notes.push(`native skipped: ${(nativeBackend.available() as { reason: string }).reason}`);
@@ -226,7 +235,7 @@ async function runXxl(args: Args): Promise<void> {
   const wantImage = floats(expected.get('image_features'), 'image_features').subarray(0, dim);
   const wantText = floats(expected.get('text_features'), 'text_features').subarray(0, dim);
   const out = {
-    threads, file_gib: fileGiB, load_s: loadS, weights_gib: m.weightBytes / 2 ** 30, heap_after_load_gib: heapAfterLoad / 2 ** 30,
+    threads, simd: m.simd, file_gib: fileGiB, load_s: loadS, weights_gib: m.weightBytes / 2 ** 30, heap_after_load_gib: heapAfterLoad / 2 ** 30,
     heap_peak_gib: m.heapBytes / 2 ** 30, image_s: imageS, text_s: textS, text_tokens: textTokens, text77_s: text77S,
     image_cos: minRowCosine(image.features, wantImage, dim), text_cos: minRowCosine(text.features, wantText, dim),
     image_rel: maxRelativeDiff(image.features, wantImage), text_rel: maxRelativeDiff(text.features, wantText),
@@ -236,9 +245,13 @@ async function runXxl(args: Args): Promise<void> {
   console.log(JSON.stringify(out));
 }
 
-function child(args: string[]): Record<string, unknown> {
+/** Node 20 runs relaxed SIMD only behind this V8 flag (Node 22+ has it on). */
+const RELAXED_FLAG = '--experimental-wasm-relaxed-simd';
+
+function child(args: string[], relaxedSimd: boolean): Record<string, unknown> {
   const self = fileURLToPath(import.meta.url);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', self, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const flags = relaxedSimd && !relaxedSimdSupported() ? [RELAXED_FLAG] : [];
+  const r = spawnSync(process.execPath, [...flags, '--import', 'tsx', self, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`child ${args.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
 }
@@ -252,7 +265,7 @@ function report(args: Args, runs: Array<Record<string, unknown>>, xxl: Record<st
   L.push(`- limits (bench/limits.cc, this run): ${limitsLine(limits)}`);
   L.push(`- source: ${sourceSummary()}`);
   L.push(`- of peak = achieved GFLOP/s (${(imageFlops(arch) / 1e9).toFixed(1)} GFLOP per image, ${(textFlops(arch, 77) / 1e9).toFixed(1)} per 77-token text: 2 x multiply-adds of every conv and linear) / the machine's best fp32 FMA peak at that thread count; SIMD128 has no FMA and half the ymm width, so wasm's own ceiling is a fraction of it`);
-  L.push(`- wasm: wasm/prebuilt (Emscripten 3.1.6, -O3 -msimd128 -pthread); onnxruntime-web ${ortVersion()} (wasm backend, SIMD + threads, in Node); native: build/Release addon`);
+  L.push(`- wasm: wasm/prebuilt (Emscripten 3.1.6, -O3 -msimd128 -pthread): \`wasm\` is cclip.wasm (SIMD128: a multiply and an add per product), \`wasm-relaxed\` cclip-relaxed.wasm (f32x4.relaxed_madd: one FMA)${args.relaxedSimd && !relaxedSimdSupported() ? `, in children started with ${RELAXED_FLAG} (Node 22+ has relaxed SIMD on)` : ''}; onnxruntime-web ${ortVersion()} (wasm backend, SIMD + threads, in Node); native: build/Release addon`);
   L.push(`- model: ${args.model} (convnext_base_w dims, random weights from clip_reference.py make; ONNX from export_onnx.py, same seed); inputs: export_onnx.py's pixels [1,3,256,256] and 22-token text row, and a 77-token row`);
   L.push(`- each thread count in its own process; all engines loaded side by side and timed in ${args.rounds} interleaved rounds after a warm-up (each forward on every engine back to back, the engine order rotating per round); medians. cpu = process CPU time (all threads) of the call: less sensitive than wall time to other processes sharing the 2 cores`);
   L.push('- ratios: ORT/wasm > 1 means wasm is faster than onnxruntime-web (of the medians; in brackets the median and range of the per-round ratios, each from two calls seconds apart); wasm/native = how much slower wasm is than the native addon (same precision)');
@@ -268,19 +281,20 @@ function report(args: Args, runs: Array<Record<string, unknown>>, xxl: Record<st
     const ort = by('onnxruntime-web fp32');
     for (const r of rows) {
       const [kind, prec] = String(r.engine).split(' ');
-      const native = kind === 'wasm' ? by(`native ${prec}`) : undefined;
+      const wasm = kind.startsWith('wasm');
+      const native = wasm ? by(`native ${prec}`) : undefined;
       const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' ? `${(a / b).toFixed(2)}x` : '');
       const rounds = (w: string) => {
         const v = (r as Record<string, unknown>)[`${w}_per_round`] as number[] | undefined;
         return v ? ` (${v[0].toFixed(2)}x, ${v[1].toFixed(2)}-${v[2].toFixed(2)})` : '';
       };
       L.push(`| ${run.threads} | ${r.engine} | ${fmt(r.image_ms, 0)} (${fmt(r.image_cpu_ms, 0)}) | ${fmt(r.text22_ms, 0)} (${fmt(r.text22_cpu_ms, 0)}) | ${fmt(r.text77_ms, 0)} (${fmt(r.text77_cpu_ms, 0)}) | ` +
-        `${kind === 'wasm' ? ratio(ort?.image_ms, r.image_ms) + rounds('image') : ''} | ${kind === 'wasm' ? ratio(ort?.text22_ms, r.text22_ms) + rounds('text22') : ''} | ${kind === 'wasm' ? ratio(ort?.text77_ms, r.text77_ms) + rounds('text77') : ''} | ${ratio(r.image_ms, native?.image_ms)} | ${ratio(r.text77_ms, native?.text77_ms)} | ${ofPeak(imageFlops(arch), r.image_ms)} | ${ofPeak(textFlops(arch, 77), r.text77_ms)} | ${fmt(r.load_s, 1)} | ` +
+        `${wasm ? ratio(ort?.image_ms, r.image_ms) + rounds('image') : ''} | ${wasm ? ratio(ort?.text22_ms, r.text22_ms) + rounds('text22') : ''} | ${wasm ? ratio(ort?.text77_ms, r.text77_ms) + rounds('text77') : ''} | ${ratio(r.image_ms, native?.image_ms)} | ${ratio(r.text77_ms, native?.text77_ms)} | ${ofPeak(imageFlops(arch), r.image_ms)} | ${ofPeak(textFlops(arch, 77), r.text77_ms)} | ${fmt(r.load_s, 1)} | ` +
         `${Number(r.image_rel).toExponential(1)} / ${Number(r.text_rel).toExponential(1)} |`);
     }
   }
   if (xxl) {
-    L.push('', `### Full ConvNeXt-XXLarge dims in wasm (bf16 weights in the heap, ${xxl.threads} threads, one run)`, '');
+    L.push('', `### Full ConvNeXt-XXLarge dims in wasm (${xxl.simd === 'relaxed' ? 'cclip-relaxed.wasm' : 'cclip.wasm'}, bf16 weights in the heap, ${xxl.threads} threads, one run)`, '');
     L.push(`- checkpoint: ${args.xxl} (${fmt(xxl.file_gib, 2)} GiB of fp32 safetensors, random weights), streamed into the heap and packed as bf16; machine load ${fmt(xxl.load)}`);
     L.push('', `| load s | packed weights GiB | heap after load GiB | peak heap GiB (of 4) | image b1 s | text b1 s (${xxl.text_tokens} tokens / 77) | process peak RSS GiB | image / text cosine vs PyTorch fp32 |`, '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
     L.push(`| ${fmt(xxl.load_s)} | ${fmt(xxl.weights_gib, 2)} | ${fmt(xxl.heap_after_load_gib, 2)} | ${fmt(xxl.heap_peak_gib, 2)} | ${fmt(xxl.image_s)} | ${fmt(xxl.text_s, 2)} / ${fmt(xxl.text77_s, 2)} | ${fmt(xxl.rss_peak_gib, 2)} | ${fmt(xxl.image_cos, 6)} / ${fmt(xxl.text_cos, 6)} |`);
@@ -309,12 +323,12 @@ async function main(): Promise<void> {
   for (const t of args.threads) {
     console.error(`# ${t} thread(s): wasm, native, onnxruntime-web ...`);
     const base = ['--model', args.model, '--onnx', args.onnx, '--threads', String(t), '--rounds', String(args.rounds)];
-    runs.push(child([...base, '--child', 'engines']));
+    runs.push(child([...base, '--child', 'engines'], args.relaxedSimd));
   }
   let xxl: Record<string, unknown> | undefined;
   if (args.xxl) {
     console.error('# XXLarge in wasm, bf16 ...');
-    xxl = child(['--xxl', args.xxl, '--threads', String(Math.max(...args.threads)), '--child', 'xxl']);
+    xxl = child(['--xxl', args.xxl, '--threads', String(Math.max(...args.threads)), '--child', 'xxl'], args.relaxedSimd);
   }
   console.error('# limits again (the best of both is kept) ...');
   const limits = bestLimits([limitsAtStart, measureLimits()]);

@@ -57,7 +57,7 @@ async function startServer(): Promise<{ server: http.Server; origin: string }> {
     if (url.pathname === '/') return send(readFileSync(path.join(projectRoot, 'test/browser/index.html'), 'utf8'), TYPES['.html']);
     if (url.pathname === '/page.js') return send(pageJs, TYPES['.js']);
     let file: string | undefined;
-    const wasm = /^\/wasm\/(cclip\.(?:js|wasm|worker\.js))$/.exec(url.pathname);
+    const wasm = /^\/wasm\/(cclip\.(?:js|wasm|worker\.js)|cclip-relaxed\.wasm)$/.exec(url.pathname);
     const model = /^\/fixtures\/([\w-]+)\/(open_clip_config\.json|open_clip_model\.safetensors|expected\.safetensors)$/.exec(url.pathname);
     const image = /^\/fixtures\/images\/([\w-]+\.(?:png|jpg))$/.exec(url.pathname);
     if (wasm) file = path.join(artifacts.dir, wasm[1]);
@@ -74,10 +74,12 @@ async function startServer(): Promise<{ server: http.Server; origin: string }> {
   return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-const RUNS: PageRequest[] = FIXTURE_MODELS.flatMap((model, i) => [
-  { model, precision: 'fp32' as const, threads: 2, via: i % 2 ? ('arraybuffer' as const) : ('file' as const) },
-  { model, precision: 'bf16' as const, threads: 2, via: i % 2 ? ('file' as const) : ('arraybuffer' as const) },
-]);
+/** Every fixture model in both precisions, on each build (cclip-relaxed.wasm where the browser has relaxed SIMD). */
+const runs = (wasm: PageRequest['wasm']): PageRequest[] =>
+  FIXTURE_MODELS.flatMap((model, i) => [
+    { model, precision: 'fp32' as const, threads: 2, via: i % 2 ? ('arraybuffer' as const) : ('file' as const), wasm },
+    { model, precision: 'bf16' as const, threads: 2, via: i % 2 ? ('file' as const) : ('arraybuffer' as const), wasm },
+  ]);
 
 if (skipReason) console.log(`# skipping the Chromium test: ${skipReason}`);
 
@@ -95,9 +97,12 @@ test('wasm in headless Chromium: fixture parity', { skip: Boolean(skipReason), t
     page.on('pageerror', (err) => errors.push(err.message));
     await page.goto(`${origin}/`);
     await page.waitForFunction(() => document.title === 'ready', undefined, { timeout: 60_000 });
-    for (const req of RUNS) {
+    const relaxed: boolean = await page.evaluate(() => (globalThis as unknown as { relaxedSimdSupported(): boolean }).relaxedSimdSupported());
+    if (!relaxed) t.comment('this Chromium has no relaxed SIMD: cclip-relaxed.wasm not run (Chromium 114+ has it)');
+    for (const req of [...runs('cclip.wasm'), ...(relaxed ? runs('cclip-relaxed.wasm') : [])]) {
       const r: PageResult = await page.evaluate((q) => (globalThis as unknown as { runParity(q: PageRequest): Promise<PageResult> }).runParity(q), req);
-      const label = `${req.model} ${req.precision} via ${req.via}`;
+      const label = `${req.wasm} ${req.model} ${req.precision} via ${req.via}`;
+      t.equal(r.simd, req.wasm === 'cclip.wasm' ? 'simd128' : 'relaxed', `${label}: the model runs the build loaded`);
       t.ok(r.crossOriginIsolated, `${label}: page is cross-origin isolated`);
       t.ok(r.progressEnd, `${label}: load progress reached the total`);
       // One tick per 50 ms asked (at most 2): the forward is sized to ~200 ms, and one that held the page's thread ticks 0-1 times.

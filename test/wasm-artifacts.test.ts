@@ -7,10 +7,12 @@ import { WASM_FILES, readBuildInfo, wasmArtifacts, wasmSources, wasmSourcesHash 
 test('wasm/prebuilt: every artefact is there', (t) => {
   const artifacts = wasmArtifacts();
   if ('error' in artifacts) return t.fail(artifacts.error), t.end();
-  const wasm = readFileSync(path.join(artifacts.dir, 'cclip.wasm'));
-  t.deepEqual([...wasm.subarray(0, 4)], [0, 0x61, 0x73, 0x6d], 'cclip.wasm is a wasm module');
+  for (const file of ['cclip.wasm', 'cclip-relaxed.wasm']) {
+    const wasm = readFileSync(path.join(artifacts.dir, file));
+    t.deepEqual([...wasm.subarray(0, 4)], [0, 0x61, 0x73, 0x6d], `${file} is a wasm module`);
+  }
   t.equal(JSON.parse(readFileSync(path.join(artifacts.dir, 'package.json'), 'utf8')).type, 'commonjs', 'the glue is CommonJS');
-  t.equal(WASM_FILES.length, 5, 'five files');
+  t.equal(WASM_FILES.length, 6, 'six files');
   t.end();
 });
 

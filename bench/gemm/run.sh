@@ -5,6 +5,7 @@
 #   bench/gemm/run.sh test-tsan     the same under ThreadSanitizer
 #   bench/gemm/run.sh bench [args]  build + run bench/gemm/gemm_bench.cc (with OpenBLAS when installed)
 #   bench/gemm/run.sh test-wasm     the test built with Emscripten (wasm SIMD128 + pthreads), run in Node
+#   bench/gemm/run.sh test-wasm-relaxed   the same with relaxed SIMD's multiply-add (as cclip-relaxed.wasm)
 # CXX overrides the compiler; BUILD_DIR the output folder (default build-gemm/).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -34,19 +35,29 @@ case "$mode" in
     fi
     "$CXX" -O3 "${FLAGS[@]}" -o "$OUT/gemm_bench" bench/gemm/gemm_bench.cc "${CORE[@]}" "${EXTRA[@]}"
     exec "$OUT/gemm_bench" "$@" ;;
-  test-wasm)
+  test-wasm|test-wasm-relaxed)
     # Objects at -O2, link at -O0: Debian's emscripten 3.1.6 lacks the JS optimizer's node modules.
-    W="$OUT/wasm"
+    W="$OUT/$mode"
+    SIMD=(-msimd128)
+    NODE_FLAGS=(--no-experimental-fetch)
+    if [ "$mode" = test-wasm-relaxed ]; then
+      SIMD+=(-mrelaxed-simd)
+      node -e "process.exit(WebAssembly.validate(new Uint8Array([0,97,115,109,1,0,0,0,1,8,1,96,3,123,123,123,1,123,3,2,1,0,10,13,1,11,0,32,0,32,1,32,2,253,133,2,11])) ? 0 : 1)" ||
+        NODE_FLAGS+=(--experimental-wasm-relaxed-simd)  # Node 20; 22+ has relaxed SIMD on
+    fi
     mkdir -p "$W"
     echo '{"type": "commonjs"}' > "$W/package.json"  # Emscripten's output is CommonJS; the repo's package.json says module
     objs=()
     for f in native/core/tests/gemm_test.cc "${CORE[@]}"; do
       o="$W/$(basename "$f" .cc).o"
-      em++ -O2 -std=c++17 -msimd128 -pthread -fexceptions -c "$f" -o "$o"
+      em++ -O2 -std=c++17 "${SIMD[@]}" -pthread -fexceptions -c "$f" -o "$o"
       objs+=("$o")
     done
     em++ -O0 -fexceptions -pthread -sPROXY_TO_PTHREAD -sPTHREAD_POOL_SIZE=24 -sINITIAL_MEMORY=512MB -sEXIT_RUNTIME=1 \
       "${objs[@]}" -o "$W/gemm_test.js"
-    exec node --no-experimental-fetch "$W/gemm_test.js" "$@" ;;
-  *) echo "usage: $0 test|test-asan|test-tsan|test-wasm|bench [args]" >&2; exit 2 ;;
+    if [ "$mode" = test-wasm-relaxed ]; then
+      echo "relaxed_madd: $(node wasm/src/relaxed-opcodes.mjs "$W/gemm_test.wasm")"
+    fi
+    exec node "${NODE_FLAGS[@]}" "$W/gemm_test.js" "$@" ;;
+  *) echo "usage: $0 test|test-asan|test-tsan|test-wasm|test-wasm-relaxed|bench [args]" >&2; exit 2 ;;
 esac

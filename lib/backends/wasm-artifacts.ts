@@ -4,12 +4,16 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { findPackageRoot } from './native.js';
 
-export const WASM_FILES = ['cclip.js', 'cclip.wasm', 'cclip.worker.js', 'package.json', 'BUILD_INFO.json'] as const;
+export const WASM_FILES = ['cclip.js', 'cclip.wasm', 'cclip-relaxed.wasm', 'cclip.worker.js', 'package.json', 'BUILD_INFO.json'] as const;
 
 export interface WasmBuildInfo {
   sourcesHash: string;
   emscripten: string;
   cxxflags: string;
+  /** Added for cclip-relaxed.wasm. */
+  relaxedCxxflags: string;
+  /** f32x4.relaxed_madd instructions in cclip-relaxed.wasm (wasm/src/relaxed-opcodes.mjs). */
+  relaxedMadds: number;
   ldflags: string;
 }
 

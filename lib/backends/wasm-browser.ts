@@ -4,7 +4,8 @@
  * with `Cross-Origin-Opener-Policy: same-origin` and `Cross-Origin-Embedder-Policy: require-corp`).
  *
  *   <script src="/wasm/cclip.js"></script>   <!-- defines createCclipModule; cclip.worker.js sits beside it -->
- *   const clip = await loadClipInBrowser({ factory: createCclipModule, wasm: '/wasm/cclip.wasm',
+ *   const clip = await loadClipInBrowser({ factory: createCclipModule,
+ *     wasm: relaxedSimdSupported() ? '/wasm/cclip-relaxed.wasm' : '/wasm/cclip.wasm',   // same glue for both
  *     config: await (await fetch('open_clip_config.json')).json(), weights: fileInput.files[0] });
  *   const { features } = await clip.encodeImage(pixels, 1);
  *   const pixels = await preprocessInBrowser(clip, fileInput.files[1], config);   // the page decodes, the module preprocesses
@@ -20,14 +21,17 @@ import { blobSource, bytesSource, type CclipModuleFactory, type WeightSource } f
 import { loadWasmModel, MAX_WASM_THREADS, type WasmClipModel } from './wasm-model.js';
 import { readSafetensorsHeader } from '../checkpoint/safetensors-header.js';
 
-export { blobSource, bytesSource, type WeightSource } from './wasm-core.js';
+export { blobSource, bytesSource, relaxedSimdSupported, type WasmSimd, type WeightSource } from './wasm-core.js';
 export { readSafetensorsHeader } from '../checkpoint/safetensors-header.js';
 export type { WasmClipModel } from './wasm-model.js';
 
 export interface BrowserLoadOptions {
   /** createCclipModule from cclip.js. */
   factory: CclipModuleFactory;
-  /** cclip.wasm: its URL, its bytes, or a compiled module (compile once to load several models). */
+  /**
+   * cclip.wasm or cclip-relaxed.wasm (where relaxedSimdSupported(): fused multiply-adds): its URL, its bytes, or a
+   * compiled module (compile once to load several models).
+   */
   wasm: string | URL | ArrayBuffer | WebAssembly.Module;
   /** open_clip_config.json, parsed (or just its model_cfg). */
   config: unknown;

@@ -58,6 +58,7 @@ interface CclipModule {
   _cclip_result_free(r: number): void;
   _cclip_weight_bytes(model: number): number;
   _cclip_heap_bytes(): number;
+  _cclip_relaxed_simd(): number;
   UTF8ToString(ptr: number): string;
   stringToUTF8(text: string, ptr: number, maxBytes: number): void;
   lengthBytesUTF8(text: string): number;
@@ -80,6 +81,34 @@ interface Host {
 }
 
 export type CclipModuleFactory = (options: Record<string, unknown>) => Promise<unknown>;
+
+/**
+ * The two builds of wasm/prebuilt: cclip.wasm (SIMD128: a multiply and an add per product) and cclip-relaxed.wasm
+ * (relaxed SIMD's f32x4.relaxed_madd, one fused multiply-add where the CPU has one). Both take the same cclip.js.
+ */
+export type WasmSimd = 'relaxed' | 'simd128';
+export const WASM_MODULE_FILES: Readonly<Record<WasmSimd, string>> = { relaxed: 'cclip-relaxed.wasm', simd128: 'cclip.wasm' };
+
+// (func (param v128 v128 v128) (result v128) (f32x4.relaxed_madd (local.get 0) (local.get 1) (local.get 2)))
+const RELAXED_MADD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 8, 1, 0x60, 3, 0x7b, 0x7b, 0x7b, 1, 0x7b, 3, 2, 1, 0,
+  10, 13, 1, 11, 0x00, 0x20, 0, 0x20, 1, 0x20, 2, 0xfd, 0x85, 0x02, 0x0b,
+]);
+let relaxedSupported: boolean | undefined;
+
+/**
+ * Whether this JavaScript engine runs relaxed SIMD (Chromium 114+, Firefox 120+, Node 22+; Node 20 with
+ * --experimental-wasm-relaxed-simd), i.e. can use cclip-relaxed.wasm.
+ */
+export function relaxedSimdSupported(): boolean {
+  relaxedSupported ??= typeof WebAssembly === 'object' && WebAssembly.validate(RELAXED_MADD_PROBE);
+  return relaxedSupported;
+}
+
+/** The build to use here: cclip-relaxed.wasm where the engine has relaxed SIMD, else cclip.wasm. */
+export function preferredWasmSimd(): WasmSimd {
+  return relaxedSimdSupported() ? 'relaxed' : 'simd128';
+}
 
 export interface RuntimeOptions {
   factory: CclipModuleFactory;
@@ -146,6 +175,11 @@ export class WasmRuntime {
 
   get busy(): boolean {
     return this.jobs.size > 0;
+  }
+
+  /** Which of the two builds this instance runs (asked of the module itself). */
+  get simd(): WasmSimd {
+    return this.mod._cclip_relaxed_simd() ? 'relaxed' : 'simd128';
   }
 
   /** Bytes of wasm memory: its current size is its peak (it never shrinks). */

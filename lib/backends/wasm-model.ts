@@ -5,7 +5,7 @@ import type { TensorDType, TensorManifest } from '../manifest.js';
 import { integerIn, oneOf } from '../validate.js';
 import { AddonModel, type AddonModelHandle, addonError, selectTensors } from './addon-model.js';
 import type { BackendLoadOptions, Precision, TowerOutput } from './types.js';
-import { type CclipModuleFactory, type PreprocessImage, type PreprocessSpec, WasmRuntime, type WeightSource } from './wasm-core.js';
+import { type CclipModuleFactory, type PreprocessImage, type PreprocessSpec, WasmRuntime, type WasmSimd, type WeightSource } from './wasm-core.js';
 
 const SUPPORTED_DTYPES = new Set<TensorDType>(['F32', 'F16', 'BF16']);
 /** One module's pthreads: the runner plus helpers (browsers cap Workers; so do memory and sense). */
@@ -100,7 +100,11 @@ export class WasmClipModel extends AddonModel<WasmModelHandle> {
       spec.fill.forEach((v, i) => (fill[i] = v));
       out.set(await handle.runtime.preprocess({ data, width, height, channels: spec.fill.length, mode }, { ...spec, fill }));
     });
+    this.simd = handle.runtime.simd;
   }
+
+  /** The build this model runs: 'relaxed' (cclip-relaxed.wasm, fused multiply-adds) or 'simd128' (cclip.wasm). */
+  readonly simd: WasmSimd;
 
   /** Bytes of wasm memory (its peak: it never shrinks); 0 once disposed. */
   get heapBytes(): number {

@@ -1,6 +1,6 @@
 /**
  * The WebAssembly backend in Node: native/core built with Emscripten (wasm/prebuilt, committed; see
- * wasm/README.md), SIMD128 and pthreads, weights in a heap of at most 4 GB (bf16 halves them: the full
+ * wasm/README.md), SIMD128 (relaxed SIMD's fused multiply-add where the engine has it) and pthreads, weights in a heap of at most 4 GB (bf16 halves them: the full
  * ConvNeXt-XXLarge fits in bf16 only). Each model gets its own module instance with `threads` pthreads; loads
  * and forwards run there, so this thread stays free. Weights are read with fs a few MB at a time straight
  * into the heap. After dispose() no worker keeps the process alive (idle models do not either).
@@ -15,30 +15,47 @@ import type { TensorManifest } from '../manifest.js';
 import { checkPixelBuffers } from './addon-model.js';
 import type { Backend, BackendLoadOptions, BackendModel, ImagePreprocessor } from './types.js';
 import { wasmArtifacts } from './wasm-artifacts.js';
-import { type CclipModuleFactory, WasmRuntime, type WeightSource } from './wasm-core.js';
+import { type CclipModuleFactory, preferredWasmSimd, relaxedSimdSupported, WASM_MODULE_FILES, WasmRuntime, type WasmSimd, type WeightSource } from './wasm-core.js';
 import { checkLoadOptions, loadWasmModel, type WasmClipModel } from './wasm-model.js';
 
 export { WasmClipModel } from './wasm-model.js';
-export { blobSource, bytesSource, type WeightSource } from './wasm-core.js';
+export { blobSource, bytesSource, relaxedSimdSupported, type WasmSimd, type WeightSource } from './wasm-core.js';
 
 interface Loaded {
   factory: CclipModuleFactory;
   wasmModule: WebAssembly.Module;
 }
 
-let compiled: Promise<Loaded> | undefined;
+const compiled = new Map<WasmSimd, Promise<Loaded>>();
 
-/** Requires the glue and compiles cclip.wasm once per process. */
-function loadModule(dir: string): Promise<Loaded> {
-  compiled ??= (async () => {
-    const factory = createRequire(import.meta.url)(path.join(dir, 'cclip.js')) as CclipModuleFactory;
-    const wasmModule = await WebAssembly.compile(await readFile(path.join(dir, 'cclip.wasm')));
-    return { factory, wasmModule };
-  })();
-  compiled.catch(() => {
-    compiled = undefined;
-  });
-  return compiled;
+/**
+ * The build to load: CCLIP_WASM_SIMD=relaxed or simd128 picks one (relaxed where the engine has no relaxed SIMD is
+ * an error); unset or auto: cclip-relaxed.wasm where the engine runs it, else cclip.wasm.
+ */
+export function wasmSimdChoice(): WasmSimd {
+  const asked = process.env.CCLIP_WASM_SIMD;
+  if (asked === undefined || asked === '' || asked === 'auto') return preferredWasmSimd();
+  if (asked === 'simd128') return 'simd128';
+  if (asked === 'relaxed') {
+    if (relaxedSimdSupported()) return 'relaxed';
+    throw new ClipError('E_BACKEND_UNAVAILABLE', `CCLIP_WASM_SIMD=relaxed, but this JavaScript runtime has no relaxed SIMD (Node ${process.versions.node}: Node 22+ has it; Node 20 with --experimental-wasm-relaxed-simd)`);
+  }
+  throw new ClipError('E_INVALID_ARGUMENT', `CCLIP_WASM_SIMD must be auto, relaxed or simd128, got ${JSON.stringify(asked)}`, { subject: 'CCLIP_WASM_SIMD' });
+}
+
+/** Requires the glue and compiles the chosen module once per process. */
+function loadModule(dir: string, simd: WasmSimd): Promise<Loaded> {
+  let loading = compiled.get(simd);
+  if (!loading) {
+    loading = (async () => {
+      const factory = createRequire(import.meta.url)(path.join(dir, 'cclip.js')) as CclipModuleFactory;
+      const wasmModule = await WebAssembly.compile(await readFile(path.join(dir, WASM_MODULE_FILES[simd])));
+      return { factory, wasmModule };
+    })();
+    compiled.set(simd, loading);
+    loading.catch(() => compiled.delete(simd));
+  }
+  return loading;
 }
 
 function threadsSupported(): string | undefined {
@@ -90,9 +107,10 @@ export async function loadWasmFromSources(
   const unsupported = threadsSupported();
   if (unsupported) throw new ClipError('E_BACKEND_UNAVAILABLE', unsupported);
   const { precision, threads } = checkLoadOptions(options, os.availableParallelism());
+  const simd = wasmSimdChoice();
   let loaded: Loaded;
   try {
-    loaded = await loadModule(artifacts.dir);
+    loaded = await loadModule(artifacts.dir, simd);
   } catch (err) {
     throw new ClipError('E_BACKEND_UNAVAILABLE', `cannot load the wasm build in ${artifacts.dir}: ${(err as Error).message}`, { cause: err });
   }
@@ -110,7 +128,7 @@ export const wasmPreprocessor: ImagePreprocessor = async (data, width, height, m
     if ('error' in artifacts) throw new ClipError('E_BACKEND_UNAVAILABLE', artifacts.error);
     const unsupported = threadsSupported();
     if (unsupported) throw new ClipError('E_BACKEND_UNAVAILABLE', unsupported);
-    const { factory, wasmModule } = await loadModule(artifacts.dir);
+    const { factory, wasmModule } = await loadModule(artifacts.dir, wasmSimdChoice());
     return WasmRuntime.create({ factory, wasmModule, threads: 1 });
   })();
   preprocessRuntime.catch(() => {

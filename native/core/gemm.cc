@@ -20,13 +20,25 @@
 #include "gemm_internal.h"
 #include "scratch.h"
 
-// Portable variant: 16-byte vectors (SSE2, NEON, wasm SIMD128), 6 x 8 tile (4 x 8 in wasm).
+// Portable variant: 16-byte vectors (SSE2, NEON, wasm SIMD128), 6 x 8 tile (4 x 8 in wasm without relaxed SIMD).
 #define CCLIP_K_NS generic
 #define CCLIP_K_NAME "generic"
 #define CCLIP_K_TARGET
 #define CCLIP_K_VBYTES 16
 #if defined(__wasm__)
+#if defined(__wasm_relaxed_simd__)
+// wasm/build.sh's second module: f32x4.relaxed_madd, one FMA where V8 has one (x64 FMA3, arm64). Without the
+// separate product's register a 6 x 8 tile (12 accumulators) fits V8's 15 xmm registers (4 x 8: base_w image and
+// 77-token text 9-10% slower).
+#if __has_builtin(__builtin_wasm_relaxed_madd_f32x4)
+#define CCLIP_K_FMA(a, b, c) __builtin_wasm_relaxed_madd_f32x4(a, b, c)
+#else  // clang 14 (Emscripten 3.1.6) has only the prototype's f32x4.fma; wasm/src/relaxed-opcodes.mjs re-encodes it
+#define CCLIP_K_FMA(a, b, c) __builtin_wasm_fma_f32x4(a, b, c)
+#endif
+#define CCLIP_K_MR 6
+#else
 #define CCLIP_K_MR 4  // V8 keeps 15 xmm registers for wasm: a 6 x 8 tile (15 live vectors) spills; 4 x 8 is 25% faster
+#endif
 // Half as many K passes (C scratch round trips) as 256; the B panel (16 KB) and the A tile (8 KB) still fit L1.
 #define CCLIP_K_KC 512
 // wasm has no prefetch instruction (__builtin_prefetch emits nothing): a byte load per line pulls the next B panel in.

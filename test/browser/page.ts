@@ -3,7 +3,7 @@
  * browser entry of the wasm backend, embeds the expected pixels and tokens, and returns how close they came; and
  * decodes fixture photos with the page's own decoder and preprocesses them with the model's wasm module.
  */
-import { bytesSource, loadClipInBrowser, preprocessInBrowser, readSafetensorsHeader } from '../../lib/backends/wasm-browser.js';
+import { bytesSource, loadClipInBrowser, preprocessInBrowser, readSafetensorsHeader, relaxedSimdSupported } from '../../lib/backends/wasm-browser.js';
 import type { CclipModuleFactory } from '../../lib/backends/wasm-core.js';
 import { maxRelativeDiff, minRowCosine } from '../helpers/compare.js';
 
@@ -13,11 +13,15 @@ export interface PageRequest {
   threads: number;
   /** How the page hands over the weights: a File (as from <input type=file>) or an ArrayBuffer. */
   via: 'file' | 'arraybuffer';
+  /** The build to load from /wasm/. */
+  wasm: 'cclip.wasm' | 'cclip-relaxed.wasm';
 }
 
 export interface PageResult {
   crossOriginIsolated: boolean;
   hardwareConcurrency: number;
+  /** The build the model says it runs. */
+  simd: 'relaxed' | 'simd128';
   loadMs: number;
   imageMs: number;
   textMs: number;
@@ -61,7 +65,7 @@ async function run(req: PageRequest): Promise<PageResult> {
   const t0 = performance.now();
   const clip = await loadClipInBrowser({
     factory: (globalThis as unknown as { createCclipModule: CclipModuleFactory }).createCclipModule,
-    wasm: '/wasm/cclip.wasm', config, weights, precision: req.precision, threads: req.threads,
+    wasm: `/wasm/${req.wasm}`, config, weights, precision: req.precision, threads: req.threads,
     onProgress: (p) => (progressEnd = p.loadedBytes === p.totalBytes),
   });
   const loadMs = performance.now() - t0;
@@ -104,7 +108,7 @@ async function run(req: PageRequest): Promise<PageResult> {
     }
     const dim = image.features.length / pixels.shape[0];
     return {
-      crossOriginIsolated, hardwareConcurrency: navigator.hardwareConcurrency, loadMs, imageMs, textMs, rel,
+      crossOriginIsolated, hardwareConcurrency: navigator.hardwareConcurrency, simd: clip.simd, loadMs, imageMs, textMs, rel,
       imageCos: minRowCosine(image.features, imageWant, dim), textCos: minRowCosine(text.features, textWant, dim),
       progressEnd, longImageMs, ticksDuringLongImage: ticks,
     };
@@ -136,4 +140,5 @@ async function preprocessImages(req: { model: string; images: string[] }): Promi
 
 (globalThis as unknown as { runParity: typeof run; preprocessImages: typeof preprocessImages }).runParity = run;
 (globalThis as unknown as { preprocessImages: typeof preprocessImages }).preprocessImages = preprocessImages;
+(globalThis as unknown as { relaxedSimdSupported: typeof relaxedSimdSupported }).relaxedSimdSupported = relaxedSimdSupported;
 document.title = 'ready';

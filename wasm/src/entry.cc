@@ -135,6 +135,15 @@ using cclip_wasm::Result;
 
 extern "C" {
 
+// 1 in cclip-relaxed.wasm (built with -mrelaxed-simd: the GEMMs multiply-add with f32x4.relaxed_madd), 0 in cclip.wasm.
+EMSCRIPTEN_KEEPALIVE int cclip_relaxed_simd() {
+#if defined(__wasm_relaxed_simd__)
+  return 1;
+#else
+  return 0;
+#endif
+}
+
 // Loads a model from `request`, the JSON load request (native/core/spec.h; its "sources" name the weight
 // sources in the order of their ids). Result: the model handle, or an error.
 EMSCRIPTEN_KEEPALIVE void cclip_load(int job, const char* request) {
