@@ -90,10 +90,16 @@ async function clipEngine(kind: 'wasm' | 'wasm-relaxed' | 'native', precision: P
   const arch = parseModelConfig((JSON.parse(readFileSync(path.join(dir, 'open_clip_config.json'), 'utf8')) as { model_cfg: unknown }).model_cfg);
   const manifest = await readSafetensorsManifest(path.join(dir, 'open_clip_model.safetensors'));
   const backend = kind === 'native' ? nativeBackend : wasmBackend;
+  const asked = process.env.CCLIP_WASM_SIMD;
+  if (kind !== 'native') process.env.CCLIP_WASM_SIMD = kind === 'wasm-relaxed' ? 'relaxed' : 'simd128';
   const t0 = performance.now();
-  process.env.CCLIP_WASM_SIMD = kind === 'wasm-relaxed' ? 'relaxed' : 'simd128';
-  const m: BackendModel = await backend.load(arch, manifest, { precision, device: 'cpu', threads });
-  delete process.env.CCLIP_WASM_SIMD;
+  let m: BackendModel;
+  try {
+    m = await backend.load(arch, manifest, { precision, device: 'cpu', threads });
+  } finally {
+    if (asked === undefined) delete process.env.CCLIP_WASM_SIMD;
+    else process.env.CCLIP_WASM_SIMD = asked;
+  }
   const loadS = (performance.now() - t0) / 1e3;
   const t77 = tokens77();
   return {

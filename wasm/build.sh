@@ -58,8 +58,13 @@ build "$relaxed/obj" "$relaxed/cclip.js" "${RELAXED_CXXFLAGS[@]}"
 # One glue serves both modules: it does not depend on the instructions inside.
 cmp -s "$relaxed/cclip.js" "$out/cclip.js" && cmp -s "$relaxed/cclip.worker.js" "$out/cclip.worker.js" ||
   { echo "wasm/build.sh: the relaxed build's glue differs from the SIMD128 build's" >&2; exit 1; }
+# The linker's wasm-opt knows f32x4.fma by the prototype's meaning (a + b * c) and folds constant operands that way:
+# every multiply-add the compiler emitted must reach the module unfolded (gemm.cc never passes constants).
+emitted=$(node wasm/src/relaxed-opcodes.mjs --count-prototype "$relaxed"/obj/*.o)
 madds=$(node wasm/src/relaxed-opcodes.mjs "$relaxed/cclip.wasm")
 (( madds > 0 )) || { echo "wasm/build.sh: the relaxed build has no multiply-add" >&2; exit 1; }
+(( madds == emitted )) ||
+  { echo "wasm/build.sh: the objects hold $emitted f32x4.fma, the linked module $madds (folded by wasm-opt?)" >&2; exit 1; }
 cp "$relaxed/cclip.wasm" "$out/cclip-relaxed.wasm"
 
 hash=$(cclip_wasm_sources_hash "$root")

@@ -56,7 +56,9 @@ case "$mode" in
     em++ -O0 -fexceptions -pthread -sPROXY_TO_PTHREAD -sPTHREAD_POOL_SIZE=24 -sINITIAL_MEMORY=512MB -sEXIT_RUNTIME=1 \
       "${objs[@]}" -o "$W/gemm_test.js"
     if [ "$mode" = test-wasm-relaxed ]; then
-      echo "relaxed_madd: $(node wasm/src/relaxed-opcodes.mjs "$W/gemm_test.wasm")"
+      madds=$(node wasm/src/relaxed-opcodes.mjs "$W/gemm_test.wasm")
+      (( madds > 0 )) || { echo "no multiply-add in $W/gemm_test.wasm" >&2; exit 1; }
+      echo "relaxed_madd: $madds"
     fi
     exec node "${NODE_FLAGS[@]}" "$W/gemm_test.js" "$@" ;;
   *) echo "usage: $0 test|test-asan|test-tsan|test-wasm|test-wasm-relaxed|bench [args]" >&2; exit 2 ;;

@@ -17,7 +17,7 @@ import type { DecodedImage } from '../image/types.js';
 import { parsePreprocessConfig } from '../preprocess-config.js';
 import { invalid, is, oneOf, optionalIntegerIn } from '../validate.js';
 import type { LoadProgress, Precision } from './types.js';
-import { blobSource, bytesSource, type CclipModuleFactory, type WeightSource } from './wasm-core.js';
+import { blobSource, bytesSource, type CclipModuleFactory, relaxedSimdSupported, type WeightSource } from './wasm-core.js';
 import { loadWasmModel, MAX_WASM_THREADS, type WasmClipModel } from './wasm-model.js';
 import { readSafetensorsHeader } from '../checkpoint/safetensors-header.js';
 
@@ -70,7 +70,13 @@ export async function loadClipInBrowser(options: BrowserLoadOptions): Promise<Wa
   const hardware = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
   const threads = optionalIntegerIn(options.threads, 'options.threads', 1, MAX_WASM_THREADS, Math.max(1, Math.min(hardware, MAX_WASM_THREADS)));
   const precision = oneOf(options.precision ?? 'bf16', 'options.precision', ['fp32', 'bf16'] as const);
-  const wasmModule = await compileWasm(options.wasm);
+  let wasmModule: WebAssembly.Module;
+  try {
+    wasmModule = await compileWasm(options.wasm);
+  } catch (err) {
+    const hint = relaxedSimdSupported() ? '' : ' (this engine has no relaxed SIMD: load cclip.wasm, not cclip-relaxed.wasm; see relaxedSimdSupported())';
+    throw new ClipError('E_BACKEND_UNAVAILABLE', `cannot compile the wasm module: ${(err as Error)?.message ?? err}${hint}`, { cause: err });
+  }
   return loadWasmModel({
     factory: options.factory, wasmModule, arch, manifest, sources: new Map([[name, source]]), precision, threads,
     onProgress: options.onProgress, locateFile: options.locateFile, mainScriptUrlOrBlob: options.mainScriptUrlOrBlob,

@@ -128,7 +128,8 @@ export const wasmPreprocessor: ImagePreprocessor = async (data, width, height, m
     if ('error' in artifacts) throw new ClipError('E_BACKEND_UNAVAILABLE', artifacts.error);
     const unsupported = threadsSupported();
     if (unsupported) throw new ClipError('E_BACKEND_UNAVAILABLE', unsupported);
-    const { factory, wasmModule } = await loadModule(artifacts.dir, wasmSimdChoice());
+    // Preprocessing runs no GEMM, so either build does; the SIMD128 one needs no engine feature or setting.
+    const { factory, wasmModule } = await loadModule(artifacts.dir, 'simd128');
     return WasmRuntime.create({ factory, wasmModule, threads: 1 });
   })();
   preprocessRuntime.catch(() => {

@@ -32,14 +32,16 @@
 // 77-token text 9-10% slower).
 #if __has_builtin(__builtin_wasm_relaxed_madd_f32x4)
 #define CCLIP_K_FMA(a, b, c) __builtin_wasm_relaxed_madd_f32x4(a, b, c)
-#else  // clang 14 (Emscripten 3.1.6) has only the prototype's f32x4.fma; wasm/src/relaxed-opcodes.mjs re-encodes it
+#else  // clang 14 (Emscripten 3.1.6) has only the prototype's f32x4.fma; wasm/src/relaxed-opcodes.mjs re-encodes it.
+// Its operands must never be compile-time constants: wasm-opt would fold them with the prototype's a + b * c.
 #define CCLIP_K_FMA(a, b, c) __builtin_wasm_fma_f32x4(a, b, c)
 #endif
 #define CCLIP_K_MR 6
 #else
 #define CCLIP_K_MR 4  // V8 keeps 15 xmm registers for wasm: a 6 x 8 tile (15 live vectors) spills; 4 x 8 is 25% faster
 #endif
-// Half as many K passes (C scratch round trips) as 256; the B panel (16 KB) and the A tile (8 KB) still fit L1.
+// Half as many K passes (C scratch round trips) as 256; the B panel (16 KB) and the A tile (8 KB; 12 KB for 6 rows)
+// still fit L1.
 #define CCLIP_K_KC 512
 // wasm has no prefetch instruction (__builtin_prefetch emits nothing): a byte load per line pulls the next B panel in.
 #define CCLIP_K_PREFETCH(p) ((void)*reinterpret_cast<const volatile char*>(p))

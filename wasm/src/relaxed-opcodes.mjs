@@ -7,7 +7,9 @@
 // nothing but an opcode is ever rewritten (on the 3.1.6 build: as many as `wasm-dis` lists). Any other relaxed
 // opcode, any SIMD opcode the standard leaves unassigned (clang 14's other prototype relaxed ops live there) and
 // any opcode this decoder does not know fail the build.
-// Usage: node relaxed-opcodes.mjs module.wasm   (rewrites the file; prints how many relaxed_madd it then holds)
+// Usage: node relaxed-opcodes.mjs module.wasm   rewrites the file; prints how many relaxed_madd it then holds
+//        node relaxed-opcodes.mjs --count-prototype file.wasm|file.o...   prints how many f32x4.fma they hold
+// (object files too: their code section is a module's, with padded LEBs where relocations go).
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -43,8 +45,13 @@ class Reader {
     this.pos += n;
   }
   memarg() {
+    // Bit 6 of the alignment field announces a memory index (multi-memory), which this decoder does not read.
+    if (this.leb() & 0x40) throw new Error(`a memarg with a memory index at ${this.pos}: not decoded here`);
     this.leb();
-    this.leb();
+  }
+  valueType() {  // one byte; GC reference types (0x63 / 0x64 + a heap type) are not decoded here
+    const t = this.byte();
+    if (t === 0x63 || t === 0x64) throw new Error(`a GC reference type at ${this.pos - 1}: not decoded here`);
   }
 }
 
@@ -55,7 +62,11 @@ function skipImmediates(r, op) {
   switch (op) {
     case 0x00: case 0x01: case 0x05: case 0x0b: case 0x0f: case 0x19: case 0x1a: case 0x1b: case 0xd1:
       return;
-    case 0x02: case 0x03: case 0x04: case 0x06:  // block, loop, if, try: a block type (one byte or an s33)
+    case 0x02: case 0x03: case 0x04: case 0x06: {  // block, loop, if, try: a block type (one byte or an s33)
+      const t = r.b[r.pos];
+      if (t === 0x63 || t === 0x64) throw new Error(`a GC reference block type at ${r.pos}: not decoded here`);
+      return void r.leb();
+    }
     case 0x07: case 0x08: case 0x09: case 0x18:  // catch, throw, rethrow, delegate
     case 0x0c: case 0x0d: case 0x10: case 0x12:  // br, br_if, call, return_call
     case 0x20: case 0x21: case 0x22: case 0x23: case 0x24: case 0x25: case 0x26:  // locals, globals, tables
@@ -73,7 +84,7 @@ function skipImmediates(r, op) {
       return void r.leb();
     case 0x1c: {  // typed select
       const n = r.leb();
-      for (let i = 0; i < n; ++i) r.byte();
+      for (let i = 0; i < n; ++i) r.valueType();
       return;
     }
     case 0x43: return r.skip(4);
@@ -85,7 +96,7 @@ function skipImmediates(r, op) {
 function skipMiscImmediates(r, sub) {  // 0xfc prefix
   if (sub <= 7) return;  // saturating truncations
   const counts = { 8: 2, 9: 1, 10: 2, 11: 1, 12: 2, 13: 1, 14: 2, 15: 1, 16: 1, 17: 1 };
-  if (!(sub in counts)) throw new Error(`unknown 0xfc opcode ${sub} at ${r.pos}`);
+  if (!(sub in counts)) throw new Error(`unknown 0xfc opcode 0x${sub.toString(16)} at ${r.pos}`);
   for (let i = 0; i < counts[sub]; ++i) r.leb();
 }
 
@@ -102,19 +113,20 @@ function skipSimdImmediates(r, sub) {  // 0xfd prefix
 
 function skipAtomicImmediates(r, sub) {  // 0xfe prefix
   if (sub === 3) return r.skip(1);  // atomic.fence
-  if (sub > 0x4e) throw new Error(`unknown 0xfe opcode ${sub} at ${r.pos}`);
+  if (sub > 0x4e || (sub >= 0x04 && sub <= 0x0f)) throw new Error(`unknown 0xfe opcode 0x${sub.toString(16)} at ${r.pos}`);
   r.memarg();
 }
 
-// Rewrites one function body [pos, end); returns how many relaxed_madd it holds afterwards.
-function rewriteBody(bytes, pos, end) {
+// Decodes one function body [pos, end): the offsets of its prototype f32x4.fma subopcodes (two bytes each) and how
+// many standard relaxed_madd it already holds.
+function scanBody(bytes, pos, end, found) {
   const r = new Reader(bytes, pos, end);
   const localGroups = r.leb();
   for (let i = 0; i < localGroups; ++i) {
     r.leb();
-    r.byte();
+    r.valueType();
   }
-  let madds = 0, last = -1;
+  let last = -1;
   while (r.pos < end) {
     last = r.byte();
     if (last === 0xfc) skipMiscImmediates(r, r.leb());
@@ -124,49 +136,64 @@ function rewriteBody(bytes, pos, end) {
       const sub = r.leb();
       if (sub === PROTO_FMA) {
         if (r.pos - at !== 2) throw new Error(`f32x4.fma at ${at} is not a two-byte opcode`);
-        bytes[at] = (RELAXED_MADD & 0x7f) | 0x80;
-        bytes[at + 1] = RELAXED_MADD >> 7;
-        ++madds;
+        found.prototype.push(at);
       } else if (sub === RELAXED_MADD) {
-        ++madds;
+        ++found.standard;
       } else if (sub > 0xff && sub <= RELAXED_LAST) {
         throw new Error(`relaxed opcode 0x${sub.toString(16)} at ${at}: only the multiply-add is expected`);
       } else skipSimdImmediates(r, sub);
     } else skipImmediates(r, last);
   }
   if (r.pos !== end || last !== 0x0b) throw new Error(`function body at ${pos} does not end on its end opcode`);
-  return madds;
 }
 
-export function rewriteRelaxedMadd(bytes) {
+/** Decodes the whole module (or object file): { prototype: offsets of f32x4.fma subopcodes, standard: count }. */
+export function scanModule(bytes) {
   if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d)
     throw new Error('not a wasm module');
+  if (bytes[4] !== 1 || bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) throw new Error('not a version 1 wasm module');
+  const found = { prototype: [], standard: 0 };
   const r = new Reader(bytes, 8, bytes.length);
-  let madds = 0;
   while (r.pos < bytes.length) {
     const id = r.byte();
     const size = r.leb();
     const sectionEnd = r.pos + size;
+    if (sectionEnd > bytes.length) throw new Error(`section ${id} at ${r.pos} runs past the end of the file`);
     if (id === 10) {  // code
       const s = new Reader(bytes, r.pos, sectionEnd);
       const functions = s.leb();
       for (let i = 0; i < functions; ++i) {
         const bodySize = s.leb();
-        madds += rewriteBody(bytes, s.pos, s.pos + bodySize);
+        if (s.pos + bodySize > sectionEnd) throw new Error(`function ${i} runs past the code section`);
+        scanBody(bytes, s.pos, s.pos + bodySize, found);
         s.skip(bodySize);
       }
       if (s.pos !== sectionEnd) throw new Error('the code section has bytes after its last function');
     }
     r.skip(size);
   }
-  return madds;
+  return found;
+}
+
+/** Re-encodes every prototype f32x4.fma of `bytes` in place once the whole module decoded; returns the relaxed_madd count. */
+export function rewriteRelaxedMadd(bytes) {
+  const { prototype, standard } = scanModule(bytes);
+  for (const at of prototype) {
+    bytes[at] = (RELAXED_MADD & 0x7f) | 0x80;
+    bytes[at + 1] = RELAXED_MADD >> 7;
+  }
+  return prototype.length + standard;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  const file = process.argv[2];
-  if (!file) throw new Error('usage: node relaxed-opcodes.mjs module.wasm');
-  const bytes = new Uint8Array(readFileSync(file));
-  const n = rewriteRelaxedMadd(bytes);
-  writeFileSync(file, bytes);
-  console.log(n);
+  const args = process.argv.slice(2);
+  if (args[0] === '--count-prototype') {
+    console.log(args.slice(1).reduce((n, f) => n + scanModule(new Uint8Array(readFileSync(f))).prototype.length, 0));
+  } else {
+    if (args.length !== 1) throw new Error('usage: node relaxed-opcodes.mjs module.wasm | --count-prototype file...');
+    const bytes = new Uint8Array(readFileSync(args[0]));
+    const n = rewriteRelaxedMadd(bytes);
+    writeFileSync(args[0], bytes);
+    console.log(n);
+  }
 }
