@@ -5,6 +5,7 @@ import { parameterCount } from './architecture.js';
 import type { BackendName, Device, Precision } from './backends/types.js';
 import { Clip } from './clip.js';
 import { ClipError } from './errors.js';
+import { registerBackends } from './commands/backends.js';
 import { registerServeCommands } from './commands/index.js';
 import { registerIndex } from './commands/index-cmd.js';
 import { type ModelFlags, PACKED_CACHE_HELP, loadOptionsOf } from './commands/options.js';
@@ -127,6 +128,7 @@ export function buildProgram(): Command {
 
   registerImageCommands(program);
   registerServeCommands(program);
+  registerBackends(program);
   registerIndex(program);
   registerSearch(program);
   registerHubCommands(program);
