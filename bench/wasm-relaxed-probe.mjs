@@ -8,7 +8,8 @@
  * clang 14 (Debian's Emscripten 3.1.6) emits only the prototype f32x4.fma (0xfd 0xaf 0x01) for
  * __builtin_wasm_fma_f32x4; the final f32x4.relaxed_madd is 0xfd 0x85 0x02 (0x105), what V8 11.3 and Chromium
  * implement. A result of `true` for the final opcode and `false` for the prototype one means that a clang 14
- * build would have to be rewritten before any engine here would load it (see wasm/README.md, relaxed SIMD).
+ * build would have to be rewritten before any engine here would load it, which wasm/build.sh does with
+ * wasm/src/relaxed-opcodes.mjs (see wasm/README.md, relaxed SIMD).
  */
 function moduleWith(opcode) {
   const body = [0x00, 0x20, 0, 0x20, 1, 0x20, 2, ...opcode, 0x0b]; // no locals; local.get 0..2; op; end
