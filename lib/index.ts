@@ -7,6 +7,7 @@ export { readManifest, readTensor } from './checkpoint/index.js';
 export type { TensorEntry, TensorManifest, TensorDType } from './manifest.js';
 export { ClipTokenizer } from './tokenizer/index.js';
 export { registerBackend, getBackend, BACKEND_NAMES } from './backends/index.js';
+export { backendReports, type BackendReport } from './commands/backends.js';
 export type { Backend, BackendModel, BackendName, BackendSelection, Device, Precision, LoadProgress } from './backends/types.js';
 export { resolveModel, resolveHubModel, HubError, isHubError, type ResolveOptions, type DownloadProgress } from './hub/index.js';
 export { convertModel } from './convert.js';
