@@ -101,10 +101,12 @@ test('wasm in headless Chromium: fixture parity', { skip: Boolean(skipReason), t
     const major = Number(browser.version().split('.')[0]);
     if (major >= 114) t.ok(relaxed, `Chromium ${browser.version()}: relaxedSimdSupported() (Chromium 114+ runs relaxed SIMD)`);
     else t.comment(`Chromium ${browser.version()} has no relaxed SIMD: cclip-relaxed.wasm not run`);
-    for (const req of [...runs('cclip.wasm'), ...(relaxed ? runs('cclip-relaxed.wasm') : [])]) {
+    const both: PageRequest = { model: 'xxlarge-tiny', precision: 'fp32', threads: 2, via: 'arraybuffer', wasm: 'both' };
+    for (const req of [...runs('cclip.wasm'), ...(relaxed ? runs('cclip-relaxed.wasm') : []), both]) {
       const r: PageResult = await page.evaluate((q) => (globalThis as unknown as { runParity(q: PageRequest): Promise<PageResult> }).runParity(q), req);
       const label = `${req.wasm} ${req.model} ${req.precision} via ${req.via}`;
-      t.equal(r.simd, req.wasm === 'cclip.wasm' ? 'simd128' : 'relaxed', `${label}: the model runs the build loaded`);
+      const want = req.wasm === 'cclip.wasm' || (req.wasm === 'both' && !relaxed) ? 'simd128' : 'relaxed';
+      t.equal(r.simd, want, `${label}: the model runs the build ${req.wasm === 'both' ? 'the loader picked' : 'loaded'} (${want})`);
       t.ok(r.crossOriginIsolated, `${label}: page is cross-origin isolated`);
       t.ok(r.progressEnd, `${label}: load progress reached the total`);
       // One tick per 50 ms asked (at most 2): the forward is sized to ~200 ms, and one that held the page's thread ticks 0-1 times.

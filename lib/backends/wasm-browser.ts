@@ -5,7 +5,7 @@
  *
  *   <script src="/wasm/cclip.js"></script>   <!-- defines createCclipModule; cclip.worker.js sits beside it -->
  *   const clip = await loadClipInBrowser({ factory: createCclipModule,
- *     wasm: relaxedSimdSupported() ? '/wasm/cclip-relaxed.wasm' : '/wasm/cclip.wasm',   // same glue for both
+ *     wasm: { relaxed: '/wasm/cclip-relaxed.wasm', simd128: '/wasm/cclip.wasm' },   // fetches the one this engine runs
  *     config: await (await fetch('open_clip_config.json')).json(), weights: fileInput.files[0] });
  *   const { features } = await clip.encodeImage(pixels, 1);
  *   const pixels = await preprocessInBrowser(clip, fileInput.files[1], config);   // the page decodes, the module preprocesses
@@ -30,9 +30,10 @@ export interface BrowserLoadOptions {
   factory: CclipModuleFactory;
   /**
    * cclip.wasm or cclip-relaxed.wasm (where relaxedSimdSupported(): fused multiply-adds): its URL, its bytes, or a
-   * compiled module (compile once to load several models).
+   * compiled module (compile once to load several models); or both, `{ relaxed, simd128 }`, to have the one this
+   * engine runs picked (only that one is fetched).
    */
-  wasm: string | URL | ArrayBuffer | WebAssembly.Module;
+  wasm: WasmInput | { relaxed: WasmInput; simd128: WasmInput };
   /** open_clip_config.json, parsed (or just its model_cfg). */
   config: unknown;
   /** open_clip_model.safetensors. */
@@ -46,7 +47,11 @@ export interface BrowserLoadOptions {
   mainScriptUrlOrBlob?: string | Blob;
 }
 
-async function compileWasm(wasm: BrowserLoadOptions['wasm']): Promise<WebAssembly.Module> {
+type WasmInput = string | URL | ArrayBuffer | WebAssembly.Module;
+
+async function compileWasm(choice: BrowserLoadOptions['wasm']): Promise<WebAssembly.Module> {
+  const both = is.plainObject(choice) && 'relaxed' in choice && 'simd128' in choice;
+  const wasm = both ? (relaxedSimdSupported() ? choice.relaxed : choice.simd128) : (choice as WasmInput);
   if (wasm instanceof WebAssembly.Module) return wasm;
   if (wasm instanceof ArrayBuffer) return WebAssembly.compile(wasm);
   const response = fetch(String(wasm));

@@ -13,8 +13,8 @@ export interface PageRequest {
   threads: number;
   /** How the page hands over the weights: a File (as from <input type=file>) or an ArrayBuffer. */
   via: 'file' | 'arraybuffer';
-  /** The build to load from /wasm/. */
-  wasm: 'cclip.wasm' | 'cclip-relaxed.wasm';
+  /** The build to load from /wasm/; 'both': hand both URLs over and let the loader pick. */
+  wasm: 'cclip.wasm' | 'cclip-relaxed.wasm' | 'both';
 }
 
 export interface PageResult {
@@ -65,7 +65,8 @@ async function run(req: PageRequest): Promise<PageResult> {
   const t0 = performance.now();
   const clip = await loadClipInBrowser({
     factory: (globalThis as unknown as { createCclipModule: CclipModuleFactory }).createCclipModule,
-    wasm: `/wasm/${req.wasm}`, config, weights, precision: req.precision, threads: req.threads,
+    wasm: req.wasm === 'both' ? { relaxed: '/wasm/cclip-relaxed.wasm', simd128: '/wasm/cclip.wasm' } : `/wasm/${req.wasm}`,
+    config, weights, precision: req.precision, threads: req.threads,
     onProgress: (p) => (progressEnd = p.loadedBytes === p.totalBytes),
   });
   const loadMs = performance.now() - t0;
