@@ -15,7 +15,8 @@
  * Inputs are the ones export_onnx.py saved (its pixels and 22-token text row), and a 77-token text row.
  * The parent first measures this machine's limits (bench/limits.cc) and reports image and 77-token text as fractions
  * of its fp32 FMA peak. wasm-relaxed (cclip-relaxed.wasm) runs where Node has relaxed SIMD (22+), or with
- * --relaxed-simd, which starts the children with --experimental-wasm-relaxed-simd (Node 20). --out appends a dated `## wasm` section to that file (earlier sections are kept).
+ * --relaxed-simd, which starts the children with --experimental-wasm-relaxed-simd (Node 20). --out appends a dated
+ * `## wasm` section to that file (earlier sections are kept).
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -25,7 +26,8 @@ import { fileURLToPath } from 'node:url';
 import { parseModelConfig } from '../lib/architecture.js';
 import { nativeBackend } from '../lib/backends/native.js';
 import type { BackendModel, Precision } from '../lib/backends/types.js';
-import { relaxedSimdSupported, wasmBackend, type WasmClipModel } from '../lib/backends/wasm.js';
+import { RELAXED_SIMD_NODE_FLAG, relaxedSimdNodeFlags, relaxedSimdSupported, wasmBackend, type WasmClipModel } from '../lib/backends/wasm.js';
+import { WASM_MODULE_FILES, type WasmSimd } from '../lib/backends/wasm-core.js';
 import { readSafetensorsManifest } from '../lib/checkpoint/safetensors.js';
 import { floats, maxRelativeDiff, minRowCosine, readExpected, tokensOf } from '../test/native-helpers.js';
 import { appendSection, bestLimits, imageFlops, type Limits, limitsAt, limitsLine, machineSummary, measureLimits, median, pct, perRoundRatios, sourceSummary, textFlops, timed } from './common.js';
@@ -251,12 +253,9 @@ async function runXxl(args: Args): Promise<void> {
   console.log(JSON.stringify(out));
 }
 
-/** Node 20 runs relaxed SIMD only behind this V8 flag (Node 22+ has it on). */
-const RELAXED_FLAG = '--experimental-wasm-relaxed-simd';
-
 function child(args: string[], relaxedSimd: boolean): Record<string, unknown> {
   const self = fileURLToPath(import.meta.url);
-  const flags = relaxedSimd && !relaxedSimdSupported() ? [RELAXED_FLAG] : [];
+  const flags = relaxedSimd ? relaxedSimdNodeFlags() : [];
   const r = spawnSync(process.execPath, [...flags, '--import', 'tsx', self, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`child ${args.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
@@ -271,7 +270,7 @@ function report(args: Args, runs: Array<Record<string, unknown>>, xxl: Record<st
   L.push(`- limits (bench/limits.cc, this run): ${limitsLine(limits)}`);
   L.push(`- source: ${sourceSummary()}`);
   L.push(`- of peak = achieved GFLOP/s (${(imageFlops(arch) / 1e9).toFixed(1)} GFLOP per image, ${(textFlops(arch, 77) / 1e9).toFixed(1)} per 77-token text: 2 x multiply-adds of every conv and linear) / the machine's best fp32 FMA peak at that thread count; SIMD128 has no FMA and half the ymm width, so wasm's own ceiling is a fraction of it`);
-  L.push(`- wasm: wasm/prebuilt (Emscripten 3.1.6, -O3 -msimd128 -pthread): \`wasm\` is cclip.wasm (SIMD128: a multiply and an add per product), \`wasm-relaxed\` cclip-relaxed.wasm (f32x4.relaxed_madd: one FMA)${args.relaxedSimd && !relaxedSimdSupported() ? `, in children started with ${RELAXED_FLAG} (Node 22+ has relaxed SIMD on)` : ''}; onnxruntime-web ${ortVersion()} (wasm backend, SIMD + threads, in Node); native: build/Release addon`);
+  L.push(`- wasm: wasm/prebuilt (Emscripten 3.1.6, -O3 -msimd128 -pthread): \`wasm\` is cclip.wasm (SIMD128: a multiply and an add per product), \`wasm-relaxed\` cclip-relaxed.wasm (f32x4.relaxed_madd: one FMA)${args.relaxedSimd && !relaxedSimdSupported() ? `, in children started with ${RELAXED_SIMD_NODE_FLAG} (Node 22+ has relaxed SIMD on)` : ''}; onnxruntime-web ${ortVersion()} (wasm backend, SIMD + threads, in Node); native: build/Release addon`);
   L.push(`- model: ${args.model} (convnext_base_w dims, random weights from clip_reference.py make; ONNX from export_onnx.py, same seed); inputs: export_onnx.py's pixels [1,3,256,256] and 22-token text row, and a 77-token row`);
   L.push(`- each thread count in its own process; all engines loaded side by side and timed in ${args.rounds} interleaved rounds after a warm-up (each forward on every engine back to back, the engine order rotating per round); medians. cpu = process CPU time (all threads) of the call: less sensitive than wall time to other processes sharing the 2 cores`);
   L.push('- ratios: ORT/wasm > 1 means wasm is faster than onnxruntime-web (of the medians; in brackets the median and range of the per-round ratios, each from two calls seconds apart); wasm/native = how much slower wasm is than the native addon (same precision)');
@@ -300,7 +299,7 @@ function report(args: Args, runs: Array<Record<string, unknown>>, xxl: Record<st
     }
   }
   if (xxl) {
-    L.push('', `### Full ConvNeXt-XXLarge dims in wasm (${xxl.simd === 'relaxed' ? 'cclip-relaxed.wasm' : 'cclip.wasm'}, bf16 weights in the heap, ${xxl.threads} threads, one run)`, '');
+    L.push('', `### Full ConvNeXt-XXLarge dims in wasm (${WASM_MODULE_FILES[xxl.simd as WasmSimd]}, bf16 weights in the heap, ${xxl.threads} threads, one run)`, '');
     L.push(`- checkpoint: ${args.xxl} (${fmt(xxl.file_gib, 2)} GiB of fp32 safetensors, random weights), streamed into the heap and packed as bf16; machine load ${fmt(xxl.load)}`);
     L.push('', `| load s | packed weights GiB | heap after load GiB | peak heap GiB (of 4) | image b1 s | text b1 s (${xxl.text_tokens} tokens / 77) | process peak RSS GiB | image / text cosine vs PyTorch fp32 |`, '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
     L.push(`| ${fmt(xxl.load_s)} | ${fmt(xxl.weights_gib, 2)} | ${fmt(xxl.heap_after_load_gib, 2)} | ${fmt(xxl.heap_peak_gib, 2)} | ${fmt(xxl.image_s)} | ${fmt(xxl.text_s, 2)} / ${fmt(xxl.text77_s, 2)} | ${fmt(xxl.rss_peak_gib, 2)} | ${fmt(xxl.image_cos, 6)} / ${fmt(xxl.text_cos, 6)} |`);

@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import test from 'tape';
 import { nativeAddonLoad } from '../lib/backends/addon-loader.js';
 import { BACKEND_NAMES } from '../lib/backends/index.js';
+import { relaxedSimdNodeFlags } from '../lib/backends/wasm.js';
 import { relaxedSimdSupported } from '../lib/backends/wasm-core.js';
 import type { BackendReport } from '../lib/commands/backends.js';
 import { projectRoot } from './helpers/fixtures.js';
@@ -35,7 +36,7 @@ test('cli backends: every backend, the native kernels and the wasm build this en
     t.equal(wasm.details.relaxedSimd, relaxedSimdSupported(), 'wasm: relaxed SIMD as this engine reports it');
     t.equal(wasm.details.build, relaxedSimdSupported() ? 'cclip-relaxed.wasm' : 'cclip.wasm', `wasm: ${wasm.details.build}`);
     if (!relaxedSimdSupported()) {
-      const on = parse(await backends({ CCLIP_WASM_SIMD: '' }, ['--experimental-wasm-relaxed-simd'])).find((r) => r.name === 'wasm')!;
+      const on = parse(await backends({ CCLIP_WASM_SIMD: '' }, relaxedSimdNodeFlags())).find((r) => r.name === 'wasm')!;
       t.deepEqual([on.details.relaxedSimd, on.details.build], [true, 'cclip-relaxed.wasm'], 'wasm with relaxed SIMD on: cclip-relaxed.wasm');
     }
     const bad = parse(await backends({ CCLIP_WASM_SIMD: 'sse' })).find((r) => r.name === 'wasm')!;

@@ -9,13 +9,12 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import test from 'tape';
-import { wasmBackend, wasmSimdChoice } from '../lib/backends/wasm.js';
+import { relaxedSimdNodeFlags, wasmBackend, wasmSimdChoice } from '../lib/backends/wasm.js';
 import { relaxedSimdSupported } from '../lib/backends/wasm-core.js';
 import { isClipError } from '../lib/errors.js';
 import { FIXTURE_MODELS, projectRoot } from './helpers/fixtures.js';
 
 const run = promisify(execFile);
-const RELAXED_FLAG = '--experimental-wasm-relaxed-simd';
 const skip = !wasmBackend.available().ok;
 
 type ChildResult = Record<string, { maxRel: number; minCos: number; rowsAlone: boolean }> & {
@@ -24,7 +23,7 @@ type ChildResult = Record<string, { maxRel: number; minCos: number; rowsAlone: b
 };
 
 async function child(simd: string, relaxedFlag: boolean): Promise<ChildResult> {
-  const flags = relaxedFlag && !relaxedSimdSupported() ? [RELAXED_FLAG] : [];
+  const flags = relaxedFlag ? relaxedSimdNodeFlags() : [];
   const { stdout } = await run(process.execPath, [...flags, '--import', 'tsx', path.join(projectRoot, 'test', 'wasm-simd-child.ts')], {
     cwd: projectRoot,
     env: { ...process.env, CCLIP_WASM_SIMD: simd },

@@ -17,7 +17,7 @@ import type { DecodedImage } from '../image/types.js';
 import { parsePreprocessConfig } from '../preprocess-config.js';
 import { invalid, is, oneOf, optionalIntegerIn } from '../validate.js';
 import type { LoadProgress, Precision } from './types.js';
-import { blobSource, bytesSource, type CclipModuleFactory, relaxedSimdSupported, type WeightSource } from './wasm-core.js';
+import { blobSource, bytesSource, type CclipModuleFactory, preferredWasmSimd, relaxedSimdSupported, type WeightSource } from './wasm-core.js';
 import { loadWasmModel, MAX_WASM_THREADS, type WasmClipModel } from './wasm-model.js';
 import { readSafetensorsHeader } from '../checkpoint/safetensors-header.js';
 
@@ -51,7 +51,7 @@ type WasmInput = string | URL | ArrayBuffer | WebAssembly.Module;
 
 async function compileWasm(choice: BrowserLoadOptions['wasm']): Promise<WebAssembly.Module> {
   const both = is.plainObject(choice) && 'relaxed' in choice && 'simd128' in choice;
-  const wasm = both ? (relaxedSimdSupported() ? choice.relaxed : choice.simd128) : (choice as WasmInput);
+  const wasm = both ? choice[preferredWasmSimd()] : (choice as WasmInput);
   if (wasm instanceof WebAssembly.Module) return wasm;
   if (wasm instanceof ArrayBuffer) return WebAssembly.compile(wasm);
   const response = fetch(String(wasm));

@@ -1,7 +1,7 @@
 /**
  * The WebAssembly backend in Node: native/core built with Emscripten (wasm/prebuilt, committed; see
- * wasm/README.md), SIMD128 (relaxed SIMD's fused multiply-add where the engine has it) and pthreads, weights in a heap of at most 4 GB (bf16 halves them: the full
- * ConvNeXt-XXLarge fits in bf16 only). Each model gets its own module instance with `threads` pthreads; loads
+ * wasm/README.md), SIMD128 (relaxed SIMD's fused multiply-add where the engine has it) and pthreads, weights in a
+ * heap of at most 4 GB (bf16 halves them: the full ConvNeXt-XXLarge fits in bf16 only). Each model gets its own module instance with `threads` pthreads; loads
  * and forwards run there, so this thread stays free. Weights are read with fs a few MB at a time straight
  * into the heap. After dispose() no worker keeps the process alive (idle models do not either).
  */
@@ -28,6 +28,14 @@ interface Loaded {
 
 const compiled = new Map<WasmSimd, Promise<Loaded>>();
 
+/** The V8 flag that turns relaxed SIMD on in Node 20 (Node 22+ has it on). */
+export const RELAXED_SIMD_NODE_FLAG = '--experimental-wasm-relaxed-simd';
+
+/** The Node flags a child process needs to run cclip-relaxed.wasm: none where this engine already runs it. */
+export function relaxedSimdNodeFlags(): string[] {
+  return relaxedSimdSupported() ? [] : [RELAXED_SIMD_NODE_FLAG];
+}
+
 /**
  * The build to load: CCLIP_WASM_SIMD=relaxed or simd128 picks one (relaxed where the engine has no relaxed SIMD is
  * an error); unset or auto: cclip-relaxed.wasm where the engine runs it, else cclip.wasm.
@@ -38,7 +46,7 @@ export function wasmSimdChoice(): WasmSimd {
   if (asked === 'simd128') return 'simd128';
   if (asked === 'relaxed') {
     if (relaxedSimdSupported()) return 'relaxed';
-    throw new ClipError('E_BACKEND_UNAVAILABLE', `CCLIP_WASM_SIMD=relaxed, but this JavaScript runtime has no relaxed SIMD (Node ${process.versions.node}: Node 22+ has it; Node 20 with --experimental-wasm-relaxed-simd)`);
+    throw new ClipError('E_BACKEND_UNAVAILABLE', `CCLIP_WASM_SIMD=relaxed, but this JavaScript runtime has no relaxed SIMD (Node ${process.versions.node}: Node 22+ has it; Node 20 with ${RELAXED_SIMD_NODE_FLAG})`);
   }
   throw new ClipError('E_INVALID_ARGUMENT', `CCLIP_WASM_SIMD must be auto, relaxed or simd128, got ${JSON.stringify(asked)}`, { subject: 'CCLIP_WASM_SIMD' });
 }

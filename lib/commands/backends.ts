@@ -8,7 +8,7 @@ import { nativeAddonLoad } from '../backends/addon-loader.js';
 import { BACKEND_NAMES, getBackend } from '../backends/index.js';
 import type { BackendName } from '../backends/types.js';
 import { wasmArtifacts } from '../backends/wasm-artifacts.js';
-import { relaxedSimdSupported } from '../backends/wasm-core.js';
+import { relaxedSimdSupported, WASM_MODULE_FILES } from '../backends/wasm-core.js';
 import { wasmSimdChoice } from '../backends/wasm.js';
 
 export interface BackendReport {
@@ -28,7 +28,7 @@ function details(name: BackendName): Record<string, unknown> {
     const artifacts = wasmArtifacts();
     let build: string;
     try {
-      build = wasmSimdChoice() === 'relaxed' ? 'cclip-relaxed.wasm' : 'cclip.wasm';
+      build = WASM_MODULE_FILES[wasmSimdChoice()];
     } catch (err) {
       build = `none: ${(err as Error).message}`;
     }
